@@ -1,0 +1,28 @@
+#pragma once
+// What the admin server needs from the running process. Implemented by proxy/ (the server
+// owner), called on the admin thread; every method must be safe to call from it.
+#include <vector>
+
+#include "config/config.h"
+
+namespace sluice {
+class WorkerStats;
+
+namespace admin {
+
+class AdminContext {
+ public:
+  virtual ~AdminContext() = default;
+  // True once every listener is bound and until draining starts.
+  virtual bool ready() const = 0;
+  // The active snapshot.
+  virtual config::ConfigPtr config() const = 0;
+  // One per worker; the pointers stay valid for the life of the process.
+  virtual std::vector<const WorkerStats*> worker_stats() const = 0;
+  // Config reload counters for sluice_config_reloads_total{result}.
+  virtual uint64_t reloads_succeeded() const = 0;
+  virtual uint64_t reloads_failed() const = 0;
+};
+
+}  // namespace admin
+}  // namespace sluice

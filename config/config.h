@@ -1,0 +1,148 @@
+#pragma once
+// The configuration as plain, validated values. Built once per load by config::load_*() on the
+// main thread and then shared read-only (shared_ptr<const Config>) with every worker.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sluice::config {
+
+using Duration = std::chrono::milliseconds;
+
+struct SocketAddress {
+  std::string host;  // literal IPv4/IPv6 address or a hostname ("localhost")
+  uint16_t port = 0;
+  std::string str() const;  // "127.0.0.1:80", "[::1]:80"
+};
+
+struct Endpoint {
+  SocketAddress address;
+  uint32_t weight = 1;
+};
+
+struct Cluster {
+  std::string name;
+  std::vector<Endpoint> endpoints;
+  std::string lb = "round_robin";
+  Duration connect_timeout{std::chrono::seconds(2)};
+  Duration idle_timeout{std::chrono::seconds(60)};  // idle pooled upstream connections
+  uint32_t max_idle_connections = 64;              // per worker per host
+};
+
+struct Limits {
+  uint32_t max_connections = 10000;           // per listener, per worker
+  uint64_t max_request_header_bytes = 64 * 1024;
+  uint32_t max_request_headers = 100;
+  uint64_t max_request_body_bytes = 10 * 1024 * 1024;  // 0 = unlimited
+  uint64_t max_uri_bytes = 8 * 1024;
+  Duration header_timeout{std::chrono::seconds(10)};
+  Duration idle_timeout{std::chrono::seconds(60)};
+};
+
+struct Listener {
+  std::string name;
+  SocketAddress address;
+  Limits limits;
+  std::vector<std::string> filters;  // names of filters before the router, in order
+};
+
+struct PathMatch {
+  enum class Kind { any, prefix, exact, regex };
+  Kind kind = Kind::any;
+  std::string value;
+};
+
+struct HeaderMatch {
+  enum class Kind { exact, regex, present };
+  std::string name;
+  Kind kind = Kind::present;
+  std::string value;
+};
+
+struct RouteMatch {
+  std::vector<std::string> hosts;  // exact names or "*.example.com"; empty = any
+  PathMatch path;
+  std::vector<std::string> methods;  // empty = any
+  std::vector<HeaderMatch> headers;  // all must match
+};
+
+struct Respond {
+  unsigned status = 200;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// Each set part replaces that part of the request URL; unset parts keep the request's.
+struct Redirect {
+  unsigned status = 301;
+  std::optional<std::string> scheme;
+  std::optional<std::string> host;
+  std::optional<uint16_t> port;
+  std::optional<std::string> path;
+  bool strip_query = false;
+};
+
+struct Route {
+  std::string name;
+  RouteMatch match;
+  std::string cluster;  // exactly one of cluster, respond, redirect is set
+  std::optional<Respond> respond;
+  std::optional<Redirect> redirect;
+  std::optional<std::string> rewrite_prefix;  // replaces the matched path prefix
+  Duration timeout{std::chrono::seconds(15)};
+};
+
+struct Admin {
+  SocketAddress address{"127.0.0.1", 9901};
+};
+
+struct AccessLog {
+  std::string path = "stdout";  // "stdout", "stderr", "off" or a file path
+  std::string format = "json";
+};
+
+struct Config {
+  std::string source;  // file name the config came from
+  unsigned workers = 0;  // 0 = auto (hardware threads)
+  Duration drain_timeout{std::chrono::seconds(15)};
+  Admin admin;
+  AccessLog access_log;
+  std::vector<Listener> listeners;
+  std::vector<Route> routes;
+  std::vector<Cluster> clusters;
+
+  const Cluster* find_cluster(std::string_view name) const;
+  // The active config as JSON, for the admin API.
+  std::string to_json() const;
+};
+
+using ConfigPtr = std::shared_ptr<const Config>;
+
+struct Diagnostic {
+  std::string file;
+  int line = 0;  // 1-based; 0 when unknown
+  int column = 0;
+  std::string message;
+  std::string str() const;  // "FILE:LINE:COL: message"
+};
+
+struct LoadResult {
+  ConfigPtr config;  // null when there are errors
+  std::vector<Diagnostic> errors;
+  std::vector<Diagnostic> warnings;
+};
+
+// Reads, parses and validates; never throws. Every error found is reported, not only the first.
+LoadResult load_file(const std::string& path);
+LoadResult load_string(std::string_view yaml, const std::string& file_name);
+
+// Value syntax shared with other parsers. Return nullopt on bad input.
+std::optional<Duration> parse_duration(std::string_view s);  // "250ms", "5s", "1m", "1h"
+std::optional<uint64_t> parse_size(std::string_view s);      // "512", "64KiB", "10MiB", "1GiB", "1KB"
+std::optional<SocketAddress> parse_address(std::string_view s);  // "host:port", "[v6]:port"
+
+}  // namespace sluice::config

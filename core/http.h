@@ -1,0 +1,74 @@
+#pragma once
+// The codec-independent HTTP message model: request and response heads that HTTP/1.1 and
+// HTTP/2 codecs fill in and filters read and modify. Plain values, owned by their Stream.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sluice {
+
+bool iequals(std::string_view a, std::string_view b);
+
+struct Header {
+  std::string name;
+  std::string value;
+};
+
+// Ordered multimap of headers; names compare case-insensitively. Small, so linear search
+// over a contiguous vector beats hashing.
+class HeaderMap {
+ public:
+  void add(std::string_view name, std::string_view value);
+  // Replaces every field named `name` by one with `value`.
+  void set(std::string_view name, std::string_view value);
+  // Removes every field named `name`; returns how many were removed.
+  size_t remove(std::string_view name);
+  // First value named `name`, if any.
+  std::optional<std::string_view> get(std::string_view name) const;
+  size_t count(std::string_view name) const;
+  bool contains(std::string_view name) const { return get(name).has_value(); }
+
+  size_t size() const { return fields_.size(); }
+  bool empty() const { return fields_.empty(); }
+  void clear() { fields_.clear(); }
+  auto begin() const { return fields_.begin(); }
+  auto end() const { return fields_.end(); }
+  std::vector<Header>& fields() { return fields_; }
+
+ private:
+  std::vector<Header> fields_;
+};
+
+struct RequestHead {
+  std::string method;
+  std::string target;     // path and query, as sent (origin-form)
+  std::string authority;  // Host header (HTTP/1.1) or :authority (HTTP/2)
+  std::string scheme = "http";
+  unsigned version = 11;  // 10 or 11 (HTTP/2 streams report 20)
+  HeaderMap headers;
+
+  std::string_view path() const;   // target up to '?'
+  std::string_view query() const;  // after '?', without it
+};
+
+struct ResponseHead {
+  unsigned status = 200;
+  std::string reason;  // empty: the standard reason phrase
+  unsigned version = 11;
+  HeaderMap headers;
+};
+
+// Standard reason phrase for a status code ("Unknown" when there is none).
+std::string_view reason_phrase(unsigned status);
+
+// Responses that never carry a body, whatever their headers say (RFC 9110 §6.4.1).
+inline bool status_has_no_body(unsigned status) {
+  return status < 200 || status == 204 || status == 304;
+}
+
+// The status class label used by metrics: "1xx" … "5xx".
+std::string_view status_class(unsigned status);
+
+}  // namespace sluice

@@ -1,0 +1,110 @@
+#pragma once
+// Per-worker statistics. Each worker owns one WorkerStats and is the only writer of its
+// counters, so increments are a relaxed load + store (no read-modify-write on a shared cache
+// line). The admin thread reads them at scrape time and sums over workers.
+//
+// Scopes (listener, cluster, route) are created on first use by the owning worker under
+// `mutex_`; the worker's own lookups need no lock because only it inserts, and node-based maps
+// keep element addresses stable, so callers may cache the returned references.
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+
+namespace sluice {
+
+class Counter {
+ public:
+  void add(uint64_t n = 1) {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  uint64_t value() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> value_{0};
+};
+
+class Gauge {
+ public:
+  void add(int64_t n) {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  int64_t value() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<int64_t> value_{0};
+};
+
+// Fixed-bucket latency histogram in seconds.
+class Histogram {
+ public:
+  static constexpr std::array<double, 14> kBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                     0.025,  0.05,  0.1,    0.25,  0.5,
+                                                     1,      2.5,   5,      10};
+  void observe(double seconds);
+  uint64_t bucket(size_t i) const { return buckets_[i].value(); }  // non-cumulative
+  uint64_t count() const { return count_.value(); }
+  double sum() const { return static_cast<double>(sum_micros_.value()) / 1e6; }
+
+ private:
+  std::array<Counter, kBounds.size() + 1> buckets_;  // last one is +Inf
+  Counter count_;
+  Counter sum_micros_;
+};
+
+// Counters by status class: index 0 is 1xx … 4 is 5xx.
+struct StatusCounters {
+  std::array<Counter, 5> by_class;
+  void add(unsigned status);
+};
+
+struct ListenerStats {
+  StatusCounters requests;
+  Gauge connections_active;
+  Counter connections_total;
+};
+
+struct ClusterStats {
+  StatusCounters requests;
+  Counter connect_failures;
+  Counter timeouts;
+  Counter connections_created;  // new upstream TCP connections; reuse = requests - created
+};
+
+struct RouteStats {
+  Histogram duration;
+};
+
+class WorkerStats {
+ public:
+  ListenerStats& listener(const std::string& name) { return scope(listeners_, name); }
+  ClusterStats& cluster(const std::string& name) { return scope(clusters_, name); }
+  RouteStats& route(const std::string& name) { return scope(routes_, name); }
+
+  // Called by the admin thread; `fn` runs with the scope maps locked against insertion.
+  void visit(const std::function<void(const std::map<std::string, ListenerStats>&,
+                                      const std::map<std::string, ClusterStats>&,
+                                      const std::map<std::string, RouteStats>&)>& fn) const {
+    std::lock_guard lock(mutex_);
+    fn(listeners_, clusters_, routes_);
+  }
+
+ private:
+  template <typename T>
+  T& scope(std::map<std::string, T>& map, const std::string& name) {
+    auto it = map.find(name);
+    if (it != map.end()) return it->second;
+    std::lock_guard lock(mutex_);
+    return map.try_emplace(name).first->second;
+  }
+
+  mutable std::mutex mutex_;
+  std::map<std::string, ListenerStats> listeners_;
+  std::map<std::string, ClusterStats> clusters_;
+  std::map<std::string, RouteStats> routes_;
+};
+
+}  // namespace sluice

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs every Debian package sluice needs to build, test and benchmark.
+# Idempotent: runs apt-get only when something is missing, `apt-get update` at most once.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config clang libclang-rt-14-dev clang-format
+  libboost1.81-dev libboost-url1.81-dev libnghttp2-dev libssl-dev libre2-dev
+  prometheus-cpp-dev libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
+  curl wrk prometheus python3 python3-pytest procps iproute2
+)
+if [[ "${1:-}" == "--bench" ]]; then
+  packages+=(nginx-light haproxy linux-perf valgrind)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+echo "installing: ${missing[*]}" >&2
+if [[ $(id -u) -ne 0 ]]; then
+  sudo=sudo
+else
+  sudo=
+fi
+export DEBIAN_FRONTEND=noninteractive
+# Service packages (nginx, haproxy, prometheus) must not start daemons on install.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [[ ! -e $policy ]]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee $policy >/dev/null
+  $sudo chmod +x $policy
+  created_policy=1
+fi
+trap '[[ $created_policy == 1 ]] && $sudo rm -f $policy' EXIT
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
