@@ -1,1 +1,214 @@
-// placeholder, replaced as the foundation lands
+#include "admin/metrics.h"
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <utility>
+
+#include <prometheus/text_serializer.h>
+
+#include "admin/admin_context.h"
+#include "core/stats.h"
+
+namespace sluice::admin {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+constexpr std::array<const char*, 5> kStatusClasses = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+constexpr size_t kBuckets = Histogram::kBounds.size() + 1;  // + the +Inf bucket
+
+struct ListenerSum {
+  std::array<uint64_t, 5> requests{};
+  int64_t connections_active = 0;
+  uint64_t connections_total = 0;
+};
+
+struct ClusterSum {
+  std::array<uint64_t, 5> requests{};
+  uint64_t connect_failures = 0;
+  uint64_t timeouts = 0;
+  uint64_t connections_created = 0;
+};
+
+struct RouteSum {
+  std::array<uint64_t, kBuckets> buckets{};  // non-cumulative, like Histogram
+  double sum = 0;
+};
+
+// Sorted maps keep the exposition order stable between scrapes.
+struct Totals {
+  std::map<std::string, ListenerSum> listeners;
+  std::map<std::string, ClusterSum> clusters;
+  std::map<std::string, RouteSum> routes;
+};
+
+void add_status(std::array<uint64_t, 5>& to, const StatusCounters& from) {
+  for (size_t i = 0; i < to.size(); ++i) to[i] += from.by_class[i].value();
+}
+
+Totals sum_workers(const AdminContext& ctx, const std::vector<const WorkerStats*>& workers) {
+  Totals totals;
+  if (config::ConfigPtr cfg = ctx.config()) {
+    for (const auto& l : cfg->listeners) totals.listeners.try_emplace(l.name);
+    for (const auto& c : cfg->clusters) totals.clusters.try_emplace(c.name);
+    for (const auto& r : cfg->routes) {
+      if (!r.name.empty()) totals.routes.try_emplace(r.name);
+    }
+  }
+  for (const WorkerStats* worker : workers) {
+    if (worker == nullptr) continue;
+    worker->visit([&](const std::map<std::string, ListenerStats>& listeners,
+                      const std::map<std::string, ClusterStats>& clusters,
+                      const std::map<std::string, RouteStats>& routes) {
+      for (const auto& [name, s] : listeners) {
+        ListenerSum& sum = totals.listeners[name];
+        add_status(sum.requests, s.requests);
+        sum.connections_active += s.connections_active.value();
+        sum.connections_total += s.connections_total.value();
+      }
+      for (const auto& [name, s] : clusters) {
+        ClusterSum& sum = totals.clusters[name];
+        add_status(sum.requests, s.requests);
+        sum.connect_failures += s.connect_failures.value();
+        sum.timeouts += s.timeouts.value();
+        sum.connections_created += s.connections_created.value();
+      }
+      for (const auto& [name, s] : routes) {
+        RouteSum& sum = totals.routes[name];
+        for (size_t i = 0; i < kBuckets; ++i) sum.buckets[i] += s.duration.bucket(i);
+        sum.sum += s.duration.sum();
+      }
+    });
+  }
+  return totals;
+}
+
+MetricFamily family(std::string name, std::string help, MetricType type) {
+  MetricFamily f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.type = type;
+  return f;
+}
+
+ClientMetric sample(std::vector<ClientMetric::Label> labels, double value, MetricType type) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  if (type == MetricType::Counter) {
+    m.counter.value = value;
+  } else {
+    m.gauge.value = value;
+  }
+  return m;
+}
+
+// One series per status class, zeros included, so a class never appears mid-range in rate().
+void add_status_series(MetricFamily& f, const std::string& scope_label, const std::string& scope,
+                       const std::array<uint64_t, 5>& counts) {
+  for (size_t i = 0; i < counts.size(); ++i) {
+    f.metric.push_back(sample({{scope_label, scope}, {"code", kStatusClasses[i]}},
+                              static_cast<double>(counts[i]), MetricType::Counter));
+  }
+}
+
+ClientMetric histogram_sample(const std::string& route, const RouteSum& sum) {
+  ClientMetric m;
+  m.label = {{"route", route}};
+  // Counts come from the buckets, not Histogram::count(): the workers keep writing while we read,
+  // and the exposition must keep +Inf == _count.
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < kBuckets; ++i) {
+    cumulative += sum.buckets[i];
+    double bound = i < Histogram::kBounds.size() ? Histogram::kBounds[i]
+                                                 : std::numeric_limits<double>::infinity();
+    m.histogram.bucket.push_back({cumulative, bound});
+  }
+  m.histogram.sample_count = cumulative;
+  m.histogram.sample_sum = sum.sum;
+  return m;
+}
+
+}  // namespace
+
+std::vector<MetricFamily> collect_metrics(const AdminContext& ctx) {
+  const std::vector<const WorkerStats*> worker_stats = ctx.worker_stats();
+  const Totals totals = sum_workers(ctx, worker_stats);
+
+  MetricFamily workers =
+      family("sluice_workers", "Number of worker threads serving traffic.", MetricType::Gauge);
+  workers.metric.push_back(sample({}, static_cast<double>(worker_stats.size()), MetricType::Gauge));
+
+  MetricFamily reloads = family("sluice_config_reloads_total",
+                                "Configuration reload attempts, by result.", MetricType::Counter);
+  reloads.metric.push_back(sample(
+      {{"result", "success"}}, static_cast<double>(ctx.reloads_succeeded()), MetricType::Counter));
+  reloads.metric.push_back(sample({{"result", "failure"}},
+                                  static_cast<double>(ctx.reloads_failed()), MetricType::Counter));
+
+  MetricFamily requests = family(
+      "sluice_downstream_requests_total",
+      "Responses sent to downstream clients, by listener and status class.", MetricType::Counter);
+  MetricFamily active =
+      family("sluice_downstream_connections_active",
+             "Open downstream client connections, by listener.", MetricType::Gauge);
+  MetricFamily accepted =
+      family("sluice_downstream_connections_total",
+             "Downstream client connections accepted, by listener.", MetricType::Counter);
+  for (const auto& [name, s] : totals.listeners) {
+    add_status_series(requests, "listener", name, s.requests);
+    active.metric.push_back(
+        sample({{"listener", name}}, static_cast<double>(s.connections_active), MetricType::Gauge));
+    accepted.metric.push_back(sample({{"listener", name}}, static_cast<double>(s.connections_total),
+                                     MetricType::Counter));
+  }
+
+  MetricFamily duration =
+      family("sluice_request_duration_seconds",
+             "Time from receiving a request to sending the last response byte, by route.",
+             MetricType::Histogram);
+  for (const auto& [name, s] : totals.routes) duration.metric.push_back(histogram_sample(name, s));
+
+  MetricFamily upstream_requests = family(
+      "sluice_upstream_requests_total",
+      "Responses received from upstream hosts, by cluster and status class.", MetricType::Counter);
+  MetricFamily connect_failures =
+      family("sluice_upstream_connect_failures_total",
+             "Failed attempts to connect to an upstream host, by cluster.", MetricType::Counter);
+  MetricFamily timeouts =
+      family("sluice_upstream_timeouts_total", "Upstream requests that timed out, by cluster.",
+             MetricType::Counter);
+  MetricFamily created =
+      family("sluice_upstream_connections_created_total",
+             "Upstream connections opened, by cluster; requests minus this were reuses.",
+             MetricType::Counter);
+  for (const auto& [name, s] : totals.clusters) {
+    add_status_series(upstream_requests, "cluster", name, s.requests);
+    connect_failures.metric.push_back(
+        sample({{"cluster", name}}, static_cast<double>(s.connect_failures), MetricType::Counter));
+    timeouts.metric.push_back(
+        sample({{"cluster", name}}, static_cast<double>(s.timeouts), MetricType::Counter));
+    created.metric.push_back(sample({{"cluster", name}}, static_cast<double>(s.connections_created),
+                                    MetricType::Counter));
+  }
+
+  std::vector<MetricFamily> out;
+  for (MetricFamily* f : {&workers, &reloads, &requests, &active, &accepted, &duration,
+                          &upstream_requests, &connect_failures, &timeouts, &created}) {
+    out.push_back(std::move(*f));
+  }
+  return out;
+}
+
+std::string render_metrics(const AdminContext& ctx) {
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, collect_metrics(ctx));
+  return std::move(out).str();
+}
+
+}  // namespace sluice::admin
