@@ -98,6 +98,46 @@ std::string_view reason_phrase(unsigned status) {
   }
 }
 
+bool is_hop_by_hop(std::string_view name) {
+  static constexpr std::string_view kNames[] = {
+      "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
+      "upgrade",
+  };
+  for (auto n : kNames) {
+    if (iequals(n, name)) return true;
+  }
+  return false;
+}
+
+void remove_hop_by_hop(HeaderMap& headers) {
+  auto& f = headers.fields();
+  f.erase(std::remove_if(f.begin(), f.end(), [](const Header& h) { return is_hop_by_hop(h.name); }),
+          f.end());
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          out += "\\u00";
+          out += kHex[c >> 4];
+          out += kHex[c & 0xf];
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+}
+
 std::string_view status_class(unsigned status) {
   static constexpr std::string_view kClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
   if (status < 100 || status > 599) return "5xx";

@@ -68,6 +68,14 @@ inline bool status_has_no_body(unsigned status) {
   return status < 200 || status == 204 || status == 304;
 }
 
+// Header fields that describe one connection and must not be forwarded (RFC 9110 §7.6.1).
+// Fields named in a Connection header are hop-by-hop too; callers remove those themselves.
+bool is_hop_by_hop(std::string_view name);
+void remove_hop_by_hop(HeaderMap& headers);
+
+// Appends `s` as a JSON string literal (quotes included) to `out`.
+void append_json_string(std::string& out, std::string_view s);
+
 // The status class label used by metrics: "1xx" … "5xx".
 std::string_view status_class(unsigned status);
 

@@ -1,1 +1,92 @@
-// placeholder, replaced as the foundation lands
+#include "proxy/access_log.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+
+namespace sluice {
+
+std::unique_ptr<AccessLog> AccessLog::open(const config::AccessLog& config, std::string* error) {
+  if (config.path == "off") return nullptr;
+  if (config.path == "stdout") return std::unique_ptr<AccessLog>(new AccessLog(1, false));
+  if (config.path == "stderr") return std::unique_ptr<AccessLog>(new AccessLog(2, false));
+  int fd = ::open(config.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    if (error) *error = "cannot open access log " + config.path + ": " + std::strerror(errno);
+    return nullptr;
+  }
+  return std::unique_ptr<AccessLog>(new AccessLog(fd, true));
+}
+
+AccessLog::~AccessLog() {
+  if (owned_) ::close(fd_);
+}
+
+void AccessLog::write(const RequestHead& request, const StreamInfo& info) {
+  line_ = format_access_log_line(request, info);
+  line_ += '\n';
+  const char* p = line_.data();
+  size_t left = line_.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd_, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // a full disk or closed pipe must not stop the proxy
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+}
+
+std::string format_access_log_line(const RequestHead& request, const StreamInfo& info) {
+  using namespace std::chrono;
+  auto wall = info.start_wall;
+  std::time_t secs = system_clock::to_time_t(wall);
+  auto millis = duration_cast<milliseconds>(wall.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char when[96];
+  std::snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(millis));
+  double duration_ms = duration<double, std::milli>(steady_clock::now() - info.start).count();
+  char num[64];
+
+  std::string out;
+  out.reserve(256);
+  out += "{\"time\":\"";
+  out += when;
+  out += "\",\"listener\":";
+  append_json_string(out, info.listener);
+  out += ",\"client\":";
+  append_json_string(out, info.client_address);
+  out += ",\"method\":";
+  append_json_string(out, request.method);
+  out += ",\"path\":";
+  append_json_string(out, request.target);
+  out += ",\"host\":";
+  append_json_string(out, request.authority);
+  std::snprintf(num, sizeof(num), ",\"status\":%u", info.status);
+  out += num;
+  std::snprintf(num, sizeof(num), ",\"bytes_in\":%llu,\"bytes_out\":%llu",
+                static_cast<unsigned long long>(info.bytes_received),
+                static_cast<unsigned long long>(info.bytes_sent));
+  out += num;
+  std::snprintf(num, sizeof(num), ",\"duration_ms\":%.3f", duration_ms);
+  out += num;
+  out += ",\"route\":";
+  append_json_string(out, info.route);
+  out += ",\"upstream\":";
+  append_json_string(out, info.upstream_host);
+  if (info.response_aborted) out += ",\"aborted\":true";
+  if (!info.error.empty()) {
+    out += ",\"error\":";
+    append_json_string(out, info.error);
+  }
+  out += '}';
+  return out;
+}
+
+}  // namespace sluice

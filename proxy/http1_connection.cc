@@ -1,1 +1,422 @@
-// placeholder, replaced as the foundation lands
+#include "proxy/http1_connection.h"
+
+#include <boost/asio/write.hpp>
+
+#include "core/stats.h"
+#include "proxy/listener.h"
+
+namespace sluice {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+constexpr size_t kReadSize = 64 * 1024;
+constexpr size_t kHighWatermark = 256 * 1024;
+constexpr size_t kLowWatermark = 64 * 1024;
+
+http1::DecoderLimits decoder_limits(const config::Limits& l) {
+  return http1::DecoderLimits{l.max_request_header_bytes, l.max_request_headers,
+                              l.max_request_body_bytes, l.max_uri_bytes};
+}
+
+std::string peer_address(const asio::ip::tcp::socket& s) {
+  error_code ec;
+  auto ep = s.remote_endpoint(ec);
+  if (ec) return "";
+  auto addr = ep.address();
+  if (addr.is_v6() && addr.to_v6().is_v4_mapped()) {
+    addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
+  }
+  std::string host = addr.to_string();
+  if (addr.is_v6()) host = "[" + host + "]";
+  return host + ":" + std::to_string(ep.port());
+}
+}  // namespace
+
+Http1Connection::Http1Connection(asio::ip::tcp::socket socket,
+                                 std::shared_ptr<ListenerRuntime> listener, StreamContext& ctx)
+    : socket_(std::move(socket)),
+      listener_(std::move(listener)),
+      ctx_(ctx),
+      snapshot_(listener_->snapshot()),
+      decoder_(*this, decoder_limits(listener_->config().limits)),
+      timer_(socket_.get_executor()),
+      client_address_(peer_address(socket_)) {
+  listener_->stats().connections_active.add(1);
+  listener_->stats().connections_total.add();
+}
+
+Http1Connection::~Http1Connection() {
+  stream_.reset();
+  listener_->stats().connections_active.add(-1);
+  listener_->remove(registration_);
+}
+
+void Http1Connection::start() {
+  registration_ = listener_->add(weak_from_this());
+  error_code ignored;
+  socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+  arm_idle_timer();
+  read();
+}
+
+void Http1Connection::read() {
+  if (reading_ || closed_ || paused_) return;
+  // One request at a time: bytes of a pipelined request stay unread until this one is done.
+  if (stream_ && request_complete_) return;
+  if (read_begin_ > 0 && read_begin_ == read_end_) read_begin_ = read_end_ = 0;
+  if (read_buf_.size() - read_end_ < kReadSize / 4) {
+    if (read_begin_ > 0) {
+      std::memmove(read_buf_.data(), read_buf_.data() + read_begin_, read_end_ - read_begin_);
+      read_end_ -= read_begin_;
+      read_begin_ = 0;
+    }
+    if (read_buf_.size() - read_end_ < kReadSize / 4) read_buf_.resize(read_end_ + kReadSize);
+  }
+  reading_ = true;
+  socket_.async_read_some(asio::buffer(read_buf_.data() + read_end_, read_buf_.size() - read_end_),
+                          [self = shared_from_this()](const error_code& ec, size_t n) {
+                            self->on_read(ec, n);
+                          });
+}
+
+void Http1Connection::on_read(const error_code& ec, size_t n) {
+  reading_ = false;
+  if (closed_) return;
+  if (ec) {
+    // The client went away (or half-closed). A request still being received can never
+    // complete; a response in progress has no one to go to.
+    if (stream_) stream_->reset("downstream closed");
+    close();
+    return;
+  }
+  read_end_ += n;
+  if (!stream_ && !request_started_) {
+    request_started_ = true;
+    arm_header_timer();
+  }
+  process();
+}
+
+void Http1Connection::process() {
+  if (processing_) return;  // re-entered from a stream callback; the outer loop continues
+  processing_ = true;
+  while (!closed_ && !paused_ && read_begin_ < read_end_) {
+    if (stream_ && request_complete_) break;  // pipelined: wait for the response
+    std::string_view data(read_buf_.data() + read_begin_, read_end_ - read_begin_);
+    size_t used = decoder_.feed(data);
+    read_begin_ += used;
+    if (decoder_.error()) {
+      decode_error();
+      break;
+    }
+    if (used == 0) break;  // need more bytes
+  }
+  processing_ = false;
+  if (closed_) return;
+  if (stream_ && response_complete_ && !writing_ && out_.empty()) {
+    maybe_finish_stream();
+    return;
+  }
+  if (!decoder_.header_done() && read_end_ - read_begin_ > 0 &&
+      read_buf_.size() > listener_->config().limits.max_request_header_bytes +
+                             listener_->config().limits.max_uri_bytes + 2 * kReadSize) {
+    // Beast reports the header limit itself; this only guards the buffer growth.
+    close();
+    return;
+  }
+  read();
+}
+
+const FilterChainFactory& Http1Connection::chain() const {
+  return *snapshot_->chains.at(listener_->config().name);
+}
+
+void Http1Connection::on_request_head(RequestHead& head, bool end_stream) {
+  timer_.cancel();
+  snapshot_ = listener_->snapshot();  // a reload applies from the next request on
+  request_version_ = head.version;
+  head_request_ = head.method == "HEAD";
+  request_complete_ = false;
+  response_complete_ = false;
+  continue_sent_ = false;
+  if (!decoder_.keep_alive() || draining_) close_after_response_ = true;
+
+  StreamInfo info;
+  info.listener = listener_->config().name;
+  info.client_address = client_address_;
+  stream_ = std::make_unique<Stream>(ctx_, *this, snapshot_, chain(), std::move(info));
+  stream_->decode_headers(std::move(head), end_stream);
+  if (end_stream) request_complete_ = true;
+}
+
+void Http1Connection::on_request_data(std::string_view data) {
+  if (!stream_) return;
+  body_.assign(data);
+  stream_->decode_data(body_, false);
+}
+
+void Http1Connection::on_request_complete() {
+  if (!stream_ || request_complete_) return;
+  request_complete_ = true;
+  body_.clear();
+  stream_->decode_data(body_, true);
+}
+
+void Http1Connection::decode_error() {
+  const Error& err = *decoder_.error();
+  close_after_response_ = true;
+  if (stream_) {
+    // The head was valid but the body framing is not: whatever went upstream must never
+    // look complete there, so the upstream request is abandoned.
+    stream_->reset(err.detail);
+    if (response_complete_) {
+      // The answer is already out (a local reply); it just becomes the last one.
+    } else if (!stream_->response_started()) {
+      std::string body(reason_phrase(status_for(err)));
+      body += '\n';
+      stream_->send_local_reply(status_for(err), body, {});
+    } else {
+      abort_response();
+    }
+    request_complete_ = true;
+    return;
+  }
+  // No stream yet: answer with a short local reply outside the filter chain and close.
+  StreamInfo info;
+  info.listener = listener_->config().name;
+  info.client_address = client_address_;
+  info.error = err.detail;
+  stream_ = std::make_unique<Stream>(ctx_, *this, snapshot_, chain(), std::move(info));
+  stream_->reset(err.detail);
+  request_complete_ = true;
+  response_complete_ = false;
+  unsigned status = status_for(err);
+  std::string body(reason_phrase(status));
+  body += '\n';
+  stream_->send_local_reply(status, body, {});
+}
+
+void Http1Connection::encode_1xx(const ResponseHead& head) {
+  if (request_version_ < 11) return;  // HTTP/1.0 clients do not expect interim responses
+  http1::encode_response_head(head, 11, out_);
+  flush();
+}
+
+void Http1Connection::encode_100_continue() {
+  if (!decoder_.expect_continue() || continue_sent_ || request_version_ < 11) return;
+  continue_sent_ = true;
+  out_ += "HTTP/1.1 100 Continue\r\n\r\n";
+  flush();
+}
+
+void Http1Connection::encode_headers(ResponseHead& head, bool end_stream) {
+  if (decoder_.expect_continue() && !continue_sent_ && !request_complete_) {
+    // The client is waiting for 100 Continue and will never get it: the body it may still
+    // send can't be told apart from a next request, so this is the last response.
+    close_after_response_ = true;
+  }
+  if (!request_complete_) close_after_response_ = true;
+  if (draining_) close_after_response_ = true;
+
+  bool no_body = head_request_ || status_has_no_body(head.status);
+  if (no_body) {
+    framing_ = Framing::none;
+  } else if (head.headers.contains("content-length")) {
+    framing_ = Framing::length;
+  } else if (end_stream) {
+    framing_ = Framing::length;
+    head.headers.add("content-length", "0");
+  } else if (request_version_ >= 11) {
+    framing_ = Framing::chunked;
+    head.headers.add("transfer-encoding", "chunked");
+  } else {
+    framing_ = Framing::until_close;
+    close_after_response_ = true;
+  }
+  if (close_after_response_) {
+    head.headers.set("connection", "close");
+  } else if (request_version_ == 10) {
+    head.headers.set("connection", "keep-alive");
+  }
+  http1::encode_response_head(head, request_version_, out_);
+  if (end_stream) response_complete_ = true;
+  flush();
+}
+
+void Http1Connection::encode_data(std::string_view data, bool end_stream) {
+  if (closed_) return;
+  if (framing_ == Framing::chunked) {
+    if (!data.empty()) {
+      char size_line[24];
+      int n = std::snprintf(size_line, sizeof(size_line), "%zx\r\n", data.size());
+      out_.append(size_line, static_cast<size_t>(n));
+      out_.append(data);
+      out_ += "\r\n";
+    }
+    if (end_stream) out_ += "0\r\n\r\n";
+  } else if (framing_ != Framing::none) {
+    out_.append(data);
+  }
+  if (end_stream) response_complete_ = true;
+  flush();
+  if (!above_watermark_ && out_.size() + in_flight_.size() > kHighWatermark && stream_) {
+    above_watermark_ = true;
+    stream_->on_downstream_watermark(true);
+  }
+}
+
+void Http1Connection::abort_response() {
+  // Never let a truncated response look complete: close without the last byte or chunk.
+  close_after_response_ = true;
+  response_complete_ = false;
+  close();
+}
+
+void Http1Connection::pause_request_body() { paused_ = true; }
+
+void Http1Connection::resume_request_body() {
+  if (!paused_) return;
+  paused_ = false;
+  // Resume asynchronously: this is called from deep inside a filter or upstream callback.
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    if (self->closed_) return;
+    self->process();
+  });
+}
+
+void Http1Connection::flush() {
+  if (writing_ || closed_) return;
+  if (out_.empty()) {
+    if (close_when_flushed_ && !stream_) {
+      graceful_close();
+      return;
+    }
+    maybe_finish_stream();
+    return;
+  }
+  in_flight_.swap(out_);
+  out_.clear();
+  writing_ = true;
+  asio::async_write(socket_, asio::buffer(in_flight_),
+                    [self = shared_from_this()](const error_code& ec, size_t) {
+                      self->on_write(ec);
+                    });
+}
+
+void Http1Connection::on_write(const error_code& ec) {
+  writing_ = false;
+  in_flight_.clear();
+  if (closed_) return;
+  if (ec) {
+    if (stream_) stream_->reset("downstream write failed");
+    close();
+    return;
+  }
+  if (above_watermark_ && out_.size() < kLowWatermark) {
+    above_watermark_ = false;
+    if (stream_) stream_->on_downstream_watermark(false);
+  }
+  flush();
+}
+
+void Http1Connection::maybe_finish_stream() {
+  if (!stream_ || !response_complete_ || writing_ || !out_.empty() || processing_) return;
+  finish_stream();
+}
+
+void Http1Connection::finish_stream() {
+  stream_.reset();  // logs and counts the exchange
+  above_watermark_ = false;
+  if (close_after_response_ || !request_complete_) {
+    graceful_close();
+    return;
+  }
+  decoder_.reset();
+  request_complete_ = false;
+  response_complete_ = false;
+  request_started_ = read_begin_ < read_end_;
+  if (request_started_) {
+    arm_header_timer();
+  } else {
+    arm_idle_timer();
+  }
+  // Pipelined bytes may already hold the next request.
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    if (!self->closed_) self->process();
+  });
+}
+
+void Http1Connection::arm_idle_timer() {
+  timer_.expires_after(listener_->config().limits.idle_timeout);
+  timer_.async_wait([self = shared_from_this()](const error_code& ec) {
+    if (ec || self->closed_ || self->stream_ || self->request_started_) return;
+    self->close();
+  });
+}
+
+void Http1Connection::arm_header_timer() {
+  timer_.expires_after(listener_->config().limits.header_timeout);
+  timer_.async_wait([self = shared_from_this()](const error_code& ec) {
+    if (ec || self->closed_ || self->stream_) return;
+    // The head did not arrive in time: answer 408 and close (like nginx).
+    self->out_ += "HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                  "content-length: 16\r\nconnection: close\r\n\r\nRequest Timeout\n";
+    self->close_when_flushed_ = true;
+    self->flush();
+  });
+}
+
+void Http1Connection::drain() {
+  draining_ = true;
+  close_after_response_ = true;
+  if (!stream_) close();
+}
+
+void Http1Connection::graceful_close() {
+  if (closed_) return;
+  closed_ = true;
+  if (stream_) stream_->reset("connection closed");
+  // Half-close, then read and discard what the client is still sending for a moment: closing
+  // with unread bytes makes the kernel send RST, which can destroy the response in the
+  // client's receive buffer before it reads it (a 413 to a large upload, say).
+  error_code ignored;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  timer_.expires_after(std::chrono::seconds(2));
+  timer_.async_wait([self = shared_from_this()](const error_code& ec) {
+    if (ec) return;
+    error_code ignored;
+    self->socket_.close(ignored);
+  });
+  linger_read();
+}
+
+void Http1Connection::linger_read() {
+  if (read_buf_.size() < 4096) read_buf_.resize(4096);
+  socket_.async_read_some(asio::buffer(read_buf_), [self = shared_from_this()](const error_code& ec,
+                                                                              size_t) {
+    if (ec) {
+      error_code ignored;
+      self->timer_.cancel();
+      self->socket_.close(ignored);
+      return;
+    }
+    self->linger_read();
+  });
+}
+
+void Http1Connection::close() {
+  if (closed_) return;
+  closed_ = true;
+  timer_.cancel();
+  error_code ignored;
+  socket_.close(ignored);
+  if (stream_) {
+    stream_->reset("connection closed");
+  }
+  // Destroy the stream later: close() may run inside one of its callbacks.
+  asio::post(socket_.get_executor(), [self = shared_from_this()] { self->stream_.reset(); });
+}
+
+}  // namespace sluice

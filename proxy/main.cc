@@ -1,1 +1,75 @@
-// placeholder, replaced as the foundation lands
+// sluice: reverse proxy and edge load balancer.
+#include <signal.h>
+
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "config/config.h"
+#include "proxy/server.h"
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+void usage(std::ostream& out) {
+  out << "usage: sluice -c FILE          run with the config in FILE\n"
+         "       sluice --check -c FILE  validate FILE, print every error, exit 1 if any\n"
+         "       sluice --version\n"
+         "       sluice --help\n"
+         "signals: SIGHUP reloads the config; SIGTERM/SIGINT drain and exit\n";
+}
+
+int check(const std::string& path) {
+  auto result = sluice::config::load_file(path);
+  for (const auto& w : result.warnings) std::cerr << w.str() << " (warning)\n";
+  if (!result.config) {
+    for (const auto& e : result.errors) std::cerr << e.str() << "\n";
+    return 1;
+  }
+  std::string error;
+  if (!sluice::Snapshot::build(result.config, &error)) {
+    std::cerr << path << ": " << error << "\n";
+    return 1;
+  }
+  const auto& c = *result.config;
+  std::cout << path << ": ok (" << c.listeners.size() << " listener(s), " << c.routes.size()
+            << " route(s), " << c.clusters.size() << " cluster(s))\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      usage(std::cout);
+      return 0;
+    } else if (arg == "--version") {
+      std::cout << "sluice " << kVersion << "\n";
+      return 0;
+    } else if (arg == "--check") {
+      check_only = true;
+    } else if ((arg == "-c" || arg == "--config") && i + 1 < argc) {
+      config_path = argv[++i];
+    } else {
+      std::cerr << "sluice: unknown argument '" << arg << "'\n";
+      usage(std::cerr);
+      return 2;
+    }
+  }
+  if (config_path.empty()) {
+    std::cerr << "sluice: no config file given (-c FILE)\n";
+    usage(std::cerr);
+    return 2;
+  }
+  if (check_only) return check(config_path);
+
+  // A write to a socket the peer closed must fail with EPIPE, not kill the process.
+  signal(SIGPIPE, SIG_IGN);
+  sluice::Server server(config_path);
+  return server.run();
+}

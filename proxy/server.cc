@@ -1,1 +1,193 @@
-// placeholder, replaced as the foundation lands
+#include "proxy/server.h"
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "admin/admin_server.h"
+#include "proxy/listener.h"
+#include "proxy/worker.h"
+
+namespace sluice {
+
+namespace asio = boost::asio;
+
+void log_line(std::string_view message) {
+  auto now = std::chrono::system_clock::now();
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char when[32];
+  std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  std::string line = std::string(when) + " sluice: " + std::string(message) + "\n";
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
+}
+
+SnapshotPtr Snapshot::build(config::ConfigPtr config, std::string* error) {
+  auto snap = std::make_shared<Snapshot>();
+  snap->routes = router::RouteTable::build(*config, error);
+  if (!snap->routes) return nullptr;
+  for (const auto& l : config->listeners) {
+    auto chain = FilterChainFactory::build(l, snap->routes, error);
+    if (!chain) return nullptr;
+    snap->chains.emplace(l.name, std::move(chain));
+  }
+  snap->config = std::move(config);
+  return snap;
+}
+
+Server::Server(std::string config_path) : config_path_(std::move(config_path)) {}
+
+Server::~Server() {
+  for (auto& w : workers_) w->stop();
+}
+
+config::ConfigPtr Server::config() const {
+  std::lock_guard lock(snapshot_mutex_);
+  return snapshot_ ? snapshot_->config : nullptr;
+}
+
+std::vector<const WorkerStats*> Server::worker_stats() const {
+  std::vector<const WorkerStats*> out;
+  for (const auto& w : workers_) out.push_back(&w->stats());
+  return out;
+}
+
+size_t Server::active_connections() const {
+  size_t total = 0;
+  for (const auto& w : workers_) {
+    w->stats().visit([&](const auto& listeners, const auto&, const auto&) {
+      for (const auto& [name, l] : listeners) {
+        total += static_cast<size_t>(std::max<int64_t>(0, l.connections_active.value()));
+      }
+    });
+  }
+  return total;
+}
+
+bool Server::install(SnapshotPtr snapshot, std::string* error) {
+  const auto& cfg = *snapshot->config;
+  std::set<std::string> wanted;
+  for (const auto& l : cfg.listeners) wanted.insert(l.name + "@" + l.address.str());
+
+  std::vector<std::map<std::string, asio::ip::tcp::acceptor>> per_worker(workers_.size());
+  for (const auto& l : cfg.listeners) {
+    if (bound_.count(l.name + "@" + l.address.str())) continue;
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      asio::ip::tcp::acceptor acceptor(workers_[i]->io_context());
+      std::string err = ListenerRuntime::bind(workers_[i]->io_context(), l.address, acceptor);
+      if (!err.empty()) {
+        *error = "listener '" + l.name + "': " + err;
+        return false;  // the acceptors bound so far close with per_worker
+      }
+      per_worker[i].emplace(l.name, std::move(acceptor));
+    }
+  }
+  for (size_t i = 0; i < workers_.size(); ++i) workers_[i]->apply(snapshot, std::move(per_worker[i]));
+  bound_ = std::move(wanted);
+  std::lock_guard lock(snapshot_mutex_);
+  snapshot_ = std::move(snapshot);
+  return true;
+}
+
+bool Server::reload() {
+  auto result = config::load_file(config_path_);
+  for (const auto& w : result.warnings) log_line("warning: " + w.str());
+  std::string error;
+  SnapshotPtr snapshot;
+  if (result.config) snapshot = Snapshot::build(result.config, &error);
+  if (!result.config || !snapshot || !install(snapshot, &error)) {
+    for (const auto& e : result.errors) log_line("error: " + e.str());
+    if (!error.empty()) log_line("error: " + error);
+    log_line("config reload failed; the previous config stays in force");
+    reloads_failed_.fetch_add(1);
+    return false;
+  }
+  reloads_ok_.fetch_add(1);
+  log_line("config reloaded from " + config_path_);
+  return true;
+}
+
+int Server::run() {
+  auto result = config::load_file(config_path_);
+  for (const auto& w : result.warnings) std::cerr << "warning: " << w.str() << "\n";
+  if (!result.config) {
+    for (const auto& e : result.errors) std::cerr << e.str() << "\n";
+    return 1;
+  }
+  std::string error;
+  auto snapshot = Snapshot::build(result.config, &error);
+  if (!snapshot) {
+    std::cerr << config_path_ << ": " << error << "\n";
+    return 1;
+  }
+  unsigned n = result.config->workers;
+  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i));
+  if (!install(snapshot, &error)) {
+    log_line("error: " + error);
+    return 1;
+  }
+
+  admin::AdminServer admin(*this, result.config->admin.address);
+  if (!admin.start(&error)) {
+    log_line("error: admin: " + error);
+    return 1;
+  }
+
+  asio::io_context main_ioc(1);
+  asio::signal_set signals(main_ioc, SIGHUP, SIGTERM, SIGINT);
+  for (auto& w : workers_) w->start();
+  ready_ = true;
+  for (const auto& l : result.config->listeners) {
+    log_line("listening on " + l.address.str() + " (" + l.name + ")");
+  }
+  log_line("admin on " + result.config->admin.address.str() + ", " + std::to_string(n) +
+           " worker(s)");
+
+  bool stopping = false;
+  std::function<void()> wait_signal;
+  wait_signal = [&] {
+    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP && !stopping) {
+        reload();
+        wait_signal();
+        return;
+      }
+      if (stopping) return;
+      stopping = true;
+      log_line("draining");
+      ready_ = false;
+      for (auto& w : workers_) {
+        w->stop_accepting();
+        w->drain();
+      }
+      main_ioc.stop();
+    });
+  };
+  wait_signal();
+  main_ioc.run();
+
+  auto drain_timeout = config()->drain_timeout;
+  auto deadline = std::chrono::steady_clock::now() + drain_timeout;
+  while (active_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (size_t left = active_connections()) {
+    log_line("drain timeout: closing " + std::to_string(left) + " connection(s)");
+  }
+  for (auto& w : workers_) w->stop();
+  admin.stop();
+  log_line("stopped");
+  return 0;
+}
+
+}  // namespace sluice

@@ -1,1 +1,108 @@
-// placeholder, replaced as the foundation lands
+#include "proxy/worker.h"
+
+#include <boost/asio/post.hpp>
+#include <iostream>
+
+#include "proxy/access_log.h"
+#include "proxy/listener.h"
+#include "upstream/cluster_manager.h"
+
+namespace sluice {
+
+namespace asio = boost::asio;
+
+Worker::Worker(unsigned index)
+    : index_(index),
+      work_(asio::make_work_guard(ioc_)),
+      clusters_(std::make_unique<upstream::ClusterManager>(ioc_, stats_)) {
+  ctx_.executor = ioc_.get_executor();
+  ctx_.cluster_manager = clusters_.get();
+  ctx_.stats = &stats_;
+}
+
+Worker::~Worker() { stop(); }
+
+void Worker::apply(SnapshotPtr snapshot, std::map<std::string, asio::ip::tcp::acceptor> acceptors) {
+  if (!started_) {
+    apply_here(std::move(snapshot), std::move(acceptors));
+    return;
+  }
+  // Acceptors are move-only; carry them in a shared_ptr through the copyable handler.
+  auto moved = std::make_shared<std::map<std::string, asio::ip::tcp::acceptor>>(std::move(acceptors));
+  asio::post(ioc_, [this, snapshot = std::move(snapshot), moved]() mutable {
+    apply_here(std::move(snapshot), std::move(*moved));
+  });
+}
+
+void Worker::apply_here(SnapshotPtr snapshot,
+                        std::map<std::string, asio::ip::tcp::acceptor> acceptors) {
+  const config::Config& cfg = *snapshot->config;
+  std::string error;
+  auto log = AccessLog::open(cfg.access_log, &error);
+  if (!error.empty()) {
+    std::cerr << "sluice: worker " << index_ << ": " << error << "\n";
+  } else {
+    access_log_ = std::move(log);
+  }
+  ctx_.access_log = access_log_.get();
+  clusters_->update(cfg);
+
+  std::map<std::string, std::shared_ptr<ListenerRuntime>> listeners;
+  for (const auto& l : cfg.listeners) {
+    auto it = acceptors.find(l.name);
+    std::shared_ptr<ListenerRuntime> runtime;
+    if (it != acceptors.end()) {
+      if (auto old = listeners_.find(l.name); old != listeners_.end()) old->second->stop_accepting();
+      runtime = std::make_shared<ListenerRuntime>(std::move(it->second), l, ctx_,
+                                                  stats_.listener(l.name));
+      runtime->update(l, snapshot);
+      if (started_) runtime->start();
+    } else if (auto old = listeners_.find(l.name); old != listeners_.end()) {
+      runtime = old->second;
+      runtime->update(l, snapshot);
+    } else {
+      continue;  // the main thread failed to bind it; already reported
+    }
+    listeners.emplace(l.name, std::move(runtime));
+  }
+  for (auto& [name, runtime] : listeners_) {
+    if (!listeners.count(name)) runtime->stop_accepting();  // its connections finish on their own
+  }
+  listeners_ = std::move(listeners);
+  snapshot_ = std::move(snapshot);
+}
+
+void Worker::start() {
+  started_ = true;
+  for (auto& [name, l] : listeners_) l->start();
+  thread_ = std::thread([this] { ioc_.run(); });
+}
+
+void Worker::stop_accepting() {
+  asio::post(ioc_, [this] {
+    for (auto& [name, l] : listeners_) l->stop_accepting();
+  });
+}
+
+void Worker::drain() {
+  asio::post(ioc_, [this] {
+    for (auto& [name, l] : listeners_) l->drain_connections();
+    clusters_->close_idle();
+  });
+}
+
+void Worker::stop() {
+  if (!thread_.joinable()) return;
+  asio::post(ioc_, [this] {
+    for (auto& [name, l] : listeners_) {
+      l->stop_accepting();
+      l->close_connections();
+    }
+    clusters_->close_idle();
+    work_.reset();
+    ioc_.stop();
+  });
+  thread_.join();
+}
+
+}  // namespace sluice

@@ -1,1 +1,268 @@
-// placeholder, replaced as the foundation lands
+#include "filters/router/router_filter.h"
+
+#include "core/stats.h"
+#include "upstream/cluster_manager.h"
+
+namespace sluice::router {
+
+namespace asio = boost::asio;
+
+namespace {
+constexpr size_t kPendingBodyLimit = 256 * 1024;
+
+}  // namespace
+
+FilterPtr RouterFilterFactory::create() const { return std::make_unique<RouterFilter>(routes_); }
+
+RouterFilter::RouterFilter(std::shared_ptr<const RouteTable> routes) : routes_(std::move(routes)) {}
+
+RouterFilter::~RouterFilter() { on_destroy(); }
+
+FilterStatus RouterFilter::on_request_headers(RequestHead& head, bool end_stream) {
+  route_ = routes_->match(head);
+  if (!route_) {
+    callbacks().info().error = "no_route";
+    callbacks().send_local_reply(404, "no route matched\n");
+    return FilterStatus::Stop;
+  }
+  const config::Route& route = *route_->route;
+  callbacks().info().route = route.name;
+  if (route.respond) {
+    respond(*route.respond);
+    return FilterStatus::Stop;
+  }
+  if (route.redirect) {
+    redirect(*route.redirect, head);
+    return FilterStatus::Stop;
+  }
+  cluster_ = callbacks().cluster_manager().find(route.cluster);
+  if (!cluster_ || cluster_->hosts.empty()) {
+    fail(Error{ErrorKind::no_healthy_host, ErrorSource::upstream, false, "no hosts"});
+    return FilterStatus::Stop;
+  }
+  head_request_ = head.method == "HEAD";
+  request_ended_ = end_stream;
+  if (end_stream) {
+    framing_ = upstream::BodyFraming::none;
+  } else if (head.headers.contains("content-length")) {
+    framing_ = upstream::BodyFraming::content_length;
+  } else {
+    framing_ = upstream::BodyFraming::chunked;
+  }
+  build_upstream_head(*route_, head);
+  arm_timeout();
+  connect();
+  return FilterStatus::Stop;
+}
+
+void RouterFilter::build_upstream_head(const CompiledRoute& route, const RequestHead& head) {
+  upstream_head_.method = head.method;
+  upstream_head_.target = route.route->rewrite_prefix ? RouteTable::rewrite_target(route, head)
+                                                      : head.target;
+  upstream_head_.authority = head.authority;
+  upstream_head_.headers = head.headers;
+  auto& h = upstream_head_.headers;
+  // The client address is the peer of this connection; anything the client claimed
+  // earlier in the chain is kept in front of it.
+  const std::string& client = callbacks().info().client_address;
+  std::string client_ip = client.substr(0, client.rfind(':'));
+  if (!client_ip.empty() && client_ip.front() == '[') {
+    client_ip = client_ip.substr(1, client_ip.size() - 2);
+  }
+  if (auto xff = h.get("x-forwarded-for")) {
+    std::string joined;
+    for (const auto& f : h) {
+      if (iequals(f.name, "x-forwarded-for")) {
+        if (!joined.empty()) joined += ", ";
+        joined += f.value;
+      }
+    }
+    h.set("x-forwarded-for", joined + ", " + client_ip);
+  } else {
+    h.add("x-forwarded-for", client_ip);
+  }
+  h.set("x-forwarded-proto", head.scheme);
+  if (!head.authority.empty()) h.set("x-forwarded-host", head.authority);
+}
+
+void RouterFilter::arm_timeout() {
+  if (!timer_) timer_.emplace(callbacks().executor());
+  timer_->expires_after(route_->route->timeout);
+  timer_->async_wait([this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec) {
+    if (ec || alive.expired() || done_) return;
+    if (cluster_) cluster_->stats->timeouts.add();
+    fail(Error{ErrorKind::upstream_timeout, ErrorSource::upstream, false, "upstream timeout"});
+  });
+}
+
+void RouterFilter::connect() {
+  host_ = &cluster_->pick();
+  ++connect_attempts_;
+  host_->acquire(cluster_->config->connect_timeout,
+                 [this, alive = std::weak_ptr<bool>(alive_)](upstream::Http1ClientConnectionPtr conn,
+                                                            const Error* err) {
+                   if (alive.expired() || done_) {
+                     // The stream went away while connecting: an unused connection is
+                     // still good for the pool.
+                     if (conn) conn->close();
+                     return;
+                   }
+                   if (err) {
+                     // Nothing was sent: another host may answer.
+                     if (connect_attempts_ < cluster_->distinct_hosts) {
+                       connect();
+                       return;
+                     }
+                     fail(*err);
+                     return;
+                   }
+                   on_connected(std::move(conn));
+                 });
+}
+
+void RouterFilter::on_connected(upstream::Http1ClientConnectionPtr conn) {
+  conn_ = std::move(conn);
+  body_written_ = false;
+  callbacks().info().upstream_host = host_->name();
+  conn_->start_request(*this, upstream_head_, framing_, head_request_);
+  if (!pending_body_.empty() || pending_end_) {
+    std::string body;
+    body.swap(pending_body_);
+    body_written_ = !body.empty();
+    bool writable = conn_->write_body(body, pending_end_);
+    if (downstream_paused_ && writable) {
+      downstream_paused_ = false;
+      callbacks().resume_request_body();
+    }
+  }
+}
+
+FilterStatus RouterFilter::on_request_body(std::string& data, bool end_stream) {
+  if (done_) return FilterStatus::Stop;
+  if (end_stream) request_ended_ = true;
+  if (!conn_) {
+    pending_body_.append(data);
+    pending_end_ = end_stream;
+    if (pending_body_.size() > kPendingBodyLimit && !downstream_paused_) {
+      downstream_paused_ = true;
+      callbacks().pause_request_body();
+    }
+    return FilterStatus::Stop;
+  }
+  if (!data.empty()) body_written_ = true;
+  if (!conn_->write_body(data, end_stream) && !downstream_paused_) {
+    downstream_paused_ = true;
+    callbacks().pause_request_body();
+  }
+  return FilterStatus::Stop;
+}
+
+void RouterFilter::on_upstream_writable() {
+  if (downstream_paused_) {
+    downstream_paused_ = false;
+    callbacks().resume_request_body();
+  }
+}
+
+void RouterFilter::on_downstream_watermark(bool above_high) {
+  if (!conn_) return;
+  if (above_high) {
+    conn_->pause_reading();
+  } else {
+    conn_->resume_reading();
+  }
+}
+
+void RouterFilter::on_upstream_1xx(ResponseHead& head) { callbacks().encode_1xx(head); }
+
+void RouterFilter::on_upstream_head(ResponseHead& head, bool end_stream) {
+  response_started_ = true;
+  cluster_->stats->requests.add(head.status);
+  if (end_stream) {
+    done_ = true;
+    if (timer_) timer_->cancel();
+    conn_.reset();  // finished: the connection returns itself to its pool
+  } else {
+    arm_timeout();  // now bounds the gap between pieces of the body
+  }
+  callbacks().encode_headers(head, end_stream);
+}
+
+void RouterFilter::on_upstream_data(std::string& data, bool end_stream) {
+  if (end_stream) {
+    done_ = true;
+    if (timer_) timer_->cancel();
+    conn_.reset();  // finished: the connection has returned itself to its pool
+  } else {
+    arm_timeout();
+  }
+  callbacks().encode_data(data, end_stream);
+}
+
+void RouterFilter::on_upstream_error(const Error& error, bool response_started) {
+  auto conn = std::move(conn_);
+  if (response_started) {
+    done_ = true;
+    if (timer_) timer_->cancel();
+    callbacks().info().error = error.detail;
+    callbacks().abort_response(error.detail);
+    return;
+  }
+  // A reused connection that failed before any response byte was most likely closed by the
+  // backend while idle: the request never reached the application, so it goes again on a
+  // fresh connection, provided no body byte was sent (nothing to replay).
+  if (conn && conn->reused() && !body_written_ && stale_retries_ < 2) {
+    ++stale_retries_;
+    connect_attempts_ = 0;
+    connect();
+    return;
+  }
+  cluster_->stats->requests.add(status_for(error));
+  fail(error);
+}
+
+void RouterFilter::fail(const Error& error) {
+  if (done_) return;
+  done_ = true;
+  if (timer_) timer_->cancel();
+  release_connection();
+  callbacks().info().error = error.detail.empty() ? std::string(to_string(error.kind))
+                                                  : error.detail;
+  if (response_started_) {
+    callbacks().abort_response(error.detail);
+    return;
+  }
+  unsigned status = status_for(error);
+  std::string body(reason_phrase(status));
+  body += '\n';
+  callbacks().send_local_reply(status, body);
+}
+
+void RouterFilter::respond(const config::Respond& respond) {
+  done_ = true;
+  HeaderMap extra;
+  for (const auto& [name, value] : respond.headers) extra.add(name, value);
+  callbacks().send_local_reply(respond.status, respond.body, extra);
+}
+
+void RouterFilter::redirect(const config::Redirect& redirect, const RequestHead& head) {
+  done_ = true;
+  HeaderMap extra;
+  extra.add("location", RouteTable::redirect_location(redirect, head));
+  callbacks().send_local_reply(redirect.status, "", extra);
+}
+
+void RouterFilter::release_connection() {
+  if (conn_) {
+    conn_->detach(*this);
+    conn_.reset();
+  }
+}
+
+void RouterFilter::on_destroy() {
+  alive_.reset();
+  if (timer_) timer_->cancel();
+  release_connection();
+}
+
+}  // namespace sluice::router

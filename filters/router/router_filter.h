@@ -1,0 +1,80 @@
+#pragma once
+// The router: the terminal filter of every chain. Picks the route, then answers locally
+// (respond, redirect, 404) or forwards the request to a host of the route's cluster and
+// streams the response back. Runs on the stream's worker thread.
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "filters/filter.h"
+#include "filters/router/route_table.h"
+#include "upstream/http1_client.h"
+
+namespace sluice::upstream {
+struct ClusterState;
+class HostPool;
+}  // namespace sluice::upstream
+
+namespace sluice::router {
+
+class RouterFilterFactory : public FilterFactory {
+ public:
+  explicit RouterFilterFactory(std::shared_ptr<const RouteTable> routes)
+      : routes_(std::move(routes)) {}
+  FilterPtr create() const override;
+
+ private:
+  std::shared_ptr<const RouteTable> routes_;
+};
+
+class RouterFilter : public Filter, public upstream::ResponseHandler {
+ public:
+  explicit RouterFilter(std::shared_ptr<const RouteTable> routes);
+  ~RouterFilter() override;
+
+  FilterStatus on_request_headers(RequestHead& head, bool end_stream) override;
+  FilterStatus on_request_body(std::string& data, bool end_stream) override;
+  void on_downstream_watermark(bool above_high) override;
+  void on_destroy() override;
+
+  // upstream::ResponseHandler
+  void on_upstream_1xx(ResponseHead& head) override;
+  void on_upstream_head(ResponseHead& head, bool end_stream) override;
+  void on_upstream_data(std::string& data, bool end_stream) override;
+  void on_upstream_error(const Error& error, bool response_started) override;
+  void on_upstream_writable() override;
+
+ private:
+  void respond(const config::Respond& respond);
+  void redirect(const config::Redirect& redirect, const RequestHead& head);
+  void build_upstream_head(const CompiledRoute& route, const RequestHead& head);
+  void connect();
+  void on_connected(upstream::Http1ClientConnectionPtr conn);
+  void arm_timeout();
+  void fail(const Error& error);
+  void release_connection();
+
+  std::shared_ptr<const RouteTable> routes_;
+  const CompiledRoute* route_ = nullptr;
+  upstream::ClusterState* cluster_ = nullptr;
+  upstream::HostPool* host_ = nullptr;
+  upstream::Http1ClientConnectionPtr conn_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::optional<boost::asio::steady_timer> timer_;
+  RequestHead upstream_head_;
+  upstream::BodyFraming framing_ = upstream::BodyFraming::none;
+  std::string pending_body_;  // body that arrived before the upstream connection
+  bool pending_end_ = false;
+  bool request_ended_ = false;
+  bool body_written_ = false;  // some body bytes went to the current connection
+  bool response_started_ = false;
+  bool done_ = false;
+  bool downstream_paused_ = false;
+  bool head_request_ = false;
+  unsigned connect_attempts_ = 0;
+  unsigned stale_retries_ = 0;
+};
+
+}  // namespace sluice::router

@@ -1,0 +1,100 @@
+#pragma once
+// A downstream HTTP/1.1 connection: reads and decodes requests one at a time (pipelined ones
+// wait in the buffer, so responses go out in order), runs each as a Stream, and encodes the
+// response with the framing the client understands. Owned by its worker, via shared_ptr
+// held by pending async operations; lives on the worker's thread.
+#include <list>
+#include <memory>
+#include <string>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "proxy/http1_codec.h"
+#include "proxy/stream.h"
+
+namespace sluice {
+
+class ListenerRuntime;
+
+class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
+                        public http1::DecoderCallbacks,
+                        public StreamEncoder {
+ public:
+  Http1Connection(boost::asio::ip::tcp::socket socket,
+                  std::shared_ptr<ListenerRuntime> listener, StreamContext& ctx);
+  ~Http1Connection() override;
+
+  void start();
+  // Graceful stop: close now if idle, else after the current response.
+  void drain();
+  // Immediate stop.
+  void close();
+
+  // http1::DecoderCallbacks
+  void on_request_head(RequestHead& head, bool end_stream) override;
+  void on_request_data(std::string_view data) override;
+  void on_request_complete() override;
+
+  // StreamEncoder
+  void encode_1xx(const ResponseHead& head) override;
+  void encode_100_continue() override;
+  void encode_headers(ResponseHead& head, bool end_stream) override;
+  void encode_data(std::string_view data, bool end_stream) override;
+  void abort_response() override;
+  void pause_request_body() override;
+  void resume_request_body() override;
+
+ private:
+  enum class Framing { none, length, chunked, until_close };
+
+  void read();
+  void on_read(const boost::system::error_code& ec, size_t n);
+  void process();
+  void decode_error();
+  void flush();
+  void on_write(const boost::system::error_code& ec);
+  void maybe_finish_stream();
+  void finish_stream();
+  void arm_idle_timer();
+  void arm_header_timer();
+  void graceful_close();
+  void linger_read();
+  const FilterChainFactory& chain() const;
+
+  boost::asio::ip::tcp::socket socket_;
+  std::shared_ptr<ListenerRuntime> listener_;
+  std::list<std::weak_ptr<Http1Connection>>::iterator registration_;
+  StreamContext& ctx_;
+  SnapshotPtr snapshot_;
+  http1::RequestDecoder decoder_;
+  std::unique_ptr<Stream> stream_;
+  boost::asio::steady_timer timer_;
+  std::string client_address_;
+
+  std::string read_buf_;
+  size_t read_begin_ = 0;  // unparsed bytes are [read_begin_, read_end_)
+  size_t read_end_ = 0;
+  std::string out_;
+  std::string in_flight_;
+  std::string body_;  // reused buffer for request body pieces
+
+  Framing framing_ = Framing::none;
+  unsigned request_version_ = 11;
+  bool head_request_ = false;
+  bool request_complete_ = false;
+  bool response_complete_ = false;
+  bool close_after_response_ = false;
+  bool continue_sent_ = false;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool paused_ = false;          // request body flow control
+  bool above_watermark_ = false;  // response flow control
+  bool processing_ = false;
+  bool closed_ = false;
+  bool draining_ = false;
+  bool request_started_ = false;  // some bytes of the current request arrived
+  bool close_when_flushed_ = false;
+};
+
+}  // namespace sluice

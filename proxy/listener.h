@@ -1,0 +1,57 @@
+#pragma once
+// A listener on one worker: its own SO_REUSEPORT acceptor, limits, and live connections.
+// Lives on the worker's thread (created on the main thread before it is handed over).
+#include <list>
+#include <memory>
+#include <string>
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include "config/config.h"
+#include "proxy/stream.h"
+
+namespace sluice {
+
+class Http1Connection;
+class ListenerStats;
+
+class ListenerRuntime : public std::enable_shared_from_this<ListenerRuntime> {
+ public:
+  ListenerRuntime(boost::asio::ip::tcp::acceptor acceptor, config::Listener config,
+                  StreamContext& ctx, ListenerStats& stats);
+  ~ListenerRuntime();
+
+  // Binds a new acceptor with SO_REUSEPORT; returns an error message on failure.
+  static std::string bind(boost::asio::io_context& ioc, const config::SocketAddress& address,
+                          boost::asio::ip::tcp::acceptor& out);
+
+  void start();
+  void stop_accepting();
+  void drain_connections();
+  void close_connections();
+  size_t active_connections() const { return active_; }
+
+  // The listener's config and snapshot currently in force; connections read them per request.
+  const config::Listener& config() const { return config_; }
+  void update(const config::Listener& config, SnapshotPtr snapshot);
+  const SnapshotPtr& snapshot() const { return snapshot_; }
+  ListenerStats& stats() { return stats_; }
+
+  // Called by connections.
+  std::list<std::weak_ptr<Http1Connection>>::iterator add(std::weak_ptr<Http1Connection> c);
+  void remove(std::list<std::weak_ptr<Http1Connection>>::iterator it);
+
+ private:
+  void accept();
+
+  boost::asio::ip::tcp::acceptor acceptor_;
+  config::Listener config_;
+  StreamContext& ctx_;
+  ListenerStats& stats_;
+  SnapshotPtr snapshot_;
+  std::list<std::weak_ptr<Http1Connection>> connections_;
+  size_t active_ = 0;
+  bool accepting_ = false;
+};
+
+}  // namespace sluice

@@ -1,0 +1,54 @@
+#pragma once
+// The process: config, workers, admin server and signals. Runs on the main thread, which is
+// the control plane: it loads and validates configs, builds snapshots, binds listeners and
+// hands the results to the workers.
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "admin/admin_context.h"
+#include "proxy/snapshot.h"
+
+namespace sluice {
+
+class Worker;
+
+class Server : public admin::AdminContext {
+ public:
+  explicit Server(std::string config_path);
+  ~Server() override;
+
+  // Loads the config, starts everything and serves until SIGTERM/SIGINT; returns the exit
+  // status.
+  int run();
+
+  // AdminContext (admin thread)
+  bool ready() const override { return ready_.load(); }
+  config::ConfigPtr config() const override;
+  std::vector<const WorkerStats*> worker_stats() const override;
+  uint64_t reloads_succeeded() const override { return reloads_ok_.load(); }
+  uint64_t reloads_failed() const override { return reloads_failed_.load(); }
+
+ private:
+  bool reload();
+  // Binds new listeners on every worker and hands the snapshot over. On error nothing changes.
+  bool install(SnapshotPtr snapshot, std::string* error);
+  size_t active_connections() const;
+
+  std::string config_path_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  mutable std::mutex snapshot_mutex_;  // guards snapshot_ for the admin thread
+  SnapshotPtr snapshot_;
+  std::set<std::string> bound_;  // "name@address" of listeners every worker has
+  std::atomic<bool> ready_{false};
+  std::atomic<uint64_t> reloads_ok_{0};
+  std::atomic<uint64_t> reloads_failed_{0};
+};
+
+// Logs to stderr with a timestamp; used by the control plane only.
+void log_line(std::string_view message);
+
+}  // namespace sluice

@@ -1,0 +1,25 @@
+#pragma once
+// Everything a worker needs from one config generation, built once on the main thread and
+// shared read-only. A stream keeps the snapshot it started with until it ends.
+#include <map>
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+#include "filters/chain.h"
+#include "filters/router/route_table.h"
+
+namespace sluice {
+
+struct Snapshot {
+  config::ConfigPtr config;
+  std::shared_ptr<const router::RouteTable> routes;
+  std::map<std::string, FilterChainFactoryPtr> chains;  // by listener name
+
+  // Null with `error` set if the config cannot be compiled.
+  static std::shared_ptr<const Snapshot> build(config::ConfigPtr config, std::string* error);
+};
+
+using SnapshotPtr = std::shared_ptr<const Snapshot>;
+
+}  // namespace sluice

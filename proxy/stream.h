@@ -1,0 +1,95 @@
+#pragma once
+// One request/response exchange, independent of the codec that carries it (HTTP/1.1 now,
+// HTTP/2 streams later). The codec feeds request events in and implements StreamEncoder to
+// carry the response out; the Stream runs the filter chain between them.
+// Owned by its connection; lives on one worker thread.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "filters/filter.h"
+#include "proxy/snapshot.h"
+
+namespace sluice {
+
+class AccessLog;
+
+// The downstream side, implemented by the codec connection.
+class StreamEncoder {
+ public:
+  virtual ~StreamEncoder() = default;
+  virtual void encode_1xx(const ResponseHead& head) = 0;
+  virtual void encode_100_continue() = 0;
+  virtual void encode_headers(ResponseHead& head, bool end_stream) = 0;
+  virtual void encode_data(std::string_view data, bool end_stream) = 0;
+  // The response cannot be completed: end the downstream message visibly incomplete.
+  virtual void abort_response() = 0;
+  virtual void pause_request_body() = 0;
+  virtual void resume_request_body() = 0;
+};
+
+// Worker-owned services a stream uses.
+struct StreamContext {
+  boost::asio::any_io_executor executor;
+  upstream::ClusterManager* cluster_manager = nullptr;
+  WorkerStats* stats = nullptr;
+  AccessLog* access_log = nullptr;
+};
+
+class Stream : public FilterCallbacks {
+ public:
+  Stream(StreamContext& ctx, StreamEncoder& encoder, SnapshotPtr snapshot,
+         const FilterChainFactory& chain, StreamInfo info);
+  ~Stream() override;
+
+  void decode_headers(RequestHead&& head, bool end_stream);
+  void decode_data(std::string& data, bool end_stream);
+  // The downstream write buffer crossed a watermark.
+  void on_downstream_watermark(bool above_high);
+  // The exchange ends abnormally (client gone, protocol error): filters cancel their work,
+  // the upstream request is abandoned.
+  void reset(std::string_view reason);
+
+  bool response_started() const { return response_started_; }
+  bool response_complete() const { return response_complete_; }
+
+  // FilterCallbacks
+  boost::asio::any_io_executor executor() override { return ctx_.executor; }
+  RequestHead& request() override { return request_; }
+  StreamInfo& info() override { return info_; }
+  const config::Config& config() override { return *snapshot_->config; }
+  upstream::ClusterManager& cluster_manager() override { return *ctx_.cluster_manager; }
+  WorkerStats& stats() override { return *ctx_.stats; }
+  void continue_request() override;
+  void send_local_reply(unsigned status, std::string_view body,
+                        const HeaderMap& extra_headers) override;
+  void encode_headers(ResponseHead& head, bool end_stream) override;
+  void encode_1xx(ResponseHead& head) override;
+  void encode_data(std::string& data, bool end_stream) override;
+  void abort_response(std::string_view reason) override;
+  void pause_request_body() override { encoder_.pause_request_body(); }
+  void resume_request_body() override { encoder_.resume_request_body(); }
+
+ private:
+  void run_request_headers(size_t from);
+  void run_request_body(std::string& data, bool end_stream, size_t from);
+  void destroy_filters();
+
+  StreamContext& ctx_;
+  StreamEncoder& encoder_;
+  SnapshotPtr snapshot_;
+  std::vector<FilterPtr> filters_;
+  RequestHead request_;
+  StreamInfo info_;
+  size_t stopped_at_ = 0;      // filter that returned Stop in the headers phase
+  bool headers_stopped_ = false;
+  bool request_ended_ = false;  // end_stream seen on the request
+  std::string held_body_;       // body that arrived while the headers phase was stopped
+  bool held_end_ = false;
+  bool local_reply_ = false;
+  bool response_started_ = false;
+  bool response_complete_ = false;
+  bool filters_destroyed_ = false;
+};
+
+}  // namespace sluice
