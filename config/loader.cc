@@ -1,1 +1,387 @@
-// placeholder, replaced as the foundation lands
+// YAML → Config: the top level, listeners, clusters and the checks that span sections.
+// Routes are in route_loader.cc.
+#include "config/loader.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <exception>
+#include <limits>
+
+#include "config/values.h"
+
+namespace sluice::config {
+namespace detail {
+namespace {
+
+// Filter names a listener may list before the implicit router. Add a filter here when its
+// implementation lands.
+const std::vector<std::string_view> kKnownFilters = {};
+constexpr std::string_view kLbPolicies[] = {"round_robin"};
+constexpr std::string_view kLogFormats[] = {"json"};
+
+constexpr std::string_view kRootKeys[] = {"workers",   "drain_timeout", "admin",   "access_log",
+                                          "listeners", "routes",        "clusters"};
+constexpr std::string_view kAdminKeys[] = {"address"};
+constexpr std::string_view kAccessLogKeys[] = {"path", "format"};
+constexpr std::string_view kListenerKeys[] = {"name", "address", "limits", "filters"};
+constexpr std::string_view kLimitsKeys[] = {
+    "max_connections", "max_request_header_bytes", "max_request_headers", "max_request_body_bytes",
+    "max_uri_bytes",   "header_timeout",           "idle_timeout"};
+constexpr std::string_view kClusterKeys[] = {
+    "name", "endpoints", "lb", "connect_timeout", "idle_timeout", "max_idle_connections"};
+constexpr std::string_view kEndpointKeys[] = {"address", "weight"};
+
+constexpr uint64_t kMiB = uint64_t{1} << 20;
+
+std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+std::string line_of(const YAML::Mark& m) { return "line " + std::to_string(m.line + 1); }
+
+// Addresses compare by their binary form, so "::1" and "0:0::1" are the same.
+std::string canonical_host(const std::string& host) {
+  unsigned char buf[sizeof(in6_addr)];
+  char text[INET6_ADDRSTRLEN];
+  for (int family : {AF_INET, AF_INET6}) {
+    if (inet_pton(family, host.c_str(), buf) == 1 &&
+        inet_ntop(family, buf, text, sizeof(text)) != nullptr) {
+      return text;
+    }
+  }
+  return host;
+}
+
+bool same_address(const SocketAddress& a, const SocketAddress& b) {
+  return a.port == b.port && canonical_host(a.host) == canonical_host(b.host);
+}
+
+}  // namespace
+
+LoadResult Loader::load(std::string_view yaml) {
+  try {
+    const std::vector<YAML::Node> docs = YAML::LoadAll(std::string(yaml));
+    for (size_t i = 1; i < docs.size(); ++i) {
+      if (!docs[i].IsNull()) {
+        diag_.error(docs[i].Mark(),
+                    "expected one YAML document, found " + std::to_string(docs.size()));
+        break;
+      }
+    }
+    load_root(docs.empty() ? YAML::Node() : docs.front());
+    cross_check();
+  } catch (const YAML::Exception& e) {
+    diag_.error(e.mark, "YAML syntax error: " + e.msg);
+  } catch (const std::exception& e) {
+    diag_.error(YAML::Mark::null_mark(), std::string("cannot load config: ") + e.what());
+  }
+  LoadResult result;
+  result.warnings = diag_.take_warnings();
+  if (diag_.has_errors()) {
+    result.errors = diag_.take_errors();
+  } else {
+    result.config = std::make_shared<const Config>(std::move(config_));
+  }
+  return result;
+}
+
+void Loader::load_root(const YAML::Node& doc) {
+  if (doc.IsNull()) return;  // an empty file is an empty config
+  MapReader root(diag_, Field::item("config", doc), "the top level", kRootKeys);
+  if (!root.is_map()) return;
+  if (const Field* f = root.get("workers")) load_workers(*f);
+  if (const Field* f = root.get("drain_timeout")) {
+    if (auto d = read_duration(diag_, *f, /*allow_zero=*/true)) config_.drain_timeout = *d;
+  }
+  if (const Field* f = root.get("admin")) load_admin(*f);
+  if (const Field* f = root.get("access_log")) load_access_log(*f);
+  // Clusters first, so routes can be checked against them wherever they appear in the file.
+  if (const Field* f = root.get("clusters"); f && expect_list(diag_, *f)) {
+    for (const YAML::Node& node : f->value) load_cluster(node);
+  }
+  if (const Field* f = root.get("listeners"); f && expect_list(diag_, *f)) {
+    for (const YAML::Node& node : f->value) load_listener(node);
+  }
+  if (const Field* f = root.get("routes"); f && expect_list(diag_, *f)) {
+    for (const YAML::Node& node : f->value) load_route(node);
+  }
+}
+
+void Loader::load_workers(const Field& f) {
+  constexpr int64_t kMaxWorkers = 256;
+  if (f.value.IsScalar() && f.value.Scalar() == "auto") {
+    config_.workers = 0;
+    return;
+  }
+  const bool integer = f.value.IsScalar() && !f.value.Scalar().empty() &&
+                       f.value.Scalar().find_first_not_of("-0123456789") == std::string::npos;
+  if (!integer) {
+    diag_.error(f.mark(), "workers: expected 'auto' or an integer from 1 to " +
+                              std::to_string(kMaxWorkers) + ", got " + describe(f.value));
+    return;
+  }
+  if (auto n = read_integer(diag_, f, 1, kMaxWorkers)) config_.workers = static_cast<unsigned>(*n);
+}
+
+void Loader::load_admin(const Field& f) {
+  MapReader m(diag_, f, "admin", kAdminKeys);
+  if (const Field* a = m.get("address")) {
+    if (auto addr = read_address(diag_, *a, /*bind=*/true)) {
+      config_.admin.address = *addr;
+      admin_address_mark_ = a->mark();
+    }
+  }
+}
+
+void Loader::load_access_log(const Field& f) {
+  MapReader m(diag_, f, "access_log", kAccessLogKeys);
+  if (const Field* p = m.get("path")) {
+    if (auto s = read_nonempty(diag_, *p)) config_.access_log.path = *s;
+  }
+  if (const Field* fmt = m.get("format")) {
+    if (auto s = read_nonempty(diag_, *fmt)) {
+      if (std::find(std::begin(kLogFormats), std::end(kLogFormats), *s) == std::end(kLogFormats)) {
+        diag_.error(fmt->mark(),
+                    "format: unknown access log format " + quote(*s) + hint(*s, kLogFormats));
+      } else {
+        config_.access_log.format = *s;
+      }
+    }
+  }
+}
+
+std::optional<std::string> Loader::read_unique_name(const Field& f, std::string_view kind,
+                                                    std::map<std::string, YAML::Mark>& seen) {
+  std::optional<std::string> name = read_nonempty(diag_, f);
+  if (!name) return std::nullopt;
+  // Names become metric labels and admin API paths, so keep them plain.
+  const bool plain = std::all_of(name->begin(), name->end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
+  });
+  if (!plain) {
+    diag_.error(f.mark(),
+                "name: " + quote(*name) + " may contain only letters, digits, '_', '-' and '.'");
+    return std::nullopt;
+  }
+  const auto [it, inserted] = seen.emplace(*name, f.mark());
+  if (!inserted) {
+    diag_.error(f.mark(), "duplicate " + std::string(kind) + " name " + quote(*name) +
+                              " (first defined at " + line_of(it->second) + ")");
+    return std::nullopt;
+  }
+  return name;
+}
+
+void Loader::load_listener(const YAML::Node& node) {
+  MapReader m(diag_, Field::item("listener", node), "listener", kListenerKeys);
+  if (!m.is_map()) return;
+  Listener l;
+  if (const Field* f = m.require("name")) {
+    if (auto name = read_unique_name(*f, "listener", listener_names_)) l.name = *name;
+  }
+  if (const Field* f = m.require("address")) {
+    if (auto addr = read_address(diag_, *f, /*bind=*/true)) {
+      l.address = *addr;
+      const auto same =
+          std::find_if(listener_addresses_.begin(), listener_addresses_.end(),
+                       [&](const BoundAddress& b) { return same_address(b.address, *addr); });
+      if (same != listener_addresses_.end()) {
+        diag_.error(f->mark(), "address: " + addr->str() + " is already used by listener " +
+                                   quote(same->listener) + " at " + line_of(same->mark));
+      } else {
+        listener_addresses_.push_back({l.name, *addr, f->mark()});
+      }
+    }
+  }
+  if (const Field* f = m.get("limits")) load_limits(*f, l.limits);
+  if (const Field* f = m.get("filters")) load_filters(*f, l.filters);
+  config_.listeners.push_back(std::move(l));
+}
+
+void Loader::load_limits(const Field& f, Limits& limits) {
+  MapReader m(diag_, f, "limits", kLimitsKeys);
+  if (const Field* v = m.get("max_connections")) {
+    if (auto n = read_integer(diag_, *v, 1, 1'000'000)) {
+      limits.max_connections = static_cast<uint32_t>(*n);
+    }
+  }
+  if (const Field* v = m.get("max_request_header_bytes")) {
+    if (auto n = read_size(diag_, *v, 1, 8 * kMiB)) limits.max_request_header_bytes = *n;
+  }
+  if (const Field* v = m.get("max_request_headers")) {
+    if (auto n = read_integer(diag_, *v, 1, 10'000)) {
+      limits.max_request_headers = static_cast<uint32_t>(*n);
+    }
+  }
+  if (const Field* v = m.get("max_request_body_bytes")) {
+    if (auto n = read_size(diag_, *v, 0, std::numeric_limits<uint64_t>::max())) {
+      limits.max_request_body_bytes = *n;
+    }
+  }
+  if (const Field* v = m.get("max_uri_bytes")) {
+    if (auto n = read_size(diag_, *v, 1, 8 * kMiB)) limits.max_uri_bytes = *n;
+  }
+  if (const Field* v = m.get("header_timeout")) {
+    if (auto d = read_duration(diag_, *v, /*allow_zero=*/false)) limits.header_timeout = *d;
+  }
+  if (const Field* v = m.get("idle_timeout")) {
+    if (auto d = read_duration(diag_, *v, /*allow_zero=*/false)) limits.idle_timeout = *d;
+  }
+}
+
+void Loader::load_filters(const Field& f, std::vector<std::string>& filters) {
+  if (!expect_list(diag_, f)) return;
+  for (const YAML::Node& node : f.value) {
+    const Field item = Field::item("filter", node);
+    const std::optional<std::string> name = read_nonempty(diag_, item);
+    if (!name) continue;
+    if (*name == "router") {
+      diag_.error(item.mark(), "filter 'router' is implicit: it always runs last; remove it");
+    } else if (std::find(kKnownFilters.begin(), kKnownFilters.end(), *name) ==
+               kKnownFilters.end()) {
+      diag_.error(item.mark(), "unknown filter " + quote(*name) + hint(*name, kKnownFilters));
+    } else if (std::find(filters.begin(), filters.end(), *name) != filters.end()) {
+      diag_.error(item.mark(), "filter " + quote(*name) + " is listed twice");
+    } else {
+      filters.push_back(*name);
+    }
+  }
+}
+
+void Loader::load_cluster(const YAML::Node& node) {
+  MapReader m(diag_, Field::item("cluster", node), "cluster", kClusterKeys);
+  if (!m.is_map()) return;
+  Cluster c;
+  if (const Field* f = m.require("name")) {
+    if (auto name = read_unique_name(*f, "cluster", cluster_names_)) c.name = *name;
+  }
+  if (const Field* f = m.require("endpoints"); f && expect_list(diag_, *f)) {
+    if (f->value.size() == 0) {
+      diag_.error(f->mark(), "endpoints: a cluster needs at least one endpoint");
+    }
+    for (const YAML::Node& e : f->value) load_endpoint(e, c);
+  }
+  if (const Field* f = m.get("lb")) {
+    if (auto lb = read_nonempty(diag_, *f)) {
+      if (std::find(std::begin(kLbPolicies), std::end(kLbPolicies), *lb) == std::end(kLbPolicies)) {
+        diag_.error(f->mark(),
+                    "lb: unknown load balancing policy " + quote(*lb) + hint(*lb, kLbPolicies));
+      } else {
+        c.lb = *lb;
+      }
+    }
+  }
+  if (const Field* f = m.get("connect_timeout")) {
+    if (auto d = read_duration(diag_, *f, /*allow_zero=*/false)) c.connect_timeout = *d;
+  }
+  if (const Field* f = m.get("idle_timeout")) {
+    if (auto d = read_duration(diag_, *f, /*allow_zero=*/false)) c.idle_timeout = *d;
+  }
+  if (const Field* f = m.get("max_idle_connections")) {
+    if (auto n = read_integer(diag_, *f, 0, 100'000)) {
+      c.max_idle_connections = static_cast<uint32_t>(*n);
+    }
+  }
+  config_.clusters.push_back(std::move(c));
+}
+
+void Loader::load_endpoint(const YAML::Node& node, Cluster& cluster) {
+  const Field item = Field::item("endpoint", node);
+  Endpoint e;
+  if (node.IsMap()) {
+    MapReader m(diag_, item, "endpoint", kEndpointKeys);
+    const Field* a = m.require("address");
+    const std::optional<SocketAddress> addr = a ? read_address(diag_, *a, false) : std::nullopt;
+    if (const Field* w = m.get("weight")) {
+      if (auto n = read_integer(diag_, *w, 1, 10'000)) e.weight = static_cast<uint32_t>(*n);
+    }
+    if (!addr) return;
+    e.address = *addr;
+  } else {
+    const std::optional<SocketAddress> addr = read_address(diag_, item, false);
+    if (!addr) return;
+    e.address = *addr;
+  }
+  for (const Endpoint& other : cluster.endpoints) {
+    if (same_address(other.address, e.address)) {
+      diag_.error(item.mark(),
+                  "endpoint: " + e.address.str() + " is listed twice" +
+                      (cluster.name.empty() ? "" : " in cluster " + quote(cluster.name)));
+      return;
+    }
+  }
+  cluster.endpoints.push_back(std::move(e));
+}
+
+void Loader::cross_check() {
+  std::vector<std::string_view> cluster_names;
+  for (const auto& [name, mark] : cluster_names_) cluster_names.push_back(name);
+  for (const ClusterRef& ref : cluster_refs_) {
+    if (cluster_names_.count(ref.cluster)) continue;
+    diag_.error(ref.mark, "cluster: unknown cluster " + quote(ref.cluster) +
+                              did_you_mean(ref.cluster, cluster_names));
+  }
+  for (const BoundAddress& l : listener_addresses_) {
+    if (!admin_address_mark_.is_null() && same_address(l.address, config_.admin.address)) {
+      diag_.error(admin_address_mark_, "address: " + l.address.str() +
+                                           " is already used by listener " + quote(l.listener) +
+                                           " at " + line_of(l.mark));
+    }
+  }
+  if (config_.listeners.empty()) {
+    diag_.warning(YAML::Mark::null_mark(), "no listeners: only the admin API will be served");
+  }
+  // A route that matches everything hides every route after it.
+  for (size_t i = 0; i + 1 < config_.routes.size(); ++i) {
+    const RouteMatch& m = config_.routes[i].match;
+    if (!m.hosts.empty() || m.path.kind != PathMatch::Kind::any || !m.methods.empty() ||
+        !m.headers.empty()) {
+      continue;
+    }
+    for (size_t j = i + 1; j < config_.routes.size(); ++j) {
+      diag_.warning(route_marks_[j], "route " + quote(config_.routes[j].name) +
+                                         " is never used: route " + quote(config_.routes[i].name) +
+                                         " at " + line_of(route_marks_[i]) +
+                                         " matches every request");
+    }
+    break;
+  }
+}
+
+}  // namespace detail
+
+LoadResult load_string(std::string_view yaml, const std::string& file_name) {
+  return detail::Loader(file_name).load(yaml);
+}
+
+LoadResult load_file(const std::string& path) {
+  const auto fail = [&](int err) {
+    LoadResult result;
+    result.errors.push_back(
+        Diagnostic{path, 0, 0, "cannot read file: " + std::string(strerror(err))});
+    return result;
+  };
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(errno);
+  std::string text;
+  char buf[64 * 1024];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;  // e.g. EISDIR
+      ::close(fd);
+      return fail(err);
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return load_string(text, path);
+}
+
+}  // namespace sluice::config

@@ -1,0 +1,337 @@
+// JSON string escaping and Config::to_json().
+#include "config/json.h"
+
+#include <cstdint>
+#include <vector>
+
+#include "config/config.h"
+#include "config/values.h"
+
+namespace sluice::config {
+namespace {
+
+// Length of the valid UTF-8 sequence at the start of `s`, or 0 if it is not one
+// (overlong forms, surrogates and code points above U+10FFFF are invalid).
+size_t utf8_sequence_length(std::string_view s) {
+  const auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const auto cont = [&](size_t i, unsigned lo = 0x80, unsigned hi = 0xBF) {
+    return i < s.size() && byte(i) >= lo && byte(i) <= hi;
+  };
+  const unsigned b0 = byte(0);
+  if (b0 < 0x80) return 1;
+  if (b0 >= 0xC2 && b0 <= 0xDF) return cont(1) ? 2 : 0;
+  if (b0 >= 0xE0 && b0 <= 0xEF) {
+    const unsigned lo = b0 == 0xE0 ? 0xA0 : 0x80;
+    const unsigned hi = b0 == 0xED ? 0x9F : 0xBF;
+    return cont(1, lo, hi) && cont(2) ? 3 : 0;
+  }
+  if (b0 >= 0xF0 && b0 <= 0xF4) {
+    const unsigned lo = b0 == 0xF0 ? 0x90 : 0x80;
+    const unsigned hi = b0 == 0xF4 ? 0x8F : 0xBF;
+    return cont(1, lo, hi) && cont(2) && cont(3) ? 4 : 0;
+  }
+  return 0;
+}
+
+// Writes indented JSON; the caller keeps begin/end calls balanced.
+class JsonWriter {
+ public:
+  void begin_object() { open('{'); }
+  void end_object() { close('}'); }
+  void begin_array() { open('['); }
+  void end_array() { close(']'); }
+
+  void key(std::string_view k) {
+    element();
+    append_json_string(out_, k);
+    out_ += ": ";
+    after_key_ = true;
+  }
+  void value(std::string_view s) {
+    element();
+    append_json_string(out_, s);
+  }
+  void value(const char* s) { value(std::string_view(s)); }
+  void value(uint64_t n) {
+    element();
+    out_ += std::to_string(n);
+  }
+  void value(bool b) {
+    element();
+    out_ += b ? "true" : "false";
+  }
+
+  void field(std::string_view k, std::string_view v) {
+    key(k);
+    value(v);
+  }
+  void field(std::string_view k, const char* v) { field(k, std::string_view(v)); }
+  void field(std::string_view k, uint64_t v) {
+    key(k);
+    value(v);
+  }
+  void field(std::string_view k, bool v) {
+    key(k);
+    value(v);
+  }
+  void field(std::string_view k, Duration d) { field(k, detail::format_duration(d)); }
+  void field(std::string_view k, const std::vector<std::string>& list) {
+    key(k);
+    begin_array();
+    for (const std::string& s : list) value(s);
+    end_array();
+  }
+
+  std::string take() {
+    out_ += '\n';
+    return std::move(out_);
+  }
+
+ private:
+  void element() {
+    if (after_key_) {
+      after_key_ = false;
+      return;
+    }
+    if (first_.empty()) return;
+    if (!first_.back()) out_ += ',';
+    first_.back() = false;
+    newline(first_.size());
+  }
+  void open(char c) {
+    element();
+    out_ += c;
+    first_.push_back(true);
+  }
+  void close(char c) {
+    const bool empty = first_.back();
+    first_.pop_back();
+    if (!empty) newline(first_.size());
+    out_ += c;
+  }
+  void newline(size_t depth) {
+    out_ += '\n';
+    out_.append(depth * 2, ' ');
+  }
+
+  std::string out_;
+  std::vector<bool> first_;  // per open container: no element written yet
+  bool after_key_ = false;
+};
+
+void write_limits(JsonWriter& w, const Limits& l) {
+  w.key("limits");
+  w.begin_object();
+  w.field("max_connections", uint64_t{l.max_connections});
+  w.field("max_request_header_bytes", l.max_request_header_bytes);
+  w.field("max_request_headers", uint64_t{l.max_request_headers});
+  w.field("max_request_body_bytes", l.max_request_body_bytes);
+  w.field("max_uri_bytes", l.max_uri_bytes);
+  w.field("header_timeout", l.header_timeout);
+  w.field("idle_timeout", l.idle_timeout);
+  w.end_object();
+}
+
+void write_match(JsonWriter& w, const RouteMatch& m) {
+  w.key("match");
+  w.begin_object();
+  w.field("hosts", m.hosts);
+  // An "any" path is written as no path condition, the way the YAML spells it.
+  if (m.path.kind != PathMatch::Kind::any) {
+    w.key("path");
+    w.begin_object();
+    switch (m.path.kind) {
+      case PathMatch::Kind::prefix:
+        w.field("prefix", m.path.value);
+        break;
+      case PathMatch::Kind::exact:
+        w.field("exact", m.path.value);
+        break;
+      case PathMatch::Kind::regex:
+        w.field("regex", m.path.value);
+        break;
+      case PathMatch::Kind::any:
+        break;
+    }
+    w.end_object();
+  }
+  w.field("methods", m.methods);
+  w.key("headers");
+  w.begin_array();
+  for (const HeaderMatch& h : m.headers) {
+    w.begin_object();
+    w.field("name", h.name);
+    switch (h.kind) {
+      case HeaderMatch::Kind::exact:
+        w.field("exact", h.value);
+        break;
+      case HeaderMatch::Kind::regex:
+        w.field("regex", h.value);
+        break;
+      case HeaderMatch::Kind::present:
+        w.field("present", true);
+        break;
+    }
+    w.end_object();
+  }
+  w.end_array();
+  w.end_object();
+}
+
+void write_route(JsonWriter& w, const Route& r) {
+  w.begin_object();
+  w.field("name", r.name);
+  write_match(w, r.match);
+  if (r.respond) {
+    w.key("respond");
+    w.begin_object();
+    w.field("status", uint64_t{r.respond->status});
+    w.field("body", r.respond->body);
+    w.key("headers");
+    w.begin_object();
+    for (const auto& [name, value] : r.respond->headers) w.field(name, value);
+    w.end_object();
+    w.end_object();
+  } else if (r.redirect) {
+    const Redirect& d = *r.redirect;
+    w.key("redirect");
+    w.begin_object();
+    w.field("status", uint64_t{d.status});
+    if (d.scheme) w.field("scheme", *d.scheme);
+    if (d.host) w.field("host", *d.host);
+    if (d.port) w.field("port", uint64_t{*d.port});
+    if (d.path) w.field("path", *d.path);
+    w.field("strip_query", d.strip_query);
+    w.end_object();
+  } else {
+    w.field("cluster", r.cluster);
+  }
+  if (r.rewrite_prefix) {
+    w.key("rewrite");
+    w.begin_object();
+    w.field("prefix", *r.rewrite_prefix);
+    w.end_object();
+  }
+  w.field("timeout", r.timeout);
+  w.end_object();
+}
+
+void write_cluster(JsonWriter& w, const Cluster& c) {
+  w.begin_object();
+  w.field("name", c.name);
+  w.key("endpoints");
+  w.begin_array();
+  for (const Endpoint& e : c.endpoints) {
+    w.begin_object();
+    w.field("address", e.address.str());
+    w.field("weight", uint64_t{e.weight});
+    w.end_object();
+  }
+  w.end_array();
+  w.field("lb", c.lb);
+  w.field("connect_timeout", c.connect_timeout);
+  w.field("idle_timeout", c.idle_timeout);
+  w.field("max_idle_connections", uint64_t{c.max_idle_connections});
+  w.end_object();
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  while (!s.empty()) {
+    const size_t n = utf8_sequence_length(s);
+    if (n == 0) {
+      out += "\\ufffd";
+      s.remove_prefix(1);
+      continue;
+    }
+    if (n > 1) {
+      out.append(s.substr(0, n));
+      s.remove_prefix(n);
+      continue;
+    }
+    const char c = s.front();
+    s.remove_prefix(1);
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += "\\u00";
+          out += kHex[(c >> 4) & 0xF];
+          out += kHex[c & 0xF];
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+}
+
+std::string Config::to_json() const {
+  JsonWriter w;
+  w.begin_object();
+  w.field("source", source);
+  if (workers == 0) {
+    w.field("workers", "auto");
+  } else {
+    w.field("workers", uint64_t{workers});
+  }
+  w.field("drain_timeout", drain_timeout);
+  w.key("admin");
+  w.begin_object();
+  w.field("address", admin.address.str());
+  w.end_object();
+  w.key("access_log");
+  w.begin_object();
+  w.field("path", access_log.path);
+  w.field("format", access_log.format);
+  w.end_object();
+
+  w.key("listeners");
+  w.begin_array();
+  for (const Listener& l : listeners) {
+    w.begin_object();
+    w.field("name", l.name);
+    w.field("address", l.address.str());
+    write_limits(w, l.limits);
+    w.field("filters", l.filters);
+    w.end_object();
+  }
+  w.end_array();
+
+  w.key("routes");
+  w.begin_array();
+  for (const Route& r : routes) write_route(w, r);
+  w.end_array();
+
+  w.key("clusters");
+  w.begin_array();
+  for (const Cluster& c : clusters) write_cluster(w, c);
+  w.end_array();
+  w.end_object();
+  return w.take();
+}
+
+}  // namespace sluice::config

@@ -1,0 +1,72 @@
+#pragma once
+// The loader's schema walk: YAML document → Config plus diagnostics. Internal to config/; one
+// Loader per load, used on the loading thread only. Sections are split over loader.cc
+// (top level, listeners, clusters, cross-checks) and route_loader.cc (routes).
+#include <yaml-cpp/yaml.h>
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "config/yaml_reader.h"
+
+namespace sluice::config::detail {
+
+class Loader {
+ public:
+  explicit Loader(const std::string& file) : diag_(file) { config_.source = file; }
+
+  // Never throws; yaml-cpp exceptions become diagnostics.
+  LoadResult load(std::string_view yaml);
+
+ private:
+  void load_root(const YAML::Node& doc);
+  void load_workers(const Field& f);
+  void load_admin(const Field& f);
+  void load_access_log(const Field& f);
+  void load_listener(const YAML::Node& node);
+  void load_limits(const Field& f, Limits& limits);
+  void load_filters(const Field& f, std::vector<std::string>& filters);
+  void load_cluster(const YAML::Node& node);
+  void load_endpoint(const YAML::Node& node, Cluster& cluster);
+  void cross_check();
+
+  // route_loader.cc
+  void load_route(const YAML::Node& node);
+  void load_match(const Field& f, RouteMatch& match);
+  void load_path(const Field& f, PathMatch& path);
+  void load_header_match(const YAML::Node& node, std::vector<HeaderMatch>& headers);
+  void load_respond(const Field& f, Respond& respond);
+  void load_respond_headers(const Field& f, Respond& respond);
+  void load_redirect(const Field& f, Redirect& redirect);
+  void load_rewrite(const Field& f, Route& route, bool has_cluster);
+
+  // A name for a listener, route or cluster: non-empty, metric-label safe, and unique among
+  // `seen` (which records where each name was first defined).
+  std::optional<std::string> read_unique_name(const Field& f, std::string_view kind,
+                                              std::map<std::string, YAML::Mark>& seen);
+
+  Diagnostics diag_;
+  Config config_;
+  std::map<std::string, YAML::Mark> listener_names_;
+  std::map<std::string, YAML::Mark> route_names_;
+  std::map<std::string, YAML::Mark> cluster_names_;
+
+  struct ClusterRef {
+    std::string cluster;
+    YAML::Mark mark;
+  };
+  std::vector<ClusterRef> cluster_refs_;
+  struct BoundAddress {
+    std::string listener;
+    SocketAddress address;
+    YAML::Mark mark;
+  };
+  std::vector<BoundAddress> listener_addresses_;
+  YAML::Mark admin_address_mark_ = YAML::Mark::null_mark();
+  std::vector<YAML::Mark> route_marks_;  // parallel to config_.routes
+};
+
+}  // namespace sluice::config::detail

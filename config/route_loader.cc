@@ -1,0 +1,326 @@
+// YAML → Config: routes (match conditions and the one action each route takes).
+#include <algorithm>
+#include <array>
+
+#include "config/loader.h"
+#include "config/values.h"
+
+namespace sluice::config::detail {
+namespace {
+
+constexpr std::string_view kRouteKeys[] = {"name",     "match",   "cluster", "respond",
+                                           "redirect", "rewrite", "timeout"};
+constexpr std::string_view kMatchKeys[] = {"hosts", "path", "methods", "headers"};
+constexpr std::string_view kPathKeys[] = {"prefix", "exact", "regex"};
+constexpr std::string_view kHeaderMatchKeys[] = {"name", "exact", "regex", "present"};
+constexpr std::string_view kRespondKeys[] = {"status", "body", "headers"};
+constexpr std::string_view kRedirectKeys[] = {"status", "scheme", "host",
+                                              "port",   "path",   "strip_query"};
+constexpr std::string_view kRewriteKeys[] = {"prefix"};
+constexpr std::string_view kRedirectSchemes[] = {"http", "https"};
+constexpr unsigned kRedirectStatuses[] = {301, 302, 303, 307, 308};
+// Framing headers sluice derives from the body; letting config set them would let a route
+// produce a response whose framing disagrees with its body.
+constexpr std::string_view kFramingHeaders[] = {"content-length", "transfer-encoding",
+                                                "connection"};
+
+constexpr std::string_view kStandardMethods[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
+                                                 "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+
+std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+std::string uppercase(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  }
+  return out;
+}
+
+std::string or_list(std::span<const std::string_view> keys) {
+  std::string out;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (i > 0) out += i + 1 == keys.size() ? " or " : ", ";
+    out += quote(keys[i]);
+  }
+  return out;
+}
+
+bool before(const Field* a, const Field* b) {
+  const YAML::Mark ma = a->key.Mark();
+  const YAML::Mark mb = b->key.Mark();
+  return std::pair(ma.line, ma.column) < std::pair(mb.line, mb.column);
+}
+
+// The fields of `m` among `keys`, in file order. Reports none or several at the map or at the
+// extra keys; returns the first one present (or null).
+const Field* one_of(Diagnostics& diag, const MapReader& m, std::span<const std::string_view> keys,
+                    const std::string& who) {
+  std::vector<const Field*> present;
+  for (std::string_view k : keys) {
+    if (const Field* f = m.get(k)) present.push_back(f);
+  }
+  std::sort(present.begin(), present.end(), before);
+  if (present.empty()) {
+    if (m.is_map()) diag.error(m.mark(), who + " needs one of " + or_list(keys));
+    return nullptr;
+  }
+  for (size_t i = 1; i < present.size(); ++i) {
+    diag.error(present[i]->key.Mark(), who + " has both " + quote(present[0]->name) + " and " +
+                                           quote(present[i]->name) + "; set only one of " +
+                                           or_list(keys));
+  }
+  return present.front();
+}
+
+std::optional<std::string> read_path(Diagnostics& diag, const Field& f) {
+  std::optional<std::string> s = read_string(diag, f);
+  if (s && (s->empty() || s->front() != '/')) {
+    diag.error(f.mark(), f.name + ": must start with '/', got " + describe(f.value));
+    return std::nullopt;
+  }
+  return s;
+}
+
+// "api.example.com" or "*.example.com"; lowercased.
+std::optional<std::string> read_host_pattern(Diagnostics& diag, const Field& f) {
+  std::optional<std::string> s = read_nonempty(diag, f);
+  if (!s) return std::nullopt;
+  std::string host = lowercase(*s);
+  const std::string_view name = host.starts_with("*.") ? std::string_view(host).substr(2) : host;
+  if (name.find(':') != std::string_view::npos || !is_hostname(name) ||
+      (name.size() != host.size() && is_ip_literal(name))) {
+    diag.error(f.mark(), f.name + ": " + quote(*s) +
+                             " is not a host name or a wildcard like '*.example.com'");
+    return std::nullopt;
+  }
+  return host;
+}
+
+std::optional<std::string> read_token(Diagnostics& diag, const Field& f, std::string_view what) {
+  std::optional<std::string> s = read_nonempty(diag, f);
+  if (s && !is_token(*s)) {
+    diag.error(f.mark(), f.name + ": " + quote(*s) + " is not a valid " + std::string(what));
+    return std::nullopt;
+  }
+  return s;
+}
+
+}  // namespace
+
+void Loader::load_route(const YAML::Node& node) {
+  MapReader m(diag_, Field::item("route", node), "route", kRouteKeys);
+  if (!m.is_map()) return;
+  Route r;
+  if (const Field* f = m.require("name")) {
+    if (auto name = read_unique_name(*f, "route", route_names_)) r.name = *name;
+  }
+  const std::string who = r.name.empty() ? "route" : "route " + quote(r.name);
+  if (const Field* f = m.get("match")) load_match(*f, r.match);
+
+  static constexpr std::string_view kActions[] = {"cluster", "respond", "redirect"};
+  one_of(diag_, m, kActions, who);
+  // Each action present is checked, even when there are several, so one run reports all.
+  if (const Field* f = m.get("cluster")) {
+    if (auto name = read_nonempty(diag_, *f)) {
+      r.cluster = *name;
+      cluster_refs_.push_back({*name, f->mark()});
+    }
+  }
+  if (const Field* f = m.get("respond")) load_respond(*f, r.respond.emplace());
+  if (const Field* f = m.get("redirect")) load_redirect(*f, r.redirect.emplace());
+  if (const Field* f = m.get("rewrite")) load_rewrite(*f, r, m.get("cluster") != nullptr);
+  if (const Field* f = m.get("timeout")) {
+    if (auto d = read_duration(diag_, *f, /*allow_zero=*/false)) r.timeout = *d;
+  }
+  route_marks_.push_back(m.mark());
+  config_.routes.push_back(std::move(r));
+}
+
+void Loader::load_match(const Field& f, RouteMatch& match) {
+  MapReader m(diag_, f, "match", kMatchKeys);
+  if (const Field* hosts = m.get("hosts"); hosts && expect_list(diag_, *hosts)) {
+    for (const YAML::Node& node : hosts->value) {
+      if (auto h = read_host_pattern(diag_, Field::item("host", node))) match.hosts.push_back(*h);
+    }
+  }
+  if (const Field* path = m.get("path")) load_path(*path, match.path);
+  if (const Field* methods = m.get("methods"); methods && expect_list(diag_, *methods)) {
+    for (const YAML::Node& node : methods->value) {
+      const Field item = Field::item("method", node);
+      std::optional<std::string> method = read_token(diag_, item, "method token");
+      if (!method) continue;
+      // Methods are case-sensitive (RFC 9110 §9.1), so "get" is legal but never matches GET.
+      const std::string upper = uppercase(*method);
+      if (upper != *method && std::find(std::begin(kStandardMethods), std::end(kStandardMethods),
+                                        upper) != std::end(kStandardMethods)) {
+        diag_.warning(item.mark(), "method " + quote(*method) +
+                                       " is case-sensitive and does not "
+                                       "match " +
+                                       quote(upper) + " requests");
+      }
+      match.methods.push_back(*method);
+    }
+  }
+  if (const Field* headers = m.get("headers"); headers && expect_list(diag_, *headers)) {
+    for (const YAML::Node& node : headers->value) load_header_match(node, match.headers);
+  }
+}
+
+void Loader::load_path(const Field& f, PathMatch& path) {
+  MapReader m(diag_, f, "path", kPathKeys);
+  const Field* kind = one_of(diag_, m, kPathKeys, "path");
+  if (kind == nullptr) return;
+  std::optional<std::string> value;
+  if (kind->name == "regex") {
+    value = read_regex(diag_, *kind);
+    path.kind = PathMatch::Kind::regex;
+  } else {
+    value = read_path(diag_, *kind);
+    path.kind = kind->name == "prefix" ? PathMatch::Kind::prefix : PathMatch::Kind::exact;
+  }
+  if (value) path.value = *value;
+}
+
+void Loader::load_header_match(const YAML::Node& node, std::vector<HeaderMatch>& headers) {
+  MapReader m(diag_, Field::item("header match", node), "header match", kHeaderMatchKeys);
+  if (!m.is_map()) return;
+  HeaderMatch h;
+  if (const Field* name = m.require("name")) {
+    if (auto n = read_token(diag_, *name, "header name")) h.name = lowercase(*n);
+  }
+  static constexpr std::string_view kKinds[] = {"exact", "regex", "present"};
+  const Field* kind = one_of(diag_, m, kKinds, "header match");
+  if (kind == nullptr) return;
+  if (kind->name == "exact") {
+    h.kind = HeaderMatch::Kind::exact;
+    if (auto v = read_string(diag_, *kind)) h.value = *v;
+  } else if (kind->name == "regex") {
+    h.kind = HeaderMatch::Kind::regex;
+    if (auto v = read_regex(diag_, *kind)) h.value = *v;
+  } else {
+    h.kind = HeaderMatch::Kind::present;
+    if (auto present = read_bool(diag_, *kind); present && !*present) {
+      diag_.error(kind->mark(),
+                  "present: only 'true' is supported (to ignore a header, "
+                  "leave it out of the match)");
+    }
+  }
+  headers.push_back(std::move(h));
+}
+
+void Loader::load_respond(const Field& f, Respond& respond) {
+  MapReader m(diag_, f, "respond", kRespondKeys);
+  if (const Field* s = m.get("status")) {
+    if (auto n = read_integer(diag_, *s, 100, 599)) respond.status = static_cast<unsigned>(*n);
+  }
+  if (const Field* b = m.get("body")) {
+    if (auto s = read_string(diag_, *b)) respond.body = *s;
+  }
+  if (const Field* h = m.get("headers")) load_respond_headers(*h, respond);
+}
+
+void Loader::load_respond_headers(const Field& f, Respond& respond) {
+  if (!f.value.IsMap()) {
+    diag_.error(f.mark(), "headers: expected a map, got " + describe(f.value));
+    return;
+  }
+  for (auto it = f.value.begin(); it != f.value.end(); ++it) {
+    const Field name_field{"header name", it->first, it->first};
+    const std::optional<std::string> name = read_token(diag_, name_field, "header name");
+    const std::optional<std::string> value =
+        read_string(diag_, Field{name ? *name : "header", it->first, it->second});
+    if (!name || !value) continue;
+    const std::string lower = lowercase(*name);
+    if (std::find(std::begin(kFramingHeaders), std::end(kFramingHeaders), lower) !=
+        std::end(kFramingHeaders)) {
+      diag_.error(name_field.mark(),
+                  "header " + quote(*name) + " is set by sluice from the body; remove it");
+      continue;
+    }
+    if (value->find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+      diag_.error(it->second.Mark(), *name + ": header values must not contain CR, LF or NUL");
+      continue;
+    }
+    const bool duplicate = std::any_of(respond.headers.begin(), respond.headers.end(),
+                                       [&](const auto& h) { return lowercase(h.first) == lower; });
+    if (duplicate) {
+      diag_.error(name_field.mark(), "duplicate header " + quote(*name));
+      continue;
+    }
+    respond.headers.emplace_back(*name, *value);
+  }
+}
+
+void Loader::load_redirect(const Field& f, Redirect& redirect) {
+  MapReader m(diag_, f, "redirect", kRedirectKeys);
+  if (const Field* s = m.get("status")) {
+    if (auto n = read_integer(diag_, *s, 0, 999)) {
+      const unsigned status = static_cast<unsigned>(*n);
+      if (std::find(std::begin(kRedirectStatuses), std::end(kRedirectStatuses), status) ==
+          std::end(kRedirectStatuses)) {
+        diag_.error(s->mark(), "status: a redirect status must be 301, 302, 303, 307 or 308, got " +
+                                   std::to_string(status));
+      } else {
+        redirect.status = status;
+      }
+    }
+  }
+  if (const Field* s = m.get("scheme")) {
+    if (auto scheme = read_nonempty(diag_, *s)) {
+      const std::string lower = lowercase(*scheme);
+      if (std::find(std::begin(kRedirectSchemes), std::end(kRedirectSchemes), lower) ==
+          std::end(kRedirectSchemes)) {
+        diag_.error(s->mark(), "scheme: expected 'http' or 'https', got " + quote(*scheme) +
+                                   did_you_mean(lower, kRedirectSchemes));
+      } else {
+        redirect.scheme = lower;
+      }
+    }
+  }
+  if (const Field* h = m.get("host")) {
+    if (auto host = read_nonempty(diag_, *h)) {
+      const std::string lower = lowercase(*host);
+      // IPv6 literals go in brackets, as they will appear in the Location URL.
+      const bool v6 = lower.size() > 2 && lower.front() == '[' && lower.back() == ']' &&
+                      lower.find(':') != std::string::npos &&
+                      is_ip_literal(std::string_view(lower).substr(1, lower.size() - 2));
+      if (!v6 && (lower.find(':') != std::string::npos || !is_hostname(lower))) {
+        diag_.error(h->mark(), "host: " + quote(*host) +
+                                   " is not a host name or IP address (set the port with 'port')");
+      } else {
+        redirect.host = lower;
+      }
+    }
+  }
+  if (const Field* p = m.get("port")) {
+    if (auto n = read_integer(diag_, *p, 1, 65535)) redirect.port = static_cast<uint16_t>(*n);
+  }
+  if (const Field* p = m.get("path")) {
+    if (auto path = read_path(diag_, *p)) redirect.path = *path;
+  }
+  if (const Field* q = m.get("strip_query")) {
+    if (auto b = read_bool(diag_, *q)) redirect.strip_query = *b;
+  }
+  if (m.is_map() && !m.get("scheme") && !m.get("host") && !m.get("port") && !m.get("path") &&
+      !redirect.strip_query) {
+    diag_.warning(m.mark(), "redirect changes nothing in the URL, so clients will loop");
+  }
+}
+
+void Loader::load_rewrite(const Field& f, Route& route, bool has_cluster) {
+  MapReader m(diag_, f, "rewrite", kRewriteKeys);
+  const Field* prefix = m.require("prefix");
+  if (!has_cluster) {
+    diag_.error(f.key.Mark(), "rewrite: applies only to routes that forward to a 'cluster'");
+  } else if (route.match.path.kind == PathMatch::Kind::any ||
+             route.match.path.kind == PathMatch::Kind::regex) {
+    diag_.error(f.key.Mark(),
+                "rewrite: needs a 'prefix' or 'exact' path match whose matched part it replaces");
+  }
+  if (prefix) {
+    if (auto p = read_path(diag_, *prefix)) route.rewrite_prefix = *p;
+  }
+}
+
+}  // namespace sluice::config::detail
