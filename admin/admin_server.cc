@@ -1,1 +1,337 @@
-// placeholder, replaced as the foundation lands
+#include "admin/admin_server.h"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <exception>
+#include <optional>
+#include <string_view>
+#include <thread>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "admin/admin_context.h"
+#include "admin/metrics.h"
+
+namespace sluice::admin {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+
+using Request = http::request<http::string_body>;
+using Response = http::response<http::string_body>;
+
+constexpr std::string_view kAllow = "GET, HEAD";
+constexpr std::chrono::milliseconds kLingerTime{2000};
+constexpr size_t kLingerBytes = 1024 * 1024;
+
+std::string address_str(const config::SocketAddress& a) {
+  bool v6 = a.host.find(':') != std::string::npos;
+  return (v6 ? "[" + a.host + "]" : a.host) + ":" + std::to_string(a.port);
+}
+
+struct Reply {
+  http::status status;
+  std::string content_type;
+  std::string body;
+};
+
+Reply text(http::status status, std::string body) {
+  return {status, "text/plain; charset=utf-8", std::move(body)};
+}
+
+// Called on the admin thread. The only place that calls into the AdminContext.
+Reply dispatch(const AdminContext& ctx, std::string_view path) {
+  if (path == "/healthz") return text(http::status::ok, "ok\n");
+  if (path == "/ready") {
+    return ctx.ready() ? text(http::status::ok, "ready\n")
+                       : text(http::status::service_unavailable, "not ready\n");
+  }
+  if (path == "/metrics") return {http::status::ok, kMetricsContentType, render_metrics(ctx)};
+  if (path == "/config") {
+    config::ConfigPtr cfg = ctx.config();
+    if (!cfg) return text(http::status::service_unavailable, "no active config\n");
+    std::string json = cfg->to_json();
+    if (json.empty() || json.back() != '\n') json += '\n';
+    return {http::status::ok, "application/json", std::move(json)};
+  }
+  return text(http::status::not_found, "not found\n");
+}
+
+bool known_path(std::string_view path) {
+  return path == "/healthz" || path == "/ready" || path == "/metrics" || path == "/config";
+}
+
+Reply handle(const AdminContext& ctx, http::verb method, std::string_view target) {
+  std::string_view path = target.substr(0, target.find('?'));
+  if (!known_path(path)) return text(http::status::not_found, "not found\n");
+  if (method != http::verb::get && method != http::verb::head) {
+    return text(http::status::method_not_allowed, "method not allowed\n");
+  }
+  // The admin API is not the data plane: a throwing config or stats accessor becomes a 500
+  // instead of taking down the admin thread.
+  try {
+    return dispatch(ctx, path);
+  } catch (const std::exception& e) {
+    return text(http::status::internal_server_error,
+                std::string("internal error: ") + e.what() + "\n");
+  }
+}
+
+Response make_response(Reply reply, unsigned version, bool head, bool keep_alive) {
+  Response res{reply.status, version};
+  res.set(http::field::server, "sluice-admin");
+  res.set(http::field::content_type, reply.content_type);
+  res.set(http::field::cache_control, "no-store");
+  if (reply.status == http::status::method_not_allowed) res.set(http::field::allow, kAllow);
+  res.keep_alive(keep_alive);
+  // HEAD: the same Content-Length as GET, no body.
+  res.content_length(reply.body.size());
+  if (!head) res.body() = std::move(reply.body);
+  return res;
+}
+
+bool is_parse_error(const error_code& ec) {
+  return ec.category() == http::make_error_code(http::error::bad_target).category();
+}
+
+}  // namespace
+
+class AdminServer::Impl {
+ public:
+  Impl(const AdminContext& ctx, config::SocketAddress address, AdminServerOptions options)
+      : ctx_(ctx), address_(std::move(address)), options_(options) {}
+
+  // Owner thread.
+  bool start(std::string* error);
+  void stop();
+  uint16_t port() const { return port_; }
+
+ private:
+  class Session;
+
+  // Admin thread from here on.
+  void do_accept();
+  void close_all();
+
+  const AdminContext& ctx_;
+  const config::SocketAddress address_;
+  const AdminServerOptions options_;
+  uint16_t port_ = 0;
+
+  // Admin-thread state. Declared before io_ so that sessions destroyed with io_'s pending
+  // handlers can still unregister themselves.
+  std::unordered_set<Session*> sessions_;
+  bool accepting_ = false;
+  bool stopping_ = false;
+
+  asio::io_context io_{1};
+  tcp::acceptor acceptor_{io_};
+  asio::steady_timer accept_retry_{io_};
+  std::thread thread_;
+};
+
+// One admin connection. Owned by its pending operation's handler; registered in sessions_ so
+// stop() can close it.
+class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Impl& server, tcp::socket socket)
+      : server_(server), stream_(std::move(socket)), buffer_(server.options_.max_request_bytes) {
+    server_.sessions_.insert(this);
+  }
+
+  ~Session() {
+    server_.sessions_.erase(this);
+    // A slot is free again; resume accepting if the limit had paused it.
+    if (!server_.stopping_) server_.do_accept();
+  }
+
+  void start() { read_request(); }
+  void close() { stream_.close(); }
+
+ private:
+  void read_request() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(server_.options_.max_request_bytes));
+    parser_->body_limit(server_.options_.max_request_bytes);
+    stream_.expires_after(server_.options_.read_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](error_code ec, size_t) { self->on_read(ec); });
+  }
+
+  void on_read(error_code ec) {
+    if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+      return send_error(http::status::request_header_fields_too_large,
+                        "request header too large\n");
+    }
+    if (ec == http::error::body_limit) {
+      return send_error(http::status::payload_too_large, "request body too large\n");
+    }
+    if (ec && is_parse_error(ec) && ec != http::error::end_of_stream &&
+        ec != http::error::partial_message) {
+      return send_error(http::status::bad_request, "bad request\n");
+    }
+    // Timeout, reset, clean close between requests, or stop(): nothing to answer.
+    if (ec) return close();
+
+    const Request& req = parser_->get();
+    bool head = req.method() == http::verb::head;
+    send(make_response(handle(server_.ctx_, req.method(), req.target()), req.version(), head,
+                       req.keep_alive()));
+  }
+
+  // The parser state is unknown after an error, so the connection ends after the reply.
+  void send_error(http::status status, std::string body) {
+    send(make_response(text(status, std::move(body)), 11, /*head=*/false, /*keep_alive=*/false));
+  }
+
+  void send(Response res) {
+    response_ = std::move(res);
+    stream_.expires_after(server_.options_.read_timeout);
+    http::async_write(stream_, response_,
+                      [self = shared_from_this()](error_code ec, size_t) { self->on_write(ec); });
+  }
+
+  void on_write(error_code ec) {
+    if (ec || server_.stopping_) return close();
+    if (!response_.keep_alive()) return linger();
+    read_request();
+  }
+
+  // Closing with unread request bytes makes the kernel send RST, which can destroy the response
+  // (e.g. a 413 sent before the body arrived) before the client reads it. So: half-close, then
+  // discard input until the client closes, a byte budget is spent, or a short timer fires.
+  void linger() {
+    error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(
+        std::min<std::chrono::milliseconds>(server_.options_.read_timeout, kLingerTime));
+    linger_read();
+  }
+
+  void linger_read() {
+    buffer_.clear();
+    stream_.async_read_some(buffer_.prepare(std::min<size_t>(buffer_.max_size(), 4096)),
+                            [self = shared_from_this()](error_code ec, size_t n) {
+                              self->lingered_ += n;
+                              if (ec || self->lingered_ > kLingerBytes) return self->close();
+                              self->linger_read();
+                            });
+  }
+
+  Impl& server_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  Response response_;
+  size_t lingered_ = 0;
+};
+
+bool AdminServer::Impl::start(std::string* error) {
+  auto fail = [&](std::string message) {
+    if (error) *error = "admin: " + std::move(message);
+    error_code ignored;
+    acceptor_.close(ignored);
+    return false;
+  };
+  if (thread_.joinable()) return fail("server already started");
+
+  const std::string where = address_str(address_);
+  error_code ec;
+  tcp::endpoint endpoint;
+  asio::ip::address ip = asio::ip::make_address(address_.host, ec);
+  if (!ec) {
+    endpoint = tcp::endpoint(ip, address_.port);
+  } else {
+    tcp::resolver resolver(io_);
+    auto results = resolver.resolve(address_.host, std::to_string(address_.port),
+                                    tcp::resolver::numeric_service, ec);
+    if (ec || results.empty()) {
+      return fail("cannot resolve " + where + ": " + (ec ? ec.message() : "no addresses"));
+    }
+    endpoint = results.begin()->endpoint();
+  }
+
+  acceptor_.open(endpoint.protocol(), ec);
+  if (ec) return fail("cannot open socket for " + where + ": " + ec.message());
+  // SO_REUSEADDR lets a restart bind over TIME_WAIT; it still fails if someone is listening.
+  acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+  acceptor_.bind(endpoint, ec);
+  if (ec) return fail("cannot bind " + where + ": " + ec.message());
+  acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return fail("cannot listen on " + where + ": " + ec.message());
+  port_ = acceptor_.local_endpoint(ec).port();
+  if (ec) return fail("cannot read bound address: " + ec.message());
+
+  io_.restart();
+  stopping_ = false;
+  do_accept();
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "sluice-admin");
+    io_.run();
+  });
+  return true;
+}
+
+void AdminServer::Impl::stop() {
+  if (!thread_.joinable()) return;
+  // Closing everything leaves io_ without work, so run() returns once the aborted handlers ran.
+  asio::post(io_, [this] { close_all(); });
+  thread_.join();
+  port_ = 0;
+}
+
+void AdminServer::Impl::close_all() {
+  stopping_ = true;
+  error_code ignored;
+  acceptor_.close(ignored);
+  accept_retry_.cancel();
+  // close() does not destroy a session (its handler still holds it), so iterating is safe; copy
+  // anyway so the loop does not depend on that.
+  for (Session* s : std::vector<Session*>(sessions_.begin(), sessions_.end())) s->close();
+}
+
+void AdminServer::Impl::do_accept() {
+  if (stopping_ || accepting_ || sessions_.size() >= options_.max_connections) return;
+  accepting_ = true;
+  acceptor_.async_accept([this](error_code ec, tcp::socket socket) {
+    accepting_ = false;
+    if (stopping_ || ec == asio::error::operation_aborted) return;
+    if (ec) {
+      // E.g. EMFILE: back off briefly instead of spinning on a failing accept.
+      accept_retry_.expires_after(std::chrono::milliseconds(100));
+      accept_retry_.async_wait([this](error_code wait_ec) {
+        if (!wait_ec) do_accept();
+      });
+      return;
+    }
+    std::make_shared<Session>(*this, std::move(socket))->start();
+    do_accept();
+  });
+}
+
+AdminServer::AdminServer(const AdminContext& ctx, config::SocketAddress address,
+                         AdminServerOptions options)
+    : impl_(std::make_unique<Impl>(ctx, std::move(address), options)) {}
+
+AdminServer::~AdminServer() { stop(); }
+
+bool AdminServer::start(std::string* error) { return impl_->start(error); }
+
+void AdminServer::stop() { impl_->stop(); }
+
+uint16_t AdminServer::port() const { return impl_->port(); }
+
+}  // namespace sluice::admin

@@ -1,0 +1,49 @@
+#pragma once
+// The admin HTTP/1.1 server: /healthz, /ready, /metrics, /config. It runs on its own thread with
+// its own io_context, so a slow scrape never delays a worker. Not the hot path: plain Beast
+// async_read/async_write, one request at a time per connection.
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+
+namespace sluice::admin {
+
+class AdminContext;
+
+struct AdminServerOptions {
+  // Bounds the wait for a whole request, including the idle gap before it on keep-alive.
+  std::chrono::milliseconds read_timeout{std::chrono::seconds(10)};
+  // Limit for the request head, and separately for a body (no endpoint takes one).
+  size_t max_request_bytes = 8 * 1024;
+  // Further clients wait in the listen backlog until a connection closes.
+  size_t max_connections = 64;
+};
+
+// start(), stop(), port() and the destructor are called by the owner's thread (main); request
+// handling runs on the admin thread, which calls into `ctx`. `ctx` must outlive the server.
+class AdminServer {
+ public:
+  AdminServer(const AdminContext& ctx, config::SocketAddress address,
+              AdminServerOptions options = {});
+  ~AdminServer();  // stop()
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
+
+  // Binds and listens, then starts the admin thread. On failure returns false and sets `*error`
+  // (if not null) to a message naming the address and the cause, e.g. "address already in use".
+  bool start(std::string* error);
+  // Closes the listener and every connection, then joins the thread. Idempotent.
+  void stop();
+  // The bound port (useful with port 0); 0 before a successful start().
+  uint16_t port() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sluice::admin
