@@ -50,11 +50,22 @@ Http1Connection::Http1Connection(asio::ip::tcp::socket socket,
 Http1Connection::~Http1Connection() {
   stream_.reset();
   listener_->stats().connections_active.add(-1);
-  listener_->remove(registration_);
+}
+
+void Http1Connection::unregister() {
+  if (!registered_) return;
+  registered_ = false;
+  // Posted: the listener's reference may be the last one, and this may run inside one of
+  // this connection's own callbacks.
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    self->stream_.reset();
+    self->listener_->remove(self->registration_);
+  });
 }
 
 void Http1Connection::start() {
-  registration_ = listener_->add(weak_from_this());
+  registration_ = listener_->add(shared_from_this());
+  registered_ = true;
   error_code ignored;
   socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
   arm_idle_timer();
@@ -146,9 +157,9 @@ void Http1Connection::on_request_head(RequestHead& head, bool end_stream) {
   StreamInfo info;
   info.listener = listener_->config().name;
   info.client_address = client_address_;
+  request_complete_ = end_stream;
   stream_ = std::make_unique<Stream>(ctx_, *this, snapshot_, chain(), std::move(info));
   stream_->decode_headers(std::move(head), end_stream);
-  if (end_stream) request_complete_ = true;
 }
 
 void Http1Connection::on_request_data(std::string_view data) {
@@ -387,7 +398,7 @@ void Http1Connection::graceful_close() {
   timer_.async_wait([self = shared_from_this()](const error_code& ec) {
     if (ec) return;
     error_code ignored;
-    self->socket_.close(ignored);
+    self->socket_.close(ignored);  // fails the pending linger read, which unregisters
   });
   linger_read();
 }
@@ -400,6 +411,7 @@ void Http1Connection::linger_read() {
       error_code ignored;
       self->timer_.cancel();
       self->socket_.close(ignored);
+      self->unregister();
       return;
     }
     self->linger_read();
@@ -412,11 +424,8 @@ void Http1Connection::close() {
   timer_.cancel();
   error_code ignored;
   socket_.close(ignored);
-  if (stream_) {
-    stream_->reset("connection closed");
-  }
-  // Destroy the stream later: close() may run inside one of its callbacks.
-  asio::post(socket_.get_executor(), [self = shared_from_this()] { self->stream_.reset(); });
+  if (stream_) stream_->reset("connection closed");
+  unregister();  // also destroys the stream, later: close() may run inside its callbacks
 }
 
 }  // namespace sluice

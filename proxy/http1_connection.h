@@ -60,11 +60,13 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   void arm_header_timer();
   void graceful_close();
   void linger_read();
+  void unregister();
   const FilterChainFactory& chain() const;
 
   boost::asio::ip::tcp::socket socket_;
   std::shared_ptr<ListenerRuntime> listener_;
-  std::list<std::weak_ptr<Http1Connection>>::iterator registration_;
+  std::list<std::shared_ptr<Http1Connection>>::iterator registration_;
+  bool registered_ = false;
   StreamContext& ctx_;
   SnapshotPtr snapshot_;
   http1::RequestDecoder decoder_;

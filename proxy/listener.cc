@@ -78,31 +78,25 @@ void ListenerRuntime::stop_accepting() {
   acceptor_.close(ignored);
 }
 
-std::list<std::weak_ptr<Http1Connection>>::iterator ListenerRuntime::add(
-    std::weak_ptr<Http1Connection> c) {
+std::list<std::shared_ptr<Http1Connection>>::iterator ListenerRuntime::add(
+    std::shared_ptr<Http1Connection> c) {
   ++active_;
   return connections_.insert(connections_.end(), std::move(c));
 }
 
-void ListenerRuntime::remove(std::list<std::weak_ptr<Http1Connection>>::iterator it) {
+void ListenerRuntime::remove(std::list<std::shared_ptr<Http1Connection>>::iterator it) {
   --active_;
   connections_.erase(it);
 }
 
 void ListenerRuntime::drain_connections() {
   // Copy first: draining may close and unregister connections.
-  std::vector<std::shared_ptr<Http1Connection>> live;
-  for (auto& w : connections_) {
-    if (auto c = w.lock()) live.push_back(std::move(c));
-  }
+  std::vector<std::shared_ptr<Http1Connection>> live(connections_.begin(), connections_.end());
   for (auto& c : live) c->drain();
 }
 
 void ListenerRuntime::close_connections() {
-  std::vector<std::shared_ptr<Http1Connection>> live;
-  for (auto& w : connections_) {
-    if (auto c = w.lock()) live.push_back(std::move(c));
-  }
+  std::vector<std::shared_ptr<Http1Connection>> live(connections_.begin(), connections_.end());
   for (auto& c : live) c->close();
 }
 

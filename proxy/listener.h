@@ -37,9 +37,10 @@ class ListenerRuntime : public std::enable_shared_from_this<ListenerRuntime> {
   const SnapshotPtr& snapshot() const { return snapshot_; }
   ListenerStats& stats() { return stats_; }
 
-  // Called by connections.
-  std::list<std::weak_ptr<Http1Connection>>::iterator add(std::weak_ptr<Http1Connection> c);
-  void remove(std::list<std::weak_ptr<Http1Connection>>::iterator it);
+  // The listener owns its connections; a connection unregisters itself once its socket is
+  // closed (from a posted handler, never from inside its own callbacks).
+  std::list<std::shared_ptr<Http1Connection>>::iterator add(std::shared_ptr<Http1Connection> c);
+  void remove(std::list<std::shared_ptr<Http1Connection>>::iterator it);
 
  private:
   void accept();
@@ -49,7 +50,7 @@ class ListenerRuntime : public std::enable_shared_from_this<ListenerRuntime> {
   StreamContext& ctx_;
   ListenerStats& stats_;
   SnapshotPtr snapshot_;
-  std::list<std::weak_ptr<Http1Connection>> connections_;
+  std::list<std::shared_ptr<Http1Connection>> connections_;
   size_t active_ = 0;
   bool accepting_ = false;
 };
