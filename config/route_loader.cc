@@ -82,14 +82,25 @@ std::optional<std::string> read_path(Diagnostics& diag, const Field& f) {
   return s;
 }
 
-// "api.example.com" or "*.example.com"; lowercased.
+// "api.example.com", "*.example.com", "127.0.0.1" or "[::1]"; lowercased.
 std::optional<std::string> read_host_pattern(Diagnostics& diag, const Field& f) {
   std::optional<std::string> s = read_nonempty(diag, f);
   if (!s) return std::nullopt;
   std::string host = lowercase(*s);
-  const std::string_view name = host.starts_with("*.") ? std::string_view(host).substr(2) : host;
-  if (name.find(':') != std::string_view::npos || !is_hostname(name) ||
-      (name.size() != host.size() && is_ip_literal(name))) {
+  if (host == "*") {
+    diag.error(f.mark(),
+               f.name + ": '*' is not a host pattern; leave 'hosts' out to match any host");
+    return std::nullopt;
+  }
+  const bool wildcard = host.starts_with("*.");
+  const bool bracketed = host.size() > 2 && host.front() == '[' && host.back() == ']';
+  const std::string_view name = wildcard    ? std::string_view(host).substr(2)
+                                : bracketed ? std::string_view(host).substr(1, host.size() - 2)
+                                            : std::string_view(host);
+  const bool ok = bracketed ? name.find(':') != std::string_view::npos && is_ip_literal(name)
+                            : name.find(':') == std::string_view::npos && is_hostname(name) &&
+                                  !(wildcard && is_ip_literal(name));
+  if (!ok) {
     diag.error(f.mark(), f.name + ": " + quote(*s) +
                              " is not a host name or a wildcard like '*.example.com'");
     return std::nullopt;
@@ -313,10 +324,6 @@ void Loader::load_rewrite(const Field& f, Route& route, bool has_cluster) {
   const Field* prefix = m.require("prefix");
   if (!has_cluster) {
     diag_.error(f.key.Mark(), "rewrite: applies only to routes that forward to a 'cluster'");
-  } else if (route.match.path.kind == PathMatch::Kind::any ||
-             route.match.path.kind == PathMatch::Kind::regex) {
-    diag_.error(f.key.Mark(),
-                "rewrite: needs a 'prefix' or 'exact' path match whose matched part it replaces");
   }
   if (prefix) {
     if (auto p = read_path(diag_, *prefix)) route.rewrite_prefix = *p;

@@ -405,6 +405,26 @@ TEST(Errors, MethodsAndHosts) {
                   "'*.example.com'"));
 }
 
+TEST(Errors, HostPatterns) {
+  EXPECT_THAT(
+      errors_of(
+          "routes:\n"
+          "  - name: r\n"
+          "    match: { hosts: [\"*\", \"[::1]\", \"[1.2.3.4]\", 10.0.0.1, \"::1\", Foo.COM] }\n"
+          "    respond: {}\n"),
+      ElementsAre("t.yaml:3:22: host: '*' is not a host pattern; leave 'hosts' out to match any "
+                  "host",
+                  "t.yaml:3:36: host: '[1.2.3.4]' is not a host name or a wildcard like "
+                  "'*.example.com'",
+                  "t.yaml:3:59: host: '::1' is not a host name or a wildcard like "
+                  "'*.example.com'"));
+  const LoadResult ok = load_string(
+      "routes: [{ name: r, match: { hosts: [\"[::1]\", 10.0.0.1, Foo.COM] }, respond: {} }]\n",
+      "t.yaml");
+  ASSERT_TRUE(ok.config);
+  EXPECT_THAT(ok.config->routes[0].match.hosts, ElementsAre("[::1]", "10.0.0.1", "foo.com"));
+}
+
 TEST(Errors, RespondHeaders) {
   EXPECT_THAT(errors_of("routes:\n"
                         "  - name: r\n"
@@ -443,12 +463,11 @@ TEST(Errors, Rewrite) {
       errors_of(
           "routes:\n"
           "  - { name: a, respond: {}, rewrite: { prefix: / } }\n"
-          "  - { name: b, cluster: c, rewrite: { prefix: / } }\n"
+          "  - { name: b, cluster: c, rewrite: {} }\n"
           "  - { name: d, match: { path: { prefix: /x } }, cluster: c, rewrite: { prefix: y } }\n"
           "clusters: [{ name: c, endpoints: [127.0.0.1:1] }]\n"),
       ElementsAre("t.yaml:2:29: rewrite: applies only to routes that forward to a 'cluster'",
-                  "t.yaml:3:28: rewrite: needs a 'prefix' or 'exact' path match whose matched "
-                  "part it replaces",
+                  "t.yaml:3:37: rewrite is missing required key 'prefix'",
                   "t.yaml:4:80: prefix: must start with '/', got 'y'"));
 }
 

@@ -211,6 +211,23 @@ TEST(Loader, RespondAndRedirectDefaults) {
   EXPECT_FALSE(d.strip_query);
 }
 
+TEST(Loader, RewriteWithoutAPrefixMatch) {
+  const LoadResult r = load_string(
+      "routes: [{ name: r, cluster: c, rewrite: { prefix: /index.html } }]\n"
+      "clusters: [{ name: c, endpoints: [127.0.0.1:9000] }]\n",
+      "rw.yaml");
+  ASSERT_TRUE(r.config) << all_errors(r);
+  EXPECT_EQ(r.config->routes[0].rewrite_prefix, "/index.html");
+}
+
+TEST(Loader, ShippedExamplesAreValid) {
+  for (const char* name : {"quickstart.yaml"}) {
+    const LoadResult r = load_file(SLUICE_SOURCE_DIR "/config/examples/" + std::string(name));
+    EXPECT_TRUE(r.config) << name << "\n" << all_errors(r);
+    EXPECT_TRUE(r.warnings.empty()) << name << ": " << r.warnings.front().str();
+  }
+}
+
 TEST(Loader, MissingFileIsADiagnostic) {
   const LoadResult r = load_file(kTestdata + "does-not-exist.yaml");
   EXPECT_FALSE(r.config);
