@@ -81,6 +81,15 @@ def wait_for(predicate: Callable[[], Any], timeout: float = DEFAULT_TIMEOUT,
 # --------------------------------------------------------------------------- processes
 
 
+def unique_name(log_dir: Path, name: str, suffix: str) -> str:
+    """name, or name-2, name-3... so two processes of one test never share log files."""
+    base, n = name, 1
+    while (Path(log_dir) / f"{name}{suffix}").exists():
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
 class Process:
     """A child process whose stdout/stderr go to files in log_dir (readable while it runs)."""
 
@@ -89,11 +98,7 @@ class Process:
         self.args = [str(a) for a in args]
         log_dir = Path(log_dir)
         log_dir.mkdir(parents=True, exist_ok=True)
-        base, n = name, 1
-        while (log_dir / f"{name}.stdout").exists():  # same name twice in one test
-            n += 1
-            name = f"{base}-{n}"
-        self.name = name
+        self.name = name = unique_name(log_dir, name, ".stdout")
         self.stdout_path = log_dir / f"{name}.stdout"
         self.stderr_path = log_dir / f"{name}.stderr"
         full_env = dict(os.environ)
@@ -224,6 +229,8 @@ class Sluice(Process):
                  subst: Optional[dict[str, Any]] = None, wait_ready: bool = True,
                  timeout: float = DEFAULT_TIMEOUT, binary: Optional[Path] = None):
         self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        name = unique_name(self.log_dir, name, ".yaml")
         self.config_path = self.log_dir / f"{name}.yaml"
         self.subst = dict(subst or {})
         self._port_memo: dict[str, int] = {}

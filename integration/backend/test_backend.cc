@@ -214,10 +214,14 @@ class Session {
       RequestParser parser;
       parser.header_limit(1024 * 1024);
       parser.body_limit(boost::none);
+      head_ = false;
       auto [ec, n] = co_await http::async_read_header(sock_, buf, parser, kTok);
       if (ec) {
-        if (ec != http::error::end_of_stream && ec != asio::error::eof) {
-          co_await write_simple(400, "bad request\n", false, false);
+        // A peer that left (cleanly or mid-head) gets nothing; bad syntax gets a 400.
+        if (ec != http::error::end_of_stream && ec != http::error::partial_message &&
+            ec.category() != asio::error::get_system_category() &&
+            ec.category() != asio::error::get_misc_category()) {
+          co_await write_simple(400, "bad request\n", false);
         }
         break;
       }
@@ -238,7 +242,6 @@ class Session {
         auto [rec, rn] = co_await http::async_read(sock_, buf, parser, kTok);
         if (rec) break;
       }
-      // Copies: the parser (and views into it) stay valid, but keep the intent obvious.
       keep_alive_ = parser.keep_alive();
       http10_ = parser.version == 10;
       end = co_await handle(parser);
