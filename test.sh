@@ -8,6 +8,11 @@ cd "$(dirname "$0")"
 ./scripts/install-deps.sh
 cmake --preset asan
 cmake --build --preset asan
+# Memory bounds are a property of the optimised binary (ASan adds redzones and a quarantine),
+# so the streaming tests run the release sluice.
+cmake --preset release
+cmake --build --preset release --target sluice
+export SLUICE_RELEASE_BIN=$PWD/build/release/proxy/sluice
 # detect_leaks: the process-wide singletons of the libraries are not leaks worth failing on,
 # but our own code must be clean, so leaks stay on; halt_on_error makes UBSan fatal too.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
