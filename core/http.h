@@ -73,9 +73,6 @@ inline bool status_has_no_body(unsigned status) {
 bool is_hop_by_hop(std::string_view name);
 void remove_hop_by_hop(HeaderMap& headers);
 
-// Appends `s` as a JSON string literal (quotes included) to `out`.
-void append_json_string(std::string& out, std::string_view s);
-
 // The status class label used by metrics: "1xx" … "5xx".
 std::string_view status_class(unsigned status);
 

@@ -1,5 +1,7 @@
 #include "proxy/access_log.h"
 
+#include "core/json.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 

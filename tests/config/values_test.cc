@@ -5,7 +5,7 @@
 #include <limits>
 
 #include "config/config.h"
-#include "config/json.h"
+#include "core/json.h"
 
 namespace sluice::config {
 namespace {

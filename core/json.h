@@ -3,7 +3,7 @@
 #include <string>
 #include <string_view>
 
-namespace sluice::config {
+namespace sluice {
 
 // Appends `s` as a quoted JSON string. Quotes, backslashes and control characters are escaped;
 // bytes that are not valid UTF-8 become U+FFFD, so the output is always valid JSON.
@@ -15,4 +15,4 @@ inline std::string json_string(std::string_view s) {
   return out;
 }
 
-}  // namespace sluice::config
+}  // namespace sluice
