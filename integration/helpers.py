@@ -183,7 +183,8 @@ class Backend(Process):
         return f"http://{self.host}:{self.port}{path}"
 
     def stats(self) -> dict:
-        """{"connections_accepted", "connections_active", "requests"}; counts this request too."""
+        """{"connections_accepted", "connections_active", "requests" (heads read),
+        "requests_complete" (bodies read to the end)}; counts this request too."""
         return http_request("GET", self.url("/stats")).json()
 
 

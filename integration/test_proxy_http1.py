@@ -348,3 +348,20 @@ def test_metrics_count_requests(proxy):
     assert proxy.metric("sluice_downstream_requests_total", listener="main", code="4xx") >= 1
     assert proxy.metric("sluice_upstream_requests_total", cluster="default", code="5xx") >= 1
     assert proxy.metric("sluice_request_duration_seconds_count", route="default") >= 3
+
+
+def test_stalled_request_body_times_out(start_backend, start_sluice):
+    b = start_backend("a")
+    config = one_worker(b)
+    config["listeners"][0]["limits"] = {"idle_timeout": "1s"}
+    s = start_sluice(config)
+    with s.raw() as c:
+        c.send(request_bytes("POST", "/upload", headers=[("Content-Length", "1000")],
+                             content_length=False) + b"x" * 10)
+        t0 = time.monotonic()
+        r = c.read_response(timeout=5)
+        assert r.status == 408
+        assert 0.8 < time.monotonic() - t0 < 4
+        assert c.peer_closed(timeout=3)
+    # The backend never saw the upload complete (the stats call is its only whole request).
+    assert b.stats()["requests_complete"] == 1

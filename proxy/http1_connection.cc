@@ -106,6 +106,8 @@ void Http1Connection::on_read(const error_code& ec, size_t n) {
   if (!stream_ && !request_started_) {
     request_started_ = true;
     arm_header_timer();
+  } else if (stream_ && !request_complete_) {
+    arm_body_timer();
   }
   process();
 }
@@ -159,6 +161,7 @@ void Http1Connection::on_request_head(RequestHead& head, bool end_stream) {
   info.client_address = client_address_;
   request_complete_ = end_stream;
   stream_ = std::make_unique<Stream>(ctx_, *this, snapshot_, chain(), std::move(info));
+  if (!end_stream) arm_body_timer();
   stream_->decode_headers(std::move(head), end_stream);
 }
 
@@ -376,6 +379,22 @@ void Http1Connection::arm_header_timer() {
                   "content-length: 16\r\nconnection: close\r\n\r\nRequest Timeout\n";
     self->close_when_flushed_ = true;
     self->flush();
+  });
+}
+
+void Http1Connection::arm_body_timer() {
+  // A client that stops sending its body for idle_timeout gives up its connection: the
+  // request can never complete, and an upstream may be waiting on it.
+  timer_.expires_after(listener_->config().limits.idle_timeout);
+  timer_.async_wait([self = shared_from_this()](const error_code& ec) {
+    if (ec || self->closed_ || !self->stream_ || self->request_complete_) return;
+    self->close_after_response_ = true;
+    self->stream_->reset("request body timeout");
+    if (!self->stream_->response_started()) {
+      self->stream_->send_local_reply(408, "Request Timeout\n", {});
+    } else {
+      self->abort_response();
+    }
   });
 }
 

@@ -58,6 +58,7 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   void finish_stream();
   void arm_idle_timer();
   void arm_header_timer();
+  void arm_body_timer();
   void graceful_close();
   void linger_read();
   void unregister();

@@ -51,7 +51,8 @@ struct Server {
   std::string hello;  // "hello from NAME\n"
   uint64_t connections_accepted = 0;
   uint64_t connections_active = 0;
-  uint64_t requests = 0;
+  uint64_t requests = 0;           // request heads read
+  uint64_t requests_complete = 0;  // requests whose body was read to its end
 };
 
 bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
@@ -242,6 +243,7 @@ class Session {
         auto [rec, rn] = co_await http::async_read(sock_, buf, parser, kTok);
         if (rec) break;
       }
+      ++srv_.requests_complete;
       keep_alive_ = parser.keep_alive();
       http10_ = parser.version == 10;
       end = co_await handle(parser);
@@ -261,7 +263,9 @@ class Session {
     if (path_ == "/stats") {
       std::string body = "{\"connections_accepted\":" + std::to_string(srv_.connections_accepted) +
                          ",\"connections_active\":" + std::to_string(srv_.connections_active) +
-                         ",\"requests\":" + std::to_string(srv_.requests) + "}\n";
+                         ",\"requests\":" + std::to_string(srv_.requests) +
+                         ",\"requests_complete\":" + std::to_string(srv_.requests_complete) +
+                         "}\n";
       co_return co_await write_simple(200, body, true, true, "application/json");
     }
     if (path_ == "/close") co_return co_await write_simple(200, srv_.hello, false);
