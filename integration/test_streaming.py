@@ -94,3 +94,39 @@ def test_slow_reader_does_not_grow_memory(proxy):
         time.sleep(2)  # sluice reads what it can from the backend, then must stop
         peak = peak_rss_kib(proxy.pid)
         assert peak < RSS_LIMIT_KIB, f"peak RSS {peak} KiB while the client did not read"
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("VmRSS missing")
+
+
+def open_idle_connections(s, count: int) -> list:
+    # One at a time, so what remains is the cost of an idle connection, not the allocator's
+    # retention after thousands of simultaneous requests.
+    conns = []
+    for _ in range(count):
+        c = RawConn(s.port, timeout=10)
+        c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert c.read_response().status == 200
+        conns.append(c)
+    return conns
+
+
+def test_idle_keep_alive_connections_hold_no_buffers(proxy):
+    """DESIGN's goal is about 1 KiB per idle keep-alive connection: after its request, a
+    connection gives its read buffer back to the worker and waits for readability."""
+    warm = open_idle_connections(proxy, 200)  # pools, allocator arenas, first buffers
+    before = rss_kib(proxy.pid)
+    count = 2000
+    conns = open_idle_connections(proxy, count)
+    time.sleep(0.2)
+    per_connection = (rss_kib(proxy.pid) - before) * 1024 / count
+    print(f"{per_connection:.0f} bytes per idle keep-alive connection")
+    for c in conns + warm:
+        c.close()
+    # A 64 KiB read buffer kept per connection would show as ~65000 here.
+    assert per_connection < 2048, f"{per_connection:.0f} bytes per idle connection"

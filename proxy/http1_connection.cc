@@ -14,6 +14,7 @@ namespace {
 constexpr size_t kReadSize = 64 * 1024;
 constexpr size_t kHighWatermark = 256 * 1024;
 constexpr size_t kLowWatermark = 64 * 1024;
+constexpr size_t kKeepCapacity = 4 * 1024;
 
 http1::DecoderLimits decoder_limits(const config::Limits& l) {
   return http1::DecoderLimits{l.max_request_header_bytes, l.max_request_headers,
@@ -68,6 +69,7 @@ void Http1Connection::start() {
   registered_ = true;
   error_code ignored;
   socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+  socket_.non_blocking(true, ignored);
   arm_idle_timer();
   read();
 }
@@ -76,7 +78,24 @@ void Http1Connection::read() {
   if (reading_ || closed_ || paused_) return;
   // One request at a time: bytes of a pipelined request stay unread until this one is done.
   if (stream_ && request_complete_) return;
+  if (!stream_ && read_begin_ == read_end_) {
+    // Idle between requests: wait for readability holding no buffers, then take one.
+    release_buffers();
+    reading_ = true;
+    socket_.async_wait(asio::socket_base::wait_read,
+                       [self = shared_from_this()](const error_code& ec) {
+                         self->reading_ = false;
+                         if (self->closed_) return;
+                         if (ec) {
+                           self->close();
+                           return;
+                         }
+                         self->read_ready();
+                       });
+    return;
+  }
   if (read_begin_ > 0 && read_begin_ == read_end_) read_begin_ = read_end_ = 0;
+  if (read_buf_.empty()) read_buf_ = take_buffer();
   if (read_buf_.size() - read_end_ < kReadSize / 4) {
     if (read_begin_ > 0) {
       std::memmove(read_buf_.data(), read_buf_.data() + read_begin_, read_end_ - read_begin_);
@@ -86,10 +105,37 @@ void Http1Connection::read() {
     if (read_buf_.size() - read_end_ < kReadSize / 4) read_buf_.resize(read_end_ + kReadSize);
   }
   reading_ = true;
-  socket_.async_read_some(asio::buffer(read_buf_.data() + read_end_, read_buf_.size() - read_end_),
-                          [self = shared_from_this()](const error_code& ec, size_t n) {
-                            self->on_read(ec, n);
-                          });
+  socket_.async_read_some(
+      asio::buffer(read_buf_.data() + read_end_, read_buf_.size() - read_end_),
+      [self = shared_from_this()](const error_code& ec, size_t n) { self->on_read(ec, n); });
+}
+
+void Http1Connection::read_ready() {
+  if (read_buf_.empty()) read_buf_ = take_buffer();
+  read_begin_ = read_end_ = 0;
+  error_code ec;
+  size_t n = socket_.read_some(asio::buffer(read_buf_), ec);  // non-blocking socket
+  if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    read();
+    return;
+  }
+  on_read(ec, n);
+}
+
+std::string Http1Connection::take_buffer() {
+  return ctx_.read_buffers ? ctx_.read_buffers->take() : std::string(kReadSize, '\0');
+}
+
+void Http1Connection::release_buffers() {
+  if (!read_buf_.empty() && ctx_.read_buffers) ctx_.read_buffers->give(std::move(read_buf_));
+  read_buf_ = std::string();
+  read_begin_ = read_end_ = 0;
+  // Response buffers keep the capacity of the largest response; an idle connection returns it.
+  if (!writing_ && out_.empty()) {
+    if (out_.capacity() > kKeepCapacity) out_ = std::string();
+    if (in_flight_.capacity() > kKeepCapacity) in_flight_ = std::string();
+  }
+  if (body_.capacity() > kKeepCapacity) body_ = std::string();
 }
 
 void Http1Connection::on_read(const error_code& ec, size_t n) {
@@ -313,10 +359,9 @@ void Http1Connection::flush() {
   in_flight_.swap(out_);
   out_.clear();
   writing_ = true;
-  asio::async_write(socket_, asio::buffer(in_flight_),
-                    [self = shared_from_this()](const error_code& ec, size_t) {
-                      self->on_write(ec);
-                    });
+  asio::async_write(
+      socket_, asio::buffer(in_flight_),
+      [self = shared_from_this()](const error_code& ec, size_t) { self->on_write(ec); });
 }
 
 void Http1Connection::on_write(const error_code& ec) {
@@ -375,8 +420,9 @@ void Http1Connection::arm_header_timer() {
   timer_.async_wait([self = shared_from_this()](const error_code& ec) {
     if (ec || self->closed_ || self->stream_) return;
     // The head did not arrive in time: answer 408 and close (like nginx).
-    self->out_ += "HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
-                  "content-length: 16\r\nconnection: close\r\n\r\nRequest Timeout\n";
+    self->out_ +=
+        "HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        "content-length: 16\r\nconnection: close\r\n\r\nRequest Timeout\n";
     self->close_when_flushed_ = true;
     self->flush();
   });
@@ -424,17 +470,17 @@ void Http1Connection::graceful_close() {
 
 void Http1Connection::linger_read() {
   if (read_buf_.size() < 4096) read_buf_.resize(4096);
-  socket_.async_read_some(asio::buffer(read_buf_), [self = shared_from_this()](const error_code& ec,
-                                                                              size_t) {
-    if (ec) {
-      error_code ignored;
-      self->timer_.cancel();
-      self->socket_.close(ignored);
-      self->unregister();
-      return;
-    }
-    self->linger_read();
-  });
+  socket_.async_read_some(asio::buffer(read_buf_),
+                          [self = shared_from_this()](const error_code& ec, size_t) {
+                            if (ec) {
+                              error_code ignored;
+                              self->timer_.cancel();
+                              self->socket_.close(ignored);
+                              self->unregister();
+                              return;
+                            }
+                            self->linger_read();
+                          });
 }
 
 void Http1Connection::close() {

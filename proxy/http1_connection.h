@@ -21,8 +21,8 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
                         public http1::DecoderCallbacks,
                         public StreamEncoder {
  public:
-  Http1Connection(boost::asio::ip::tcp::socket socket,
-                  std::shared_ptr<ListenerRuntime> listener, StreamContext& ctx);
+  Http1Connection(boost::asio::ip::tcp::socket socket, std::shared_ptr<ListenerRuntime> listener,
+                  StreamContext& ctx);
   ~Http1Connection() override;
 
   void start();
@@ -50,6 +50,9 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
 
   void read();
   void on_read(const boost::system::error_code& ec, size_t n);
+  void read_ready();
+  std::string take_buffer();
+  void release_buffers();
   void process();
   void decode_error();
   void flush();
@@ -91,7 +94,7 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   bool continue_sent_ = false;
   bool reading_ = false;
   bool writing_ = false;
-  bool paused_ = false;          // request body flow control
+  bool paused_ = false;           // request body flow control
   bool above_watermark_ = false;  // response flow control
   bool processing_ = false;
   bool closed_ = false;

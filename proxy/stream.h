@@ -28,12 +28,36 @@ class StreamEncoder {
   virtual void resume_request_body() = 0;
 };
 
+// Read buffers shared by a worker's connections: a connection holds one only while bytes are
+// arriving or being parsed, so an idle keep-alive connection costs no buffer.
+class BufferPool {
+ public:
+  explicit BufferPool(size_t buffer_size, size_t max_cached = 64)
+      : buffer_size_(buffer_size), max_cached_(max_cached) {}
+  std::string take() {
+    if (free_.empty()) return std::string(buffer_size_, '\0');
+    std::string b = std::move(free_.back());
+    free_.pop_back();
+    return b;
+  }
+  void give(std::string&& b) {
+    if (free_.size() < max_cached_ && b.size() == buffer_size_) free_.push_back(std::move(b));
+    b = std::string();
+  }
+
+ private:
+  size_t buffer_size_;
+  size_t max_cached_;
+  std::vector<std::string> free_;
+};
+
 // Worker-owned services a stream uses.
 struct StreamContext {
   boost::asio::any_io_executor executor;
   upstream::ClusterManager* cluster_manager = nullptr;
   WorkerStats* stats = nullptr;
   AccessLog* access_log = nullptr;
+  BufferPool* read_buffers = nullptr;  // null: connections allocate their own
 };
 
 class Stream : public FilterCallbacks {
@@ -81,7 +105,7 @@ class Stream : public FilterCallbacks {
   std::vector<FilterPtr> filters_;
   RequestHead request_;
   StreamInfo info_;
-  size_t stopped_at_ = 0;      // filter that returned Stop in the headers phase
+  size_t stopped_at_ = 0;  // filter that returned Stop in the headers phase
   bool headers_stopped_ = false;
   bool request_ended_ = false;  // end_stream seen on the request
   std::string held_body_;       // body that arrived while the headers phase was stopped

@@ -18,6 +18,7 @@ Worker::Worker(unsigned index)
   ctx_.executor = ioc_.get_executor();
   ctx_.cluster_manager = clusters_.get();
   ctx_.stats = &stats_;
+  ctx_.read_buffers = &read_buffers_;
 }
 
 Worker::~Worker() { stop(); }

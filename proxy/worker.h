@@ -54,6 +54,7 @@ class Worker {
   WorkerStats stats_;
   std::unique_ptr<upstream::ClusterManager> clusters_;
   std::unique_ptr<AccessLog> access_log_;
+  BufferPool read_buffers_{64 * 1024};
   StreamContext ctx_;
   SnapshotPtr snapshot_;
   std::map<std::string, std::shared_ptr<ListenerRuntime>> listeners_;
