@@ -1,0 +1,214 @@
+// core/http.h: the header map, status helpers and hop-by-hop handling.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/http.h"
+
+namespace sluice {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::Optional;
+
+std::vector<std::pair<std::string, std::string>> fields(const HeaderMap& h) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& f : h) out.emplace_back(f.name, f.value);
+  return out;
+}
+
+using P = std::pair<std::string, std::string>;
+
+TEST(Iequals, ComparesAsciiCaseInsensitively) {
+  EXPECT_TRUE(iequals("Content-Length", "content-length"));
+  EXPECT_TRUE(iequals("", ""));
+  EXPECT_FALSE(iequals("content-length", "content-lengt"));
+  EXPECT_FALSE(iequals("a", "b"));
+  // Non-letters are not folded onto letters.
+  EXPECT_FALSE(iequals("@", "`"));
+}
+
+TEST(HeaderMap, GetIsCaseInsensitiveAndReturnsFirst) {
+  HeaderMap h;
+  h.add("Accept", "text/html");
+  h.add("X-Multi", "one");
+  h.add("x-multi", "two");
+  EXPECT_THAT(h.get("accept"), Optional(std::string_view("text/html")));
+  EXPECT_THAT(h.get("ACCEPT"), Optional(std::string_view("text/html")));
+  EXPECT_THAT(h.get("X-MULTI"), Optional(std::string_view("one")));
+  EXPECT_EQ(h.get("missing"), std::nullopt);
+  EXPECT_TRUE(h.contains("x-Multi"));
+  EXPECT_FALSE(h.contains("x-mult"));
+  EXPECT_EQ(h.count("x-multi"), 2u);
+  EXPECT_EQ(h.count("accept"), 1u);
+  EXPECT_EQ(h.count("nope"), 0u);
+  EXPECT_EQ(h.size(), 3u);
+}
+
+TEST(HeaderMap, EmptyValueIsPresent) {
+  HeaderMap h;
+  h.add("X-Empty", "");
+  EXPECT_TRUE(h.contains("x-empty"));
+  EXPECT_THAT(h.get("x-empty"), Optional(std::string_view("")));
+}
+
+TEST(HeaderMap, AddKeepsInsertionOrderAndSpelling) {
+  HeaderMap h;
+  h.add("Host", "a");
+  h.add("User-Agent", "curl");
+  h.add("accept", "*/*");
+  h.add("X-Forwarded-For", "1.1.1.1");
+  h.add("x-forwarded-for", "2.2.2.2");
+  EXPECT_THAT(fields(h),
+              ElementsAre(P{"Host", "a"}, P{"User-Agent", "curl"}, P{"accept", "*/*"},
+                          P{"X-Forwarded-For", "1.1.1.1"}, P{"x-forwarded-for", "2.2.2.2"}));
+}
+
+TEST(HeaderMap, SetReplacesEveryFieldWithOne) {
+  HeaderMap h;
+  h.add("A", "1");
+  h.add("Via", "x");
+  h.add("B", "2");
+  h.add("VIA", "y");
+  h.set("via", "z");
+  EXPECT_EQ(h.count("via"), 1u);
+  EXPECT_THAT(h.get("Via"), Optional(std::string_view("z")));
+  EXPECT_EQ(h.size(), 3u);
+  // The other fields keep their relative order.
+  std::vector<std::string> names;
+  for (const auto& f : h) names.push_back(f.name);
+  auto a = std::find(names.begin(), names.end(), "A");
+  auto b = std::find(names.begin(), names.end(), "B");
+  ASSERT_NE(a, names.end());
+  ASSERT_NE(b, names.end());
+  EXPECT_LT(a, b);
+}
+
+TEST(HeaderMap, SetOnMissingNameAdds) {
+  HeaderMap h;
+  h.add("A", "1");
+  h.set("B", "2");
+  EXPECT_THAT(fields(h), ElementsAre(P{"A", "1"}, P{"B", "2"}));
+}
+
+TEST(HeaderMap, RemoveReturnsCountAndKeepsOrderOfRest) {
+  HeaderMap h;
+  h.add("A", "1");
+  h.add("Cookie", "x");
+  h.add("B", "2");
+  h.add("cookie", "y");
+  h.add("C", "3");
+  EXPECT_EQ(h.remove("COOKIE"), 2u);
+  EXPECT_THAT(fields(h), ElementsAre(P{"A", "1"}, P{"B", "2"}, P{"C", "3"}));
+  EXPECT_EQ(h.remove("cookie"), 0u);
+  EXPECT_EQ(h.size(), 3u);
+  h.clear();
+  EXPECT_TRUE(h.empty());
+}
+
+TEST(RequestHead, PathAndQuery) {
+  RequestHead r;
+  r.target = "/a/b?x=1&y=2";
+  EXPECT_EQ(r.path(), "/a/b");
+  EXPECT_EQ(r.query(), "x=1&y=2");
+  r.target = "/plain";
+  EXPECT_EQ(r.path(), "/plain");
+  EXPECT_EQ(r.query(), "");
+  r.target = "/q?";
+  EXPECT_EQ(r.path(), "/q");
+  EXPECT_EQ(r.query(), "");
+  r.target = "/q?a?b";
+  EXPECT_EQ(r.path(), "/q");
+  EXPECT_EQ(r.query(), "a?b");
+}
+
+TEST(StatusClass, Boundaries) {
+  EXPECT_EQ(status_class(100), "1xx");
+  EXPECT_EQ(status_class(199), "1xx");
+  EXPECT_EQ(status_class(200), "2xx");
+  EXPECT_EQ(status_class(299), "2xx");
+  EXPECT_EQ(status_class(301), "3xx");
+  EXPECT_EQ(status_class(400), "4xx");
+  EXPECT_EQ(status_class(499), "4xx");
+  EXPECT_EQ(status_class(500), "5xx");
+  EXPECT_EQ(status_class(599), "5xx");
+}
+
+TEST(StatusClass, OutOfRangeStaysWithinTheFiveLabels) {
+  // The label bounds metric cardinality, so nothing may invent a sixth value.
+  const std::set<std::string_view> labels = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+  for (unsigned s : {0u, 1u, 99u, 600u, 999u, 1000u, 65535u}) {
+    EXPECT_TRUE(labels.count(status_class(s))) << s;
+  }
+}
+
+TEST(ReasonPhrase, KnownAndUnknown) {
+  EXPECT_EQ(reason_phrase(200), "OK");
+  EXPECT_EQ(reason_phrase(100), "Continue");
+  EXPECT_EQ(reason_phrase(103), "Early Hints");
+  EXPECT_EQ(reason_phrase(204), "No Content");
+  EXPECT_EQ(reason_phrase(304), "Not Modified");
+  EXPECT_EQ(reason_phrase(404), "Not Found");
+  EXPECT_EQ(reason_phrase(413), "Content Too Large");
+  EXPECT_EQ(reason_phrase(414), "URI Too Long");
+  EXPECT_EQ(reason_phrase(429), "Too Many Requests");
+  EXPECT_EQ(reason_phrase(431), "Request Header Fields Too Large");
+  EXPECT_EQ(reason_phrase(502), "Bad Gateway");
+  EXPECT_EQ(reason_phrase(503), "Service Unavailable");
+  EXPECT_EQ(reason_phrase(504), "Gateway Timeout");
+  EXPECT_EQ(reason_phrase(299), "Unknown");
+  EXPECT_EQ(reason_phrase(0), "Unknown");
+}
+
+TEST(ReasonPhrase, EveryStatusTheProxyGeneratesHasOne) {
+  // Statuses produced by status_for() and by local replies.
+  for (unsigned s : {400u, 404u, 408u, 413u, 414u, 431u, 500u, 501u, 502u, 503u, 504u}) {
+    EXPECT_NE(reason_phrase(s), "Unknown") << s;
+  }
+}
+
+TEST(StatusHasNoBody, InformationalNoContentNotModified) {
+  EXPECT_TRUE(status_has_no_body(100));
+  EXPECT_TRUE(status_has_no_body(103));
+  EXPECT_TRUE(status_has_no_body(204));
+  EXPECT_TRUE(status_has_no_body(304));
+  EXPECT_FALSE(status_has_no_body(200));
+  EXPECT_FALSE(status_has_no_body(205));
+  EXPECT_FALSE(status_has_no_body(404));
+}
+
+TEST(HopByHop, StandardNamesAnyCase) {
+  for (const char* n : {"Connection", "keep-alive", "Proxy-Connection", "TE", "Trailer",
+                        "Transfer-Encoding", "UPGRADE"}) {
+    EXPECT_TRUE(is_hop_by_hop(n)) << n;
+  }
+  for (const char* n : {"Content-Length", "Host", "Trailers", "Connections", "X-Connection",
+                        "Proxy-Authorization", ""}) {
+    EXPECT_FALSE(is_hop_by_hop(n)) << n;
+  }
+}
+
+TEST(HopByHop, RemoveKeepsEndToEndFieldsInOrder) {
+  HeaderMap h;
+  h.add("Host", "a");
+  h.add("Connection", "keep-alive");
+  h.add("Content-Type", "text/plain");
+  h.add("Keep-Alive", "timeout=5");
+  h.add("transfer-encoding", "chunked");
+  h.add("X-Custom", "1");
+  h.add("Upgrade", "websocket");
+  h.add("te", "trailers");
+  h.add("Trailer", "Expires");
+  h.add("Proxy-Connection", "keep-alive");
+  remove_hop_by_hop(h);
+  EXPECT_THAT(fields(h),
+              ElementsAre(P{"Host", "a"}, P{"Content-Type", "text/plain"}, P{"X-Custom", "1"}));
+}
+
+}  // namespace
+}  // namespace sluice
