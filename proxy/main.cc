@@ -13,11 +13,12 @@ namespace {
 constexpr const char* kVersion = "0.1.0";
 
 void usage(std::ostream& out) {
-  out << "usage: sluice -c FILE          run with the config in FILE\n"
+  out << "usage: sluice -c FILE          run with the config in FILE (also --config FILE)\n"
          "       sluice --check -c FILE  validate FILE, print every error, exit 1 if any\n"
          "       sluice --version\n"
          "       sluice --help\n"
-         "signals: SIGHUP reloads the config; SIGTERM/SIGINT drain and exit\n";
+         "signals: SIGHUP reloads the config; SIGTERM/SIGINT drain and exit (a second one\n"
+         "         exits at once)\n";
 }
 
 int check(const std::string& path) {
@@ -53,8 +54,15 @@ int main(int argc, char** argv) {
       return 0;
     } else if (arg == "--check") {
       check_only = true;
-    } else if ((arg == "-c" || arg == "--config") && i + 1 < argc) {
+    } else if (arg == "-c" || arg == "--config") {
+      if (i + 1 == argc) {
+        std::cerr << "sluice: " << arg << " needs a FILE\n";
+        usage(std::cerr);
+        return 2;
+      }
       config_path = argv[++i];
+    } else if (arg.rfind("--config=", 0) == 0) {
+      config_path = arg.substr(9);
     } else {
       std::cerr << "sluice: unknown argument '" << arg << "'\n";
       usage(std::cerr);

@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "admin/admin_server.h"
+#include "proxy/access_log.h"
 #include "proxy/listener.h"
 #include "proxy/worker.h"
 
@@ -74,6 +75,14 @@ size_t Server::active_connections() const {
 
 bool Server::install(SnapshotPtr snapshot, std::string* error) {
   const auto& cfg = *snapshot->config;
+  // Workers open their own access log; opening it here first turns a bad path into a
+  // failed start or reload instead of a worker running without a log.
+  std::string log_error;
+  AccessLog::open(cfg.access_log, &log_error);
+  if (!log_error.empty()) {
+    *error = log_error;
+    return false;
+  }
   std::set<std::string> wanted;
   for (const auto& l : cfg.listeners) wanted.insert(l.name + "@" + l.address.str());
 
@@ -90,7 +99,8 @@ bool Server::install(SnapshotPtr snapshot, std::string* error) {
       per_worker[i].emplace(l.name, std::move(acceptor));
     }
   }
-  for (size_t i = 0; i < workers_.size(); ++i) workers_[i]->apply(snapshot, std::move(per_worker[i]));
+  for (size_t i = 0; i < workers_.size(); ++i)
+    workers_[i]->apply(snapshot, std::move(per_worker[i]));
   bound_ = std::move(wanted);
   std::lock_guard lock(snapshot_mutex_);
   snapshot_ = std::move(snapshot);
@@ -103,6 +113,7 @@ bool Server::reload() {
   std::string error;
   SnapshotPtr snapshot;
   if (result.config) snapshot = Snapshot::build(result.config, &error);
+  config::ConfigPtr previous = config();
   if (!result.config || !snapshot || !install(snapshot, &error)) {
     for (const auto& e : result.errors) log_line("error: " + e.str());
     if (!error.empty()) log_line("error: " + error);
@@ -112,10 +123,22 @@ bool Server::reload() {
   }
   reloads_ok_.fetch_add(1);
   log_line("config reloaded from " + config_path_);
+  // These are set up once at start; say so rather than pretend they changed.
+  if (previous && result.config->workers != previous->workers) {
+    log_line("warning: a change of 'workers' takes effect only after a restart");
+  }
+  if (previous && result.config->admin.address.str() != previous->admin.address.str()) {
+    log_line("warning: a change of 'admin.address' takes effect only after a restart");
+  }
   return true;
 }
 
 int Server::run() {
+  // Registered first: a signal that arrives while starting waits here instead of killing the
+  // process (SIGHUP's default action) or being lost.
+  asio::io_context main_ioc(1);
+  asio::signal_set signals(main_ioc, SIGHUP, SIGTERM, SIGINT);
+
   auto result = config::load_file(config_path_);
   for (const auto& w : result.warnings) std::cerr << "warning: " << w.str() << "\n";
   if (!result.config) {
@@ -142,8 +165,6 @@ int Server::run() {
     return 1;
   }
 
-  asio::io_context main_ioc(1);
-  asio::signal_set signals(main_ioc, SIGHUP, SIGTERM, SIGINT);
   for (auto& w : workers_) w->start();
   ready_ = true;
   for (const auto& l : result.config->listeners) {
@@ -152,38 +173,59 @@ int Server::run() {
   log_line("admin on " + result.config->admin.address.str() + ", " + std::to_string(n) +
            " worker(s)");
 
-  bool stopping = false;
-  std::function<void()> wait_signal;
-  wait_signal = [&] {
+  // Drain: stop accepting, let in-flight exchanges finish (polling the connection gauges)
+  // until none is left or drain_timeout passes. A second SIGTERM/SIGINT cuts it short.
+  bool draining = false;
+  std::chrono::steady_clock::time_point deadline;
+  asio::steady_timer drain_timer(main_ioc);
+  std::function<void()> poll_drain = [&] {
+    size_t left = active_connections();
+    if (left == 0) {
+      main_ioc.stop();
+      return;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      log_line("drain timeout: closing " + std::to_string(left) + " connection(s)");
+      main_ioc.stop();
+      return;
+    }
+    drain_timer.expires_after(std::chrono::milliseconds(20));
+    drain_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) poll_drain();
+    });
+  };
+  std::function<void()> wait_signal = [&] {
     signals.async_wait([&](const boost::system::error_code& ec, int sig) {
       if (ec) return;
-      if (sig == SIGHUP && !stopping) {
-        reload();
-        wait_signal();
+      if (sig == SIGHUP) {
+        if (draining) {
+          log_line("SIGHUP ignored while draining");
+        } else {
+          reload();
+        }
+      } else if (!draining) {
+        draining = true;
+        log_line(std::string(sig == SIGINT ? "SIGINT" : "SIGTERM") + ": draining (up to " +
+                 std::to_string(config()->drain_timeout.count()) + "ms)");
+        ready_ = false;
+        deadline = std::chrono::steady_clock::now() + config()->drain_timeout;
+        for (auto& w : workers_) {
+          w->stop_accepting();
+          w->drain();
+        }
+        poll_drain();
+      } else {
+        log_line("second signal: closing " + std::to_string(active_connections()) +
+                 " connection(s) now");
+        main_ioc.stop();
         return;
       }
-      if (stopping) return;
-      stopping = true;
-      log_line("draining");
-      ready_ = false;
-      for (auto& w : workers_) {
-        w->stop_accepting();
-        w->drain();
-      }
-      main_ioc.stop();
+      wait_signal();
     });
   };
   wait_signal();
   main_ioc.run();
 
-  auto drain_timeout = config()->drain_timeout;
-  auto deadline = std::chrono::steady_clock::now() + drain_timeout;
-  while (active_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  if (size_t left = active_connections()) {
-    log_line("drain timeout: closing " + std::to_string(left) + " connection(s)");
-  }
   for (auto& w : workers_) w->stop();
   admin.stop();
   log_line("stopped");

@@ -1,7 +1,10 @@
 #include "proxy/worker.h"
 
-#include <boost/asio/post.hpp>
+#include <algorithm>
+#include <chrono>
 #include <iostream>
+
+#include <boost/asio/post.hpp>
 
 #include "proxy/access_log.h"
 #include "proxy/listener.h"
@@ -29,7 +32,8 @@ void Worker::apply(SnapshotPtr snapshot, std::map<std::string, asio::ip::tcp::ac
     return;
   }
   // Acceptors are move-only; carry them in a shared_ptr through the copyable handler.
-  auto moved = std::make_shared<std::map<std::string, asio::ip::tcp::acceptor>>(std::move(acceptors));
+  auto moved =
+      std::make_shared<std::map<std::string, asio::ip::tcp::acceptor>>(std::move(acceptors));
   asio::post(ioc_, [this, snapshot = std::move(snapshot), moved]() mutable {
     apply_here(std::move(snapshot), std::move(*moved));
   });
@@ -53,7 +57,10 @@ void Worker::apply_here(SnapshotPtr snapshot,
     auto it = acceptors.find(l.name);
     std::shared_ptr<ListenerRuntime> runtime;
     if (it != acceptors.end()) {
-      if (auto old = listeners_.find(l.name); old != listeners_.end()) old->second->stop_accepting();
+      if (auto old = listeners_.find(l.name); old != listeners_.end()) {
+        old->second->stop_accepting();  // re-bound to a new address
+        retired_.push_back(old->second);
+      }
       runtime = std::make_shared<ListenerRuntime>(std::move(it->second), l, ctx_,
                                                   stats_.listener(l.name));
       runtime->update(l, snapshot);
@@ -67,27 +74,47 @@ void Worker::apply_here(SnapshotPtr snapshot,
     listeners.emplace(l.name, std::move(runtime));
   }
   for (auto& [name, runtime] : listeners_) {
-    if (!listeners.count(name)) runtime->stop_accepting();  // its connections finish on their own
+    if (!listeners.count(name)) {
+      runtime->stop_accepting();  // its connections finish on their own
+      retired_.push_back(runtime);
+    }
   }
   listeners_ = std::move(listeners);
   snapshot_ = std::move(snapshot);
+  retired_.erase(
+      std::remove_if(retired_.begin(), retired_.end(), [](const auto& w) { return w.expired(); }),
+      retired_.end());
+}
+
+template <typename Fn>
+void Worker::each_listener(Fn fn) {
+  // Copy first: fn may close connections, which can release a retired listener.
+  std::vector<std::shared_ptr<ListenerRuntime>> all;
+  for (auto& [name, l] : listeners_) all.push_back(l);
+  for (auto& weak : retired_) {
+    if (auto l = weak.lock()) all.push_back(std::move(l));
+  }
+  for (auto& l : all) fn(*l);
 }
 
 void Worker::start() {
   started_ = true;
   for (auto& [name, l] : listeners_) l->start();
-  thread_ = std::thread([this] { ioc_.run(); });
+  std::promise<void> done;
+  finished_ = done.get_future();
+  thread_ = std::thread([this, done = std::move(done)]() mutable {
+    ioc_.run();
+    done.set_value();
+  });
 }
 
 void Worker::stop_accepting() {
-  asio::post(ioc_, [this] {
-    for (auto& [name, l] : listeners_) l->stop_accepting();
-  });
+  asio::post(ioc_, [this] { each_listener([](ListenerRuntime& l) { l.stop_accepting(); }); });
 }
 
 void Worker::drain() {
   asio::post(ioc_, [this] {
-    for (auto& [name, l] : listeners_) l->drain_connections();
+    each_listener([](ListenerRuntime& l) { l.drain_connections(); });
     clusters_->close_idle();
   });
 }
@@ -95,15 +122,20 @@ void Worker::drain() {
 void Worker::stop() {
   if (!thread_.joinable()) return;
   asio::post(ioc_, [this] {
-    for (auto& [name, l] : listeners_) {
-      l->stop_accepting();
-      l->close_connections();
-    }
+    each_listener([](ListenerRuntime& l) {
+      l.stop_accepting();
+      l.close_connections();
+    });
     clusters_->close_idle();
     work_.reset();
-    ioc_.stop();
   });
+  // With every socket closed the loop normally runs out of work at once; an operation that
+  // nothing cancels (an upstream connect waiting for its timeout) must not hold up the exit.
+  if (finished_.wait_for(std::chrono::seconds(1)) != std::future_status::ready) ioc_.stop();
   thread_.join();
+  // Handlers that never ran hold connections whose destructors use this worker's stats,
+  // access log and pools: destroy them now, while those still exist.
+  ioc_.destroy_pending_handlers();
 }
 
 }  // namespace sluice

@@ -2,11 +2,12 @@
 // A worker: one thread, one io_context, its own acceptor per listener (SO_REUSEPORT), its own
 // upstream pools and stats. Connections never leave their worker, so nothing on the data path
 // is shared or locked. The main thread talks to a worker only by posting to its io_context.
-#include <atomic>
+#include <future>
 #include <map>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -30,6 +31,14 @@ class Worker {
   explicit Worker(unsigned index);
   ~Worker();
 
+  // io_context that can destroy its pending handlers on demand (execution_context::shutdown is
+  // protected), so they never outlive the worker state they point to.
+  class Context : public boost::asio::io_context {
+   public:
+    using boost::asio::io_context::io_context;
+    void destroy_pending_handlers() { shutdown(); }
+  };
+
   boost::asio::io_context& io_context() { return ioc_; }
   const WorkerStats& stats() const { return stats_; }
   unsigned index() const { return index_; }
@@ -38,18 +47,26 @@ class Worker {
   // listeners this worker does not have yet, by listener name; listeners absent from the
   // snapshot are closed. Runs on the worker thread once it has started.
   void apply(SnapshotPtr snapshot, std::map<std::string, boost::asio::ip::tcp::acceptor> acceptors);
+  // Main thread, once: starts the listeners and the thread.
   void start();
+  // Main thread; the work happens on the worker thread. Closes every acceptor.
   void stop_accepting();
+  // Main thread: idle connections close now, busy ones after their current response.
   void drain();
-  // Stops the event loop and joins the thread; open connections are dropped.
+  // Main thread: closes every connection, lets the loop finish and joins the thread. Open
+  // exchanges are cut off (their responses end visibly incomplete).
   void stop();
 
  private:
   void apply_here(SnapshotPtr snapshot,
                   std::map<std::string, boost::asio::ip::tcp::acceptor> acceptors);
+  // Worker thread. Calls fn for each listener, current or replaced by a reload but still
+  // holding connections.
+  template <typename Fn>
+  void each_listener(Fn fn);
 
   unsigned index_;
-  boost::asio::io_context ioc_{1};
+  Context ioc_{1};
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   WorkerStats stats_;
   std::unique_ptr<upstream::ClusterManager> clusters_;
@@ -58,7 +75,10 @@ class Worker {
   StreamContext ctx_;
   SnapshotPtr snapshot_;
   std::map<std::string, std::shared_ptr<ListenerRuntime>> listeners_;
+  // Listeners a reload removed or re-bound; they live on while their connections do.
+  std::vector<std::weak_ptr<ListenerRuntime>> retired_;
   std::thread thread_;
+  std::future<void> finished_;  // ready when the thread's loop has returned
   bool started_ = false;
 };
 
