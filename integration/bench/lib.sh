@@ -1,0 +1,284 @@
+# shellcheck shell=bash
+# Shared by integration/bench/run.sh and profile.sh: start the test backend, sluice, nginx and
+# HAProxy on ephemeral loopback ports with equivalent settings, run wrk, parse its output, and
+# stop everything on exit. Every wait is bounded. Source it; it defines functions and a trap.
+
+BENCH_HOST=127.0.0.1
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SLUICE_BIN=${SLUICE_BIN:-$REPO/build/release/proxy/sluice}
+BACKEND_BIN=${SLUICE_BACKEND_BIN:-$REPO/build/release/integration/backend/sluice_test_backend}
+READY_TIMEOUT=${READY_TIMEOUT:-15} # seconds a server may take to answer its first request
+STOP_TIMEOUT=${STOP_TIMEOUT:-20}   # seconds between SIGTERM and SIGKILL
+
+WORK=$(mktemp -d /tmp/sluice-bench.XXXXXX)
+BENCH_PIDS=()
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() {
+  log "error: $*"
+  exit 1
+}
+
+# Stops every process this script started: SIGTERM, bounded wait, then SIGKILL.
+# shellcheck disable=SC2317  # invoked by the trap
+bench_cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if ((${#BENCH_PIDS[@]})); then
+    kill -TERM "${BENCH_PIDS[@]}" 2>/dev/null || true
+    local deadline=$((SECONDS + STOP_TIMEOUT)) pid alive
+    while ((SECONDS < deadline)); do
+      alive=0
+      for pid in "${BENCH_PIDS[@]}"; do
+        kill -0 "$pid" 2>/dev/null && alive=1
+      done
+      ((alive)) || break
+      sleep 0.1
+    done
+    for pid in "${BENCH_PIDS[@]}"; do
+      if kill -0 "$pid" 2>/dev/null; then
+        log "pid $pid ignored SIGTERM for ${STOP_TIMEOUT}s; killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+      fi
+    done
+    wait "${BENCH_PIDS[@]}" 2>/dev/null || true
+  fi
+  if [[ -n ${KEEP_WORK:-} ]]; then
+    log "logs and configs kept in $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap bench_cleanup EXIT
+trap 'log "command failed (status $?) at ${BASH_SOURCE[0]}:$LINENO: $BASH_COMMAND"' ERR
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# A port that was free a moment ago. Racy by nature: the starters below retry on failure.
+free_port() {
+  /usr/bin/python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+# start NAME CMD...: runs CMD in the background with output in $WORK/NAME.{out,err};
+# sets LAST_PID and records it for cleanup.
+start() {
+  local name=$1
+  shift
+  "$@" </dev/null >"$WORK/$name.out" 2>"$WORK/$name.err" &
+  LAST_PID=$!
+  BENCH_PIDS+=("$LAST_PID")
+}
+
+# wait_ready NAME PID PORT: until GET / on PORT answers 200, PID dies, or READY_TIMEOUT passes.
+wait_ready() {
+  local name=$1 pid=$2 port=$3 code deadline=$((SECONDS + READY_TIMEOUT))
+  while ((SECONDS < deadline)); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      log "$name exited during startup; stderr:"
+      tail -n 20 "$WORK/$name.err" >&2
+      return 1
+    fi
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://$BENCH_HOST:$port/" || true)
+    [[ $code == 200 ]] && return 0
+    sleep 0.1
+  done
+  log "$name did not answer 200 on port $port within ${READY_TIMEOUT}s (last status: $code)"
+  tail -n 20 "$WORK/$name.err" >&2
+  return 1
+}
+
+# with_retries FN: calls FN (which picks its own free port) up to 3 times, because a port
+# found free can be taken by someone else before the server binds it.
+with_retries() {
+  local attempt
+  for attempt in 1 2 3; do
+    "$1" && return 0
+    log "$1: attempt $attempt failed"
+  done
+  return 1
+}
+
+# Sets BACKEND_PORT and BACKEND_PID. The backend binds port 0 itself and prints the port.
+start_backend() {
+  start backend "$BACKEND_BIN" --host "$BENCH_HOST" --port 0 --name bench
+  BACKEND_PID=$LAST_PID
+  local deadline=$((SECONDS + READY_TIMEOUT))
+  BACKEND_PORT=
+  while ((SECONDS < deadline)) && [[ -z $BACKEND_PORT ]]; do
+    kill -0 "$BACKEND_PID" 2>/dev/null || die "backend exited: $(cat "$WORK/backend.err")"
+    BACKEND_PORT=$(sed -n 's/^listening on \([0-9]*\)$/\1/p' "$WORK/backend.out")
+    [[ -n $BACKEND_PORT ]] || sleep 0.05
+  done
+  [[ -n $BACKEND_PORT ]] || die "backend did not report its port within ${READY_TIMEOUT}s"
+  wait_ready backend "$BACKEND_PID" "$BACKEND_PORT" || die "backend not ready"
+}
+
+# sluice: one worker, no access log, one listener, one route to one cluster of the backend.
+# SLUICE_WRAPPER (an array, e.g. valgrind and its options) runs in front of the binary.
+SLUICE_WRAPPER=()
+start_sluice_once() {
+  SLUICE_PORT=$(free_port)
+  local admin_port
+  admin_port=$(free_port)
+  cat >"$WORK/sluice.yaml" <<EOF
+workers: 1
+admin: { address: $BENCH_HOST:$admin_port }
+access_log: { path: "off" }
+listeners:
+  - name: bench
+    address: $BENCH_HOST:$SLUICE_PORT
+routes:
+  - name: all
+    match: { path: { prefix: / } }
+    cluster: backend
+clusters:
+  - name: backend
+    endpoints: [$BENCH_HOST:$BACKEND_PORT]
+EOF
+  start sluice "${SLUICE_WRAPPER[@]}" "$SLUICE_BIN" -c "$WORK/sluice.yaml"
+  SLUICE_PID=$LAST_PID
+  wait_ready sluice "$SLUICE_PID" "$SLUICE_PORT"
+}
+
+# nginx: 1 worker, no access log, upstream keep-alive. It forwards Host and the X-Forwarded-*
+# headers sluice adds, so both send the backend the same request. keepalive_requests is raised
+# on both sides because sluice never closes a keep-alive connection after N requests.
+start_nginx_once() {
+  NGINX_PORT=$(free_port)
+  local dir=$WORK/nginx temps="" m
+  mkdir -p "$dir/logs"
+  # Temp paths inside $dir so nginx touches nothing in /var; only for modules compiled in.
+  for m in client_body proxy fastcgi uwsgi scgi; do
+    if [[ $m == client_body || $m == proxy ]] || ! nginx -V 2>&1 | grep -q -- "--without-http_${m}_module"; then
+      temps+="  ${m}_temp_path $dir/${m}_temp;"$'\n'
+    fi
+  done
+  cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+$temps
+  upstream backend {
+    server $BENCH_HOST:$BACKEND_PORT;
+    keepalive 64;
+    keepalive_requests 100000000;
+  }
+  server {
+    listen $BENCH_HOST:$NGINX_PORT;
+    keepalive_requests 100000000;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$http_host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Forwarded-Host \$http_host;
+    }
+  }
+}
+EOF
+  start nginx nginx -p "$dir" -e "$dir/logs/error.log" -c "$dir/nginx.conf" -g 'daemon off;'
+  NGINX_PID=$LAST_PID
+  wait_ready nginx "$NGINX_PID" "$NGINX_PORT"
+}
+
+# HAProxy: 1 thread, HTTP mode, keep-alive both sides, always reuse idle server connections,
+# no logging, the same X-Forwarded-* headers.
+start_haproxy_once() {
+  HAPROXY_PORT=$(free_port)
+  cat >"$WORK/haproxy.cfg" <<EOF
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  option http-keep-alive
+  http-reuse always
+  timeout connect 2s
+  timeout client 60s
+  timeout server 15s
+  timeout http-keep-alive 60s
+frontend bench
+  bind $BENCH_HOST:$HAPROXY_PORT
+  option forwardfor
+  http-request set-header X-Forwarded-Proto http
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  default_backend backend
+backend backend
+  server s1 $BENCH_HOST:$BACKEND_PORT
+EOF
+  haproxy -c -q -f "$WORK/haproxy.cfg" || die "haproxy rejected its config"
+  start haproxy haproxy -f "$WORK/haproxy.cfg"
+  HAPROXY_PID=$LAST_PID
+  wait_ready haproxy "$HAPROXY_PID" "$HAPROXY_PORT"
+}
+
+# Pids whose CPU time counts for a target (nginx: master and its worker).
+target_pids() {
+  case $1 in
+    backend) echo "$BACKEND_PID" ;;
+    sluice) echo "$SLUICE_PID" ;;
+    haproxy) echo "$HAPROXY_PID" ;;
+    nginx) echo "$NGINX_PID" "$(pgrep -P "$NGINX_PID" | tr '\n' ' ')" ;;
+  esac
+}
+
+target_port() {
+  case $1 in
+    backend) echo "$BACKEND_PORT" ;;
+    sluice) echo "$SLUICE_PORT" ;;
+    nginx) echo "$NGINX_PORT" ;;
+    haproxy) echo "$HAPROXY_PORT" ;;
+  esac
+}
+
+# Connections the backend has accepted so far, counting the one asking.
+backend_accepted() {
+  curl -s --max-time 5 "http://$BENCH_HOST:$BACKEND_PORT/stats" |
+    sed -n 's/.*"connections_accepted":\([0-9]*\).*/\1/p'
+}
+
+# User + system CPU time of the given pids (all threads), in clock ticks.
+cpu_ticks() {
+  local pid total=0 f
+  for pid in "$@"; do
+    # Fields after the ")" that closes the command name: utime is the 12th, stime the 13th.
+    f=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
+    # shellcheck disable=SC2086  # split the fields on purpose
+    set -- $f
+    total=$((total + ${12} + ${13}))
+  done
+  echo "$total"
+}
+
+# wrk_run URL DURATION OUTFILE: one wrk run with the benchmark's shape.
+wrk_run() {
+  timeout $(($2 + 30)) wrk -t1 -c"${CONNECTIONS:-50}" -d"$2s" --latency "$1" >"$3" 2>&1
+}
+
+# Parsers for wrk's text output. Latencies are converted to milliseconds.
+wrk_rps() { awk '/^Requests\/sec:/ { print $2 }' "$1"; }
+wrk_requests() { awk '/ requests in / { print $1 }' "$1"; }
+wrk_p99_ms() {
+  awk '$1 == "99%" {
+    v = $2
+    if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v) }
+    else if (v ~ /m$/) { sub(/m$/, "", v); v *= 60000 }
+    else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 }
+    printf "%.3f\n", v
+  }' "$1"
+}
+# Problems wrk saw: socket errors and non-2xx/3xx responses, as one line ("" when none).
+wrk_problems() {
+  { grep -E '^ *(Socket errors|Non-2xx or 3xx responses):' "$1" || true; } |
+    sed 's/^ *//' | paste -sd ';' -
+}
