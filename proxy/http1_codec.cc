@@ -1,5 +1,10 @@
 #include "proxy/http1_codec.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/url/parse.hpp>
@@ -12,17 +17,15 @@ using bstring = boost::beast::string_view;
 
 namespace {
 
+// Beast parses a last chunk it has seen before again from its start, asserting that at least
+// "0\r\n\r\n" is there; fewer bytes at a chunk boundary are held back until more arrive.
+constexpr size_t kMinChunkBoundaryBytes = 5;
+
 std::string_view sv(bstring s) { return {s.data(), s.size()}; }
 
 bool is_tchar(char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-      return true;
-    default:
-      return false;
-  }
+  return c != '\0' && std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
 bool is_token(std::string_view s) {
@@ -33,9 +36,9 @@ bool is_token(std::string_view s) {
   return true;
 }
 
-// Field values: visible characters, obs-text, SP and HTAB inside. Beast already rejects
-// CR, LF and NUL; this also rejects the other controls it lets through.
-bool is_valid_value(std::string_view v) {
+// Field values and chunk extensions: visible characters, obs-text, SP and HTAB. Beast already
+// rejects CR, LF, NUL and most other controls; this is the proxy's own guarantee.
+bool no_controls(std::string_view v) {
   for (unsigned char c : v) {
     if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
   }
@@ -48,13 +51,58 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// Chunk extensions: Beast checks their grammar; reject any control character outright so
-// nothing odd reaches a backend's parser.
-bool valid_extensions(std::string_view ext) {
-  for (unsigned char c : ext) {
-    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+// Host = uri-host [ ":" port ] (RFC 9110 §7.2); empty is allowed when the target has no
+// authority (RFC 9112 §3.2), which is the only kind a non-CONNECT origin-form request has.
+bool valid_host(std::string_view v) {
+  if (v.empty()) return true;
+  auto a = boost::urls::parse_authority(v);
+  return a && !a->has_userinfo() && !a->encoded_host().empty();
+}
+
+// Names that a Connection header must not strip from the forwarded request: they are
+// end-to-end and the upstream request needs them.
+bool protected_from_connection(std::string_view name) {
+  return iequals(name, "host") || iequals(name, "content-length");
+}
+
+struct Rejection {
+  ErrorKind kind;
+  const char* detail;
+};
+
+// Checks the combined Transfer-Encoding list: only exactly one `chunked` is accepted (empty
+// list elements aside, RFC 9110 §5.6.1). An unknown coding is 501; everything else that is
+// not that is 400 (RFC 9112 §6.1: chunked must be last and applied once).
+std::optional<Rejection> check_transfer_codings(std::string_view list) {
+  size_t elements = 0;
+  size_t chunked = 0;
+  bool chunked_last = false;
+  bool unknown = false;
+  for (;;) {
+    size_t comma = list.find(',');
+    std::string_view element = trim(list.substr(0, comma));
+    if (!element.empty()) {
+      ++elements;
+      size_t semi = element.find(';');
+      std::string_view name = trim(element.substr(0, semi));
+      if (!is_token(name)) return Rejection{ErrorKind::bad_request, "invalid Transfer-Encoding"};
+      bool is_chunked = iequals(name, "chunked");
+      if (is_chunked && semi != std::string_view::npos) {
+        return Rejection{ErrorKind::bad_request, "chunked takes no parameters"};
+      }
+      chunked += is_chunked ? 1 : 0;
+      unknown = unknown || !is_chunked;
+      chunked_last = is_chunked;
+    }
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
   }
-  return true;
+  if (elements == 0) return Rejection{ErrorKind::bad_request, "empty Transfer-Encoding"};
+  if (chunked > 1 || (chunked == 1 && !chunked_last)) {
+    return Rejection{ErrorKind::bad_request, "chunked must be the last coding, once"};
+  }
+  if (unknown) return Rejection{ErrorKind::not_implemented, "unsupported transfer coding"};
+  return std::nullopt;
 }
 
 }  // namespace
@@ -74,11 +122,10 @@ class RequestParser : public http::basic_parser<true> {
     eager(true);
   }
 
-  RequestHead head;
-  unsigned host_count = 0;
-  unsigned content_length_count = 0;
-  uint64_t header_bytes = 0;
-  std::vector<std::string> connection_tokens;
+  // The buffer handed to put(), so on_field_impl can tell the values Beast unfolded.
+  void set_input(std::string_view input) { input_ = input; }
+  // Between chunks rather than inside chunk data: Beast needs whole lines here.
+  bool at_chunk_boundary() const { return is_header_done() && chunked() && chunk_left_ == 0; }
 
  private:
   void fail(error_code& ec, ErrorKind kind, std::string detail) {
@@ -86,29 +133,44 @@ class RequestParser : public http::basic_parser<true> {
     ec = http::error::bad_value;  // stops Beast; the decoder's error is what counts
   }
 
-  void on_request_impl(http::verb, bstring method, bstring target, int version,
+  // Beast accepts obs-fold and joins the lines, into its own buffer or, when the first line
+  // is empty, in place. RFC 9112 §5.2 lets a server reject it, and a proxy must, since
+  // backends disagree about it. An unfolded value lies in the input right after "name:" OWS.
+  bool folded(std::string_view value) const {
+    auto p = reinterpret_cast<std::uintptr_t>(value.data());
+    auto begin = reinterpret_cast<std::uintptr_t>(input_.data());
+    if (p <= begin || p > begin + input_.size()) return true;
+    const char* c = value.data();
+    while (c > input_.data() && (c[-1] == ' ' || c[-1] == '\t')) --c;
+    return c == input_.data() || c[-1] != ':';
+  }
+
+  void on_request_impl(http::verb, bstring method_b, bstring target_b, int version,
                        error_code& ec) override {
-    if (!is_token(sv(method))) return fail(ec, ErrorKind::bad_request, "invalid method");
+    std::string_view method = sv(method_b);
+    std::string_view target = sv(target_b);
+    if (!is_token(method)) return fail(ec, ErrorKind::bad_request, "invalid method");
     if (target.size() > limits_.max_uri_bytes) {
       return fail(ec, ErrorKind::uri_too_long, "request-target too long");
     }
     if (version != 10 && version != 11) {
       return fail(ec, ErrorKind::bad_request, "unsupported HTTP version");
     }
-    std::string_view t = sv(target);
-    if (sv(method) == "CONNECT") {
+    if (method == "CONNECT") {
       return fail(ec, ErrorKind::not_implemented, "CONNECT is not supported");
     }
-    if (t == "*") {
-      if (sv(method) != "OPTIONS") return fail(ec, ErrorKind::bad_request, "'*' target");
-    } else if (!t.empty() && t.front() == '/') {
-      if (!boost::urls::parse_origin_form(t)) {
+    if (target == "*") {
+      if (method != "OPTIONS") return fail(ec, ErrorKind::bad_request, "'*' target");
+      head_.target = target;
+    } else if (target.front() == '/') {
+      if (!boost::urls::parse_origin_form(target)) {
         return fail(ec, ErrorKind::bad_request, "invalid request-target");
       }
+      head_.target = target;
     } else {
       // absolute-form (RFC 9112 §3.2.2): the host in the URI replaces Host.
-      auto uri = boost::urls::parse_absolute_uri(t);
-      if (!uri || !uri->has_authority() || uri->host().empty() ||
+      auto uri = boost::urls::parse_absolute_uri(target);
+      if (!uri || !uri->has_authority() || uri->encoded_host().empty() || uri->has_userinfo() ||
           (uri->scheme() != "http" && uri->scheme() != "https")) {
         return fail(ec, ErrorKind::bad_request, "invalid request-target");
       }
@@ -119,43 +181,53 @@ class RequestParser : public http::basic_parser<true> {
         origin += '?';
         origin += uri->encoded_query();
       }
-      head.target = std::move(origin);
+      head_.target = std::move(origin);
     }
-    head.method.assign(method.data(), method.size());
-    if (head.target.empty()) head.target.assign(target.data(), target.size());
-    head.version = static_cast<unsigned>(version);
+    head_.method = method;
+    head_.version = static_cast<unsigned>(version);
   }
 
-  void on_response_impl(int, bstring, int, error_code&) override {}
+  void on_response_impl(int, bstring, int, error_code& ec) override {
+    ec = http::error::bad_version;  // unreachable for a request parser
+  }
 
   void on_field_impl(http::field, bstring name_b, bstring value_b, error_code& ec) override {
     std::string_view name = sv(name_b);
     std::string_view value = sv(value_b);
+    const char* what = in_trailers_ ? "trailer" : "header";
     if (++field_count_ > limits_.max_headers) {
-      return fail(ec, ErrorKind::header_too_large, "too many header fields");
+      return fail(ec, ErrorKind::header_too_large, std::string("too many ") + what + " fields");
     }
-    header_bytes += name.size() + value.size() + 4;
-    if (header_bytes > limits_.max_header_bytes) {
-      return fail(ec, ErrorKind::header_too_large, "header section too large");
+    field_bytes_ += name.size() + value.size() + 4;
+    if (field_bytes_ > limits_.max_header_bytes) {
+      return fail(ec, ErrorKind::header_too_large, std::string(what) + " section too large");
     }
-    if (!is_valid_value(value)) {
-      return fail(ec, ErrorKind::bad_request, "control character in header value");
+    if (folded(value)) return fail(ec, ErrorKind::bad_request, "obsolete line folding");
+    if (!no_controls(value)) {
+      return fail(ec, ErrorKind::bad_request, std::string("control character in ") + what);
     }
+    // Trailers are checked but never forwarded: the head went upstream long ago, and fields
+    // like Host or Content-Length would mean something else there. (Beast itself rejects
+    // Content-Length and Transfer-Encoding in trailers.)
+    if (in_trailers_) return;
+
     if (iequals(name, "host")) {
-      if (++host_count > 1) return fail(ec, ErrorKind::bad_request, "repeated Host");
-      head.authority.assign(value);
+      if (++host_count_ > 1) return fail(ec, ErrorKind::bad_request, "repeated Host");
+      if (!valid_host(value)) return fail(ec, ErrorKind::bad_request, "invalid Host");
+      head_.authority = value;
     } else if (iequals(name, "content-length")) {
       // Beast accepts "5, 5" and repeated equal values; a proxy must not (smuggling).
-      if (++content_length_count > 1) {
+      if (++content_length_count_ > 1) {
         return fail(ec, ErrorKind::bad_request, "repeated Content-Length");
       }
       if (value.empty() || value.find_first_not_of("0123456789") != std::string_view::npos) {
         return fail(ec, ErrorKind::bad_request, "invalid Content-Length");
       }
     } else if (iequals(name, "transfer-encoding")) {
-      if (!iequals(trim(value), "chunked")) {
-        return fail(ec, ErrorKind::not_implemented, "unsupported Transfer-Encoding");
-      }
+      // Judged in on_header_impl, once every line and Content-Length are known.
+      if (!transfer_encoding_.empty()) transfer_encoding_ += ',';
+      transfer_encoding_ += value;
+      ++transfer_encoding_count_;
       return;  // hop-by-hop; framing is re-done for the upstream
     } else if (iequals(name, "connection")) {
       size_t pos = 0;
@@ -163,7 +235,7 @@ class RequestParser : public http::basic_parser<true> {
         size_t comma = value.find(',', pos);
         if (comma == std::string_view::npos) comma = value.size();
         auto tok = trim(value.substr(pos, comma - pos));
-        if (!tok.empty()) connection_tokens.emplace_back(tok);
+        if (!tok.empty()) connection_tokens_.emplace_back(tok);
         pos = comma + 1;
       }
     } else if (iequals(name, "expect")) {
@@ -172,40 +244,63 @@ class RequestParser : public http::basic_parser<true> {
         return;  // answered by the proxy, not forwarded
       }
     }
-    head.headers.add(name, value);
+    head_.headers.add(name, value);
   }
 
   void on_header_impl(error_code& ec) override {
-    if (!absolute_authority_.empty()) {
-      head.authority = absolute_authority_;
-      head.headers.set("host", absolute_authority_);
-    } else if (head.version == 11 && host_count == 0) {
+    if (transfer_encoding_count_ > 0) {
+      if (content_length_count_ > 0) {
+        return fail(ec, ErrorKind::bad_request, "Content-Length with Transfer-Encoding");
+      }
+      if (head_.version == 10) {
+        // RFC 9112 §6.1: the framing of such a message is faulty.
+        return fail(ec, ErrorKind::bad_request, "Transfer-Encoding in HTTP/1.0");
+      }
+      if (auto r = check_transfer_codings(transfer_encoding_)) return fail(ec, r->kind, r->detail);
+      // Beast must frame the body exactly as judged above, or the two could disagree.
+      if (!chunked()) return fail(ec, ErrorKind::bad_request, "unrecognised Transfer-Encoding");
+    }
+    if (head_.version == 11 && host_count_ == 0) {
       return fail(ec, ErrorKind::bad_request, "missing Host");
     }
-    if (decoder_.expect_continue_ && head.version == 10) decoder_.expect_continue_ = false;
-    for (const auto& t : connection_tokens) {
-      if (!iequals(t, "close") && !iequals(t, "keep-alive")) head.headers.remove(t);
+    if (!absolute_authority_.empty()) {
+      head_.authority = absolute_authority_;
+      head_.headers.set("host", absolute_authority_);
     }
-    remove_hop_by_hop(head.headers);
+    if (decoder_.expect_continue_ && head_.version == 10) decoder_.expect_continue_ = false;
+    for (const auto& t : connection_tokens_) {
+      if (!iequals(t, "close") && !iequals(t, "keep-alive") && !protected_from_connection(t)) {
+        head_.headers.remove(t);
+      }
+    }
+    remove_hop_by_hop(head_.headers);
     bool end_stream = !chunked() && content_length().value_or(0) == 0;
     if (end_stream) decoder_.expect_continue_ = false;
-    decoder_.callbacks_.on_request_head(head, end_stream);
+    decoder_.callbacks_.on_request_head(head_, end_stream);
   }
 
   void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
 
   size_t on_body_impl(bstring body, error_code&) override {
     decoder_.callbacks_.on_request_data(sv(body));
-    return body.size();
+    return body.size();  // never less: Beast would loop
   }
 
-  void on_chunk_header_impl(std::uint64_t, bstring extensions, error_code& ec) override {
-    if (!valid_extensions(sv(extensions))) {
-      fail(ec, ErrorKind::bad_request, "invalid chunk extension");
+  void on_chunk_header_impl(std::uint64_t size, bstring extensions, error_code& ec) override {
+    if (!no_controls(sv(extensions))) {
+      return fail(ec, ErrorKind::bad_request, "invalid chunk extension");
+    }
+    chunk_left_ = size;
+    if (size == 0) {
+      // The trailer section follows, with limits of its own.
+      in_trailers_ = true;
+      field_count_ = 0;
+      field_bytes_ = 0;
     }
   }
 
   size_t on_chunk_body_impl(std::uint64_t, bstring body, error_code&) override {
+    chunk_left_ -= body.size();
     decoder_.callbacks_.on_request_data(sv(body));
     return body.size();
   }
@@ -214,8 +309,18 @@ class RequestParser : public http::basic_parser<true> {
 
   RequestDecoder& decoder_;
   const DecoderLimits& limits_;
-  uint32_t field_count_ = 0;
+  RequestHead head_;
+  std::string_view input_;
+  unsigned host_count_ = 0;
+  unsigned content_length_count_ = 0;
+  unsigned transfer_encoding_count_ = 0;
+  std::string transfer_encoding_;  // every Transfer-Encoding line, comma-joined
+  std::vector<std::string> connection_tokens_;
   std::string absolute_authority_;
+  uint32_t field_count_ = 0;
+  uint64_t field_bytes_ = 0;
+  uint64_t chunk_left_ = 0;
+  bool in_trailers_ = false;
 };
 
 RequestDecoder::RequestDecoder(DecoderCallbacks& callbacks, DecoderLimits limits)
@@ -229,55 +334,154 @@ void RequestDecoder::reset() {
   parser_ = std::make_unique<RequestParser>(*this, limits_);
   error_.reset();
   expect_continue_ = false;
+  started_ = false;
+  scan_pos_ = 0;
+  line_len_ = 0;
+  target_len_ = 0;
+  part_ = LinePart::method;
+  request_line_seen_ = false;
+  scan_done_ = false;
 }
 
 void RequestDecoder::set_error(ErrorKind kind, std::string detail) {
   if (!error_) error_ = Error{kind, ErrorSource::downstream, false, std::move(detail)};
 }
 
-size_t RequestDecoder::feed(std::string_view data) {
-  if (error_ || parser_->is_done()) return 0;
-  if (!parser_->is_header_done()) {
-    // Beast unfolds obs-fold silently; RFC 9112 §5.2 lets a server reject it, and a proxy
-    // must, since backends disagree about it. Look only at the header section.
-    size_t end = data.find("\r\n\r\n");
-    std::string_view section = data.substr(0, end == std::string_view::npos ? data.size() : end);
-    for (size_t i = section.find('\n'); i != std::string_view::npos && i + 1 < section.size();
-         i = section.find('\n', i + 1)) {
-      if (section[i + 1] == ' ' || section[i + 1] == '\t') {
-        set_error(ErrorKind::bad_request, "obsolete line folding");
-        return 0;
+// Beast reports some errors late or never: it waits for CRLFCRLF before looking at a head that
+// arrived in pieces (so a bare LF, or an HTTP/0.9 request line, would hang until the header
+// timeout), and a request line longer than the header limit is 431 to it. This looks at each
+// byte of the head once, before Beast does.
+bool RequestDecoder::scan_head(std::string_view data, size_t from) {
+  size_t i = std::max(std::min(scan_pos_, data.size()), from);
+  for (; i < data.size() && !scan_done_; ++i) {
+    char c = data[i];
+    if (c == '\r') {
+      if (i + 1 == data.size()) break;  // decided when the next byte is here
+      if (data[i + 1] != '\n') {
+        set_error(ErrorKind::bad_request, "bare CR in request head");
+        return false;
+      }
+      ++line_len_;
+      continue;
+    }
+    if (c == '\n') {
+      // Consumed bytes end with a whole line, so a LF at the start is bare too.
+      if (i == 0 || data[i - 1] != '\r') {
+        set_error(ErrorKind::bad_request, "bare LF in request head");
+        return false;
+      }
+      if (!request_line_seen_) {
+        request_line_seen_ = true;
+        if (line_len_ > i) {  // the caller did not pass the unconsumed bytes again
+          set_error(ErrorKind::internal, "request line consumed before it was scanned");
+          return false;
+        }
+        if (!check_request_line(data.substr(i - line_len_, line_len_ - 1))) return false;
+      } else if (line_len_ == 1) {
+        scan_done_ = true;  // the empty line
+      }
+      line_len_ = 0;
+      continue;
+    }
+    ++line_len_;
+    if (request_line_seen_) continue;
+    if (part_ == LinePart::method) {
+      if (c == ' ') part_ = LinePart::target;
+    } else if (part_ == LinePart::target) {
+      if (c == ' ') {
+        part_ = LinePart::version;
+      } else if (++target_len_ > limits_.max_uri_bytes) {
+        set_error(ErrorKind::uri_too_long, "request-target too long");
+        return false;
       }
     }
   }
+  scan_pos_ = i;
+  return true;
+}
+
+// request-line = method SP request-target SP HTTP-version (RFC 9112 §3); Beast checks the
+// same, but only once the whole head is there when it arrived in pieces.
+bool RequestDecoder::check_request_line(std::string_view line) {
+  size_t sp1 = line.find(' ');
+  size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+  const char* detail = nullptr;
+  if (sp1 == std::string_view::npos || sp1 == 0) {
+    detail = "invalid request line";
+  } else if (sp2 == std::string_view::npos) {
+    detail = "no HTTP version in request line (HTTP/0.9?)";
+  } else {
+    std::string_view v = line.substr(sp2 + 1);
+    if (sp2 == sp1 + 1) {
+      detail = "empty request-target";
+    } else if (v.size() != 8 || v.substr(0, 5) != "HTTP/" || v[5] < '0' || v[5] > '9' ||
+               v[6] != '.' || v[7] < '0' || v[7] > '9') {
+      detail = "invalid HTTP version";
+    }
+  }
+  if (detail) {
+    set_error(ErrorKind::bad_request, detail);
+    return false;
+  }
+  return true;
+}
+
+// Beast consumes nothing of a chunk line or a trailer section until all of it is there; bound
+// what may pile up meanwhile, as the header limit does for the head.
+bool RequestDecoder::check_pending_chunk_bytes(std::string_view rest) {
+  if (rest.size() <= limits_.max_header_bytes) return true;
+  if (rest.substr(0, 2) == "\r\n") rest.remove_prefix(2);  // the end of the previous chunk
+  if (rest.find("\r\n") == std::string_view::npos) {
+    set_error(ErrorKind::bad_request, "chunk line too long");
+  } else {
+    set_error(ErrorKind::header_too_large, "trailer section too large");
+  }
+  return false;
+}
+
+size_t RequestDecoder::feed(std::string_view data) {
+  if (error_ || parser_->is_done()) return 0;
   size_t total = 0;
+  if (!started_) {
+    // RFC 9112 §2.2: ignore one empty line before the request-line (old clients send a CRLF
+    // after a POST body).
+    if (data.empty() || data == "\r") return 0;
+    if (data.substr(0, 2) == "\r\n") total = 2;
+    started_ = true;
+  }
+  if (!parser_->is_header_done() && !scan_head(data, total)) return 0;
   while (total < data.size() && !parser_->is_done()) {
+    std::string_view rest = data.substr(total);
+    if (parser_->at_chunk_boundary() && rest.size() < kMinChunkBoundaryBytes) break;
+    parser_->set_input(rest);
     error_code ec;
-    size_t n = parser_->put(boost::asio::buffer(data.data() + total, data.size() - total), ec);
+    size_t n = parser_->put(boost::asio::buffer(rest.data(), rest.size()), ec);
     total += n;
+    if (error_) return 0;  // one of our own checks failed
     if (ec == http::error::need_more) break;
     if (ec) {
-      if (!error_) {
-        if (ec == http::error::header_limit) {
-          set_error(ErrorKind::header_too_large, "header section too large");
-        } else if (ec == http::error::body_limit) {
-          set_error(ErrorKind::body_too_large, "request body too large");
-        } else if (ec == http::error::bad_transfer_encoding) {
-          set_error(ErrorKind::bad_request, "conflicting Transfer-Encoding");
-        } else {
-          set_error(ErrorKind::bad_request, ec.message());
-        }
+      if (ec == http::error::header_limit) {
+        set_error(ErrorKind::header_too_large, "header section too large");
+      } else if (ec == http::error::body_limit) {
+        set_error(ErrorKind::body_too_large, "request body too large");
+      } else {
+        set_error(ErrorKind::bad_request, ec.message());
       }
       return 0;
     }
     if (n == 0) break;
   }
-  if (error_) return 0;
+  scan_pos_ -= std::min(scan_pos_, total);
+  if (parser_->is_header_done() && !parser_->is_done() && parser_->chunked() &&
+      !check_pending_chunk_bytes(data.substr(total))) {
+    return 0;
+  }
   return total;
 }
 
 bool RequestDecoder::header_done() const { return parser_->is_header_done(); }
-bool RequestDecoder::message_done() const { return parser_->is_done(); }
+// Beast may be done when one of our checks failed in on_header_impl.
+bool RequestDecoder::message_done() const { return !error_ && parser_->is_done(); }
 bool RequestDecoder::keep_alive() const { return parser_->keep_alive(); }
 bool RequestDecoder::chunked() const { return parser_->chunked(); }
 std::optional<uint64_t> RequestDecoder::content_length() const {
