@@ -15,6 +15,10 @@ class RouteTable;
 
 class FilterChainFactory {
  public:
+  // A chain of exactly these factories, in order; the caller puts the terminal filter last.
+  explicit FilterChainFactory(std::vector<FilterFactoryPtr> factories)
+      : factories_(std::move(factories)) {}
+
   // Null with `error` set when a filter name is unknown (the config loader rejects those
   // first, so this is a second line of defence).
   static std::shared_ptr<const FilterChainFactory> build(
