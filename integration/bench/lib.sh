@@ -185,7 +185,8 @@ $temps
   }
 }
 EOF
-  start nginx nginx -p "$dir" -e "$dir/logs/error.log" -c "$dir/nginx.conf" -g 'daemon off;'
+  start nginx "${NGINX_WRAPPER[@]}" nginx -p "$dir" -e "$dir/logs/error.log" -c "$dir/nginx.conf" \
+    -g "$NGINX_GLOBALS"
   NGINX_PID=$LAST_PID
   wait_ready nginx "$NGINX_PID" "$NGINX_PORT"
 }
@@ -216,7 +217,7 @@ backend backend
   server s1 $BENCH_HOST:$BACKEND_PORT
 EOF
   haproxy -c -q -f "$WORK/haproxy.cfg" || die "haproxy rejected its config"
-  start haproxy haproxy -f "$WORK/haproxy.cfg"
+  start haproxy "${HAPROXY_WRAPPER[@]}" haproxy -f "$WORK/haproxy.cfg"
   HAPROXY_PID=$LAST_PID
   wait_ready haproxy "$HAPROXY_PID" "$HAPROXY_PORT"
 }

@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Profiles sluice (1 worker, no access log), and nginx and HAProxy for comparison, in front of
+# the test backend under the benchmark's load (wrk, keep-alive, 1 thread, 50 connections, GET /).
+# Run integration/bench/run.sh first (it builds the release preset); this uses what is built.
+#
+#   integration/bench/profile.sh callgrind [sluice|nginx|haproxy]
+#                                            instructions and calls per request, top functions
+#                                            (user space only; exact and repeatable)
+#   integration/bench/profile.sh perf        perf record -e cpu-clock -g: where the time goes,
+#                                            kernel included (sampled; noisy on a shared box)
+#   integration/bench/profile.sh syscalls    syscalls and context switches per request for
+#                                            sluice, nginx and HAProxy (perf stat tracepoints;
+#                                            exact counts, cheap, comparable across proxies)
+#
+# Environment: SECONDS_PROFILED (length of the profiled wrk run, default 10), TOP (rows to
+# print, default 25), CONNECTIONS (default 50), KEEP_WORK=1 keeps the raw profile.
+# Hardware counters (perf stat -e instructions) are often unavailable in VMs; callgrind counts
+# instructions without them, and perf's cpu-clock is a software event.
+set -euo pipefail
+
+mode=${1:-callgrind}
+case $mode in
+  callgrind | perf | syscalls) ;;
+  -h | --help)
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0
+    ;;
+  *)
+    echo "usage: $0 callgrind [sluice|nginx|haproxy] | perf | syscalls" >&2
+    exit 2
+    ;;
+esac
+
+# shellcheck source=integration/bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+cd "$REPO"
+PROFILED=${SECONDS_PROFILED:-10}
+TOP=${TOP:-25}
+CONNECTIONS=${CONNECTIONS:-50}
+for bin in "$SLUICE_BIN" "$BACKEND_BIN"; do
+  [[ -x $bin ]] || die "missing $bin (run integration/bench/run.sh first)"
+done
+
+# stop_pid PID NAME: SIGTERM and a bounded wait, so the profiler writes its output.
+stop_pid() {
+  kill -TERM "$1" 2>/dev/null || true
+  local deadline=$((SECONDS + STOP_TIMEOUT))
+  while kill -0 "$1" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+  kill -0 "$1" 2>/dev/null && die "$2 did not exit within ${STOP_TIMEOUT}s of SIGTERM"
+  return 0
+}
+
+report_wrk() {
+  local n
+  n=$(wrk_requests "$1")
+  log "wrk: $n requests, $(wrk_rps "$1") req/s, p99 $(wrk_p99_ms "$1") ms${2:+ ($2)}"
+  local prob
+  prob=$(wrk_problems "$1")
+  [[ -z $prob ]] || log "wrk reported: $prob"
+}
+
+# top_rows FILE: the first $TOP function rows of a callgrind_annotate report.
+top_rows() {
+  awk -v top="$TOP" '/^-+$/ { s++; next } s >= 3 && /%\)/ && !/PROGRAM TOTALS/ && n++ < top' "$1"
+}
+
+start_backend
+url_of_sluice() { echo "http://$BENCH_HOST:$SLUICE_PORT/"; }
+
+if [[ $mode == callgrind ]]; then
+  command -v valgrind >/dev/null || die "missing valgrind (scripts/install-deps.sh --bench)"
+  target=${2:-sluice}
+  # Instrumentation starts off so startup and warm-up are not counted; it is switched on for
+  # the measured run only.
+  wrapper=(valgrind --tool=callgrind --instr-atstart=no "--callgrind-out-file=$WORK/callgrind.out")
+  READY_TIMEOUT=60
+  case $target in
+    sluice) SLUICE_WRAPPER=("${wrapper[@]}") && with_retries start_sluice_once ;;
+    nginx)
+      # One process serving requests (the worker's event loop), so one pid to instrument.
+      NGINX_WRAPPER=("${wrapper[@]}") NGINX_GLOBALS='daemon off; master_process off;'
+      with_retries start_nginx_once
+      ;;
+    haproxy) HAPROXY_WRAPPER=("${wrapper[@]}") && with_retries start_haproxy_once ;;
+    *) die "callgrind target must be sluice, nginx or haproxy, not '$target'" ;;
+  esac || die "$target did not start under valgrind"
+  pid=$(target_pids "$target" | awk '{ print $1 }')
+  url="http://$BENCH_HOST:$(target_port "$target")/"
+  wrk_run "$url" 3 "$WORK/warmup.txt" || die "warm-up failed: $(cat "$WORK/warmup.txt")"
+  timeout 30 callgrind_control -i on "$pid" >/dev/null || die "callgrind_control -i on failed"
+  wrk_run "$url" "$PROFILED" "$WORK/wrk.txt" || die "wrk failed: $(cat "$WORK/wrk.txt")"
+  timeout 30 callgrind_control -i off "$pid" >/dev/null || die "callgrind_control -i off failed"
+  report_wrk "$WORK/wrk.txt" "$target under valgrind: slow by design"
+  stop_pid "$pid" "$target"
+  [[ -s $WORK/callgrind.out ]] || die "no callgrind output; stderr: $(tail -n 20 "$WORK/$target.err")"
+  # wrk's count is the requests served while instrumentation was on (the warm-up finished
+  # before); requests in flight at either edge are noise of 50 in thousands.
+  requests=$(wrk_requests "$WORK/wrk.txt")
+  callgrind_annotate --inclusive=no "$WORK/callgrind.out" >"$WORK/self.txt" 2>/dev/null
+  callgrind_annotate --inclusive=yes "$WORK/callgrind.out" >"$WORK/inclusive.txt" 2>/dev/null
+  total=$(awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }' "$WORK/self.txt")
+  echo
+  awk -v t="$total" -v n="$requests" -v who="$target" 'BEGIN {
+    printf "%s, instructions (user space) while profiled: %d over %d requests = %.0f per request\n",
+      who, t, n, t / n }'
+  echo
+  echo "Calls per request (heap and syscall wrappers; operator new calls malloc):"
+  /usr/bin/python3 "$(dirname "$0")/callgrind_calls.py" "$WORK/callgrind.out" "$requests"
+  echo
+  echo "Top $TOP functions by self instructions (share of all instructions):"
+  top_rows "$WORK/self.txt"
+  echo
+  echo "Top $TOP functions by inclusive instructions:"
+  top_rows "$WORK/inclusive.txt"
+elif [[ $mode == syscalls ]]; then
+  command -v perf >/dev/null || die "missing perf (scripts/install-deps.sh --bench)"
+  with_retries start_sluice_once || die "sluice did not start"
+  with_retries start_nginx_once || die "nginx did not start"
+  with_retries start_haproxy_once || die "haproxy did not start"
+  names=(read write readv writev recvfrom sendto recvmsg sendmsg epoll_wait epoll_pwait epoll_ctl
+    timerfd_settime setsockopt ioctl futex)
+  events=(-e raw_syscalls:sys_enter -e context-switches)
+  for n in "${names[@]}"; do
+    [[ -d /sys/kernel/tracing/events/syscalls/sys_enter_$n ]] && events+=(-e "syscalls:sys_enter_$n")
+  done
+  for t in sluice nginx haproxy; do
+    url="http://$BENCH_HOST:$(target_port "$t")/"
+    wrk_run "$url" 3 "$WORK/warmup-$t.txt" || die "warm-up failed: $(cat "$WORK/warmup-$t.txt")"
+    pids=$(target_pids "$t" | xargs | tr ' ' ',')
+    timeout $((PROFILED + 30)) perf stat -x, -o "$WORK/stat-$t.csv" "${events[@]}" -p "$pids" \
+      -- sleep "$PROFILED" 2>"$WORK/perf-stat-$t.err" &
+    stat_pid=$!
+    wrk_run "$url" "$PROFILED" "$WORK/wrk-$t.txt" || die "wrk failed: $(cat "$WORK/wrk-$t.txt")"
+    wait "$stat_pid" || die "perf stat failed: $(cat "$WORK/perf-stat-$t.err")"
+    report_wrk "$WORK/wrk-$t.txt" "$t, under perf stat"
+  done
+  # perf stat runs as long as wrk (both start together for PROFILED seconds), so counts are
+  # divided by the requests wrk completed. Rows: event; columns: sluice, nginx, haproxy.
+  echo
+  echo "Per request, during a ${PROFILED}s wrk run (-c$CONNECTIONS) against each proxy:"
+  awk -F, -v sn="$(wrk_requests "$WORK/wrk-sluice.txt")" -v nn="$(wrk_requests "$WORK/wrk-nginx.txt")" \
+    -v hn="$(wrk_requests "$WORK/wrk-haproxy.txt")" '
+    FNR == 1 { file++ }
+    /^#/ || NF < 3 { next }
+    {
+      ev = $3; sub(/^(raw_)?syscalls:sys_enter_?/, "", ev); if (ev == "") ev = "all syscalls"
+      if (!(ev in seen)) { seen[ev] = 1; order[++k] = ev }
+      v[ev, file] = $1
+    }
+    END {
+      printf "  %-18s %10s %10s %10s\n", "event", "sluice", "nginx", "haproxy"
+      for (i = 1; i <= k; i++) {
+        ev = order[i]
+        if (v[ev, 1] + v[ev, 2] + v[ev, 3] == 0) continue
+        printf "  %-18s %10.2f %10.2f %10.2f\n", ev, v[ev, 1] / sn, v[ev, 2] / nn, v[ev, 3] / hn
+      }
+    }' "$WORK/stat-sluice.csv" "$WORK/stat-nginx.csv" "$WORK/stat-haproxy.csv"
+else
+  command -v perf >/dev/null || die "missing perf (scripts/install-deps.sh --bench)"
+  with_retries start_sluice_once || die "sluice did not start"
+  wrk_run "$(url_of_sluice)" 3 "$WORK/warmup.txt" || die "warm-up failed: $(cat "$WORK/warmup.txt")"
+  # cpu-clock is a software event, so this works where hardware counters do not.
+  timeout $((PROFILED + 30)) perf record -q -e cpu-clock -F 999 -g -p "$SLUICE_PID" \
+    -o "$WORK/perf.data" -- sleep "$PROFILED" 2>"$WORK/perf-record.err" &
+  perf_pid=$!
+  wrk_run "$(url_of_sluice)" "$PROFILED" "$WORK/wrk.txt" || die "wrk failed: $(cat "$WORK/wrk.txt")"
+  wait "$perf_pid" || die "perf record failed: $(cat "$WORK/perf-record.err")"
+  report_wrk "$WORK/wrk.txt" "under perf sampling"
+  echo
+  echo "Top $TOP symbols by self samples (sluice process, all threads, kernel included):"
+  perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio -g none \
+    --percent-limit 0.5 2>/dev/null | awk -v top="$TOP" '!/^#/ && NF && n++ < top'
+  echo
+  echo "User space vs kernel:"
+  perf report -i "$WORK/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null |
+    awk '!/^#/ && NF && n++ < 8'
+fi
