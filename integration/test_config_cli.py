@@ -2,6 +2,7 @@
 --help, running with -c, and refusing to start on a bad config."""
 
 import re
+import socket
 import subprocess
 
 import pytest
@@ -126,7 +127,6 @@ def test_usage_errors_exit_2(args):
 
 
 def test_bind_failure_exits_nonzero(tmp_path):
-    import socket
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

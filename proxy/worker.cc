@@ -1,5 +1,7 @@
 #include "proxy/worker.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <chrono>
 #include <iostream>
@@ -103,6 +105,9 @@ void Worker::start() {
   std::promise<void> done;
   finished_ = done.get_future();
   thread_ = std::thread([this, done = std::move(done)]() mutable {
+    // Named so top -H, perf and /proc/PID/task show which thread is which worker.
+    std::string name = "sluice-w" + std::to_string(index_);
+    pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
     ioc_.run();
     done.set_value();
   });
