@@ -117,9 +117,14 @@ start_backend() {
   wait_ready backend "$BACKEND_PID" "$BACKEND_PORT" || die "backend not ready"
 }
 
-# sluice: one worker, no access log, one listener, one route to one cluster of the backend.
-# SLUICE_WRAPPER (an array, e.g. valgrind and its options) runs in front of the binary.
+# Wrappers (arrays, e.g. valgrind and its options) run in front of each server's binary.
 SLUICE_WRAPPER=()
+NGINX_WRAPPER=()
+HAPROXY_WRAPPER=()
+# nginx's -g directives; a profiler sets 'daemon off; master_process off;' to get one process.
+NGINX_GLOBALS='daemon off;'
+
+# sluice: one worker, no access log, one listener, one route to one cluster of the backend.
 start_sluice_once() {
   SLUICE_PORT=$(free_port)
   local admin_port
