@@ -341,6 +341,7 @@ void RequestDecoder::reset() {
   part_ = LinePart::method;
   request_line_seen_ = false;
   scan_done_ = false;
+  boundary_scanned_ = 0;
 }
 
 void RequestDecoder::set_error(ErrorKind kind, std::string detail) {
@@ -426,12 +427,31 @@ bool RequestDecoder::check_request_line(std::string_view line) {
   return true;
 }
 
-// Beast consumes nothing of a chunk line or a trailer section until all of it is there; bound
-// what may pile up meanwhile, as the header limit does for the head.
-bool RequestDecoder::check_pending_chunk_bytes(std::string_view rest) {
+// At a chunk boundary Beast consumes nothing of a chunk line, or of the last chunk's trailer
+// section, until all of it is there, and only a CR ends a line for it: a bare LF would leave it
+// waiting for good. Each pending byte of such lines is looked at once (chunk data held back
+// with a short line is not); what may pile up is bounded as the header limit bounds the head.
+bool RequestDecoder::check_chunk_boundary(std::string_view rest) {
+  size_t begin = rest.substr(0, 2) == "\r\n" ? 2 : 0;  // the end of the previous chunk's data
+  std::string_view r = rest.substr(begin);
+  size_t eol = r.find("\r\n");
+  size_t end = rest.size();
+  bool last_chunk = false;
+  if (eol != std::string_view::npos) {
+    std::string_view line = r.substr(0, eol);
+    std::string_view size = line.substr(0, line.find_first_not_of("0123456789abcdefABCDEF"));
+    last_chunk = !size.empty() && size.find_first_not_of('0') == std::string_view::npos;
+    if (!last_chunk) end = begin + eol + 2;  // chunk data follows, held back for now
+  }
+  for (size_t i = std::max(boundary_scanned_, begin); i < end; ++i) {
+    if (rest[i] == '\n' && (i == begin || rest[i - 1] != '\r')) {
+      set_error(ErrorKind::bad_request, "bare LF in chunk framing");
+      return false;
+    }
+  }
+  boundary_scanned_ = end;
   if (rest.size() <= limits_.max_header_bytes) return true;
-  if (rest.substr(0, 2) == "\r\n") rest.remove_prefix(2);  // the end of the previous chunk
-  if (rest.find("\r\n") == std::string_view::npos) {
+  if (eol == std::string_view::npos) {
     set_error(ErrorKind::bad_request, "chunk line too long");
   } else {
     set_error(ErrorKind::header_too_large, "trailer section too large");
@@ -472,8 +492,9 @@ size_t RequestDecoder::feed(std::string_view data) {
     if (n == 0) break;
   }
   scan_pos_ -= std::min(scan_pos_, total);
-  if (parser_->is_header_done() && !parser_->is_done() && parser_->chunked() &&
-      !check_pending_chunk_bytes(data.substr(total))) {
+  if (total > 0) boundary_scanned_ = 0;  // a new line starts at a new place
+  if (!parser_->is_done() && parser_->at_chunk_boundary() &&
+      !check_chunk_boundary(data.substr(total))) {
     return 0;
   }
   return total;

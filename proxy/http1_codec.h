@@ -69,7 +69,7 @@ class RequestDecoder {
   void set_error(ErrorKind kind, std::string detail);
   bool scan_head(std::string_view data, size_t from);
   bool check_request_line(std::string_view line);
-  bool check_pending_chunk_bytes(std::string_view rest);
+  bool check_chunk_boundary(std::string_view rest);
 
   DecoderCallbacks& callbacks_;
   DecoderLimits limits_;
@@ -85,7 +85,8 @@ class RequestDecoder {
   size_t target_len_ = 0;
   LinePart part_ = LinePart::method;
   bool request_line_seen_ = false;
-  bool scan_done_ = false;  // the empty line that ends the head was seen
+  bool scan_done_ = false;       // the empty line that ends the head was seen
+  size_t boundary_scanned_ = 0;  // check_chunk_boundary(): pending bytes already looked at
 };
 
 // "HTTP/1.1 200 OK\r\n...\r\n" for `head`, with the framing headers the connection chose.

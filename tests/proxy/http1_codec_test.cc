@@ -320,6 +320,15 @@ TEST(RequestDecoder, LastChunkArrivingInPieces) {
   EXPECT_EQ(rec.completes, 1);
 }
 
+TEST_P(BothWays, ChunkDataMayHoldLineFeeds) {
+  // Held-back chunk data is not mistaken for a chunk line.
+  std::string in = kChunkedHead + "1\r\n\n\r\n3\r\n\n\n\n\r\n0\r\n\r\n";
+  Result r = decode(in, GetParam());
+  ASSERT_FALSE(r.error) << r.error->detail;
+  EXPECT_EQ(r.body, "\n\n\n\n");
+  EXPECT_EQ(r.completes, 1);
+}
+
 TEST(EncodeResponseHead, StatusLineAndHeaders) {
   ResponseHead h;
   h.status = 404;
