@@ -162,3 +162,19 @@ def test_stdout_and_stderr_targets(start_backend, start_sluice, target):
         lambda: "\n".join(l for l in s.stderr_text().splitlines() if l.startswith("{")))
     entries = wait_lines(read, 1)
     assert entries[0]["route"] == "hello"
+
+
+def test_long_lines_are_capped_for_atomic_pipe_writes(start_backend, start_sluice):
+    b = start_backend("a")
+    s = start_sluice(config(b))
+    long_path = "/hello?q=" + "a" * 7000  # within the default 8 KiB target limit
+    assert s.get(long_path).status == 200
+    assert s.get("/hello?short").status == 200
+    entries = wait_lines(s.stdout_text, 2)
+    lines = s.stdout_text().splitlines()
+    assert all(len(line.encode()) + 1 <= 4096 for line in lines)
+    long_entry, short_entry = entries
+    assert long_entry["truncated"] is True
+    assert long_path.startswith(long_entry["path"]) and len(long_entry["path"]) > 1000
+    assert long_entry["route"] == "hello" and long_entry["status"] == 200
+    assert "truncated" not in short_entry

@@ -1,7 +1,5 @@
 #include "proxy/access_log.h"
 
-#include "core/json.h"
-
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -9,6 +7,8 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+
+#include "core/json.h"
 
 namespace sluice {
 
@@ -29,7 +29,7 @@ AccessLog::~AccessLog() {
 }
 
 void AccessLog::write(const RequestHead& request, const StreamInfo& info) {
-  line_ = format_access_log_line(request, info);
+  format_access_log_line(request, info, line_);
   line_ += '\n';
   const char* p = line_.data();
   size_t left = line_.size();
@@ -42,22 +42,19 @@ void AccessLog::write(const RequestHead& request, const StreamInfo& info) {
   }
 }
 
-std::string format_access_log_line(const RequestHead& request, const StreamInfo& info) {
-  using namespace std::chrono;
-  auto wall = info.start_wall;
-  std::time_t secs = system_clock::to_time_t(wall);
-  auto millis = duration_cast<milliseconds>(wall.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char when[96];
-  std::snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(millis));
-  double duration_ms = duration<double, std::milli>(steady_clock::now() - info.start).count();
-  char num[64];
+namespace {
 
-  std::string out;
-  out.reserve(256);
+// How much of each client-controlled field goes into the line.
+struct FieldLimits {
+  size_t method;
+  size_t path;
+  size_t host;
+};
+
+void append_line(std::string& out, const RequestHead& request, const StreamInfo& info,
+                 const char* when, double duration_ms, const FieldLimits& limits, bool truncated) {
+  char num[64];
+  out.clear();
   out += "{\"time\":\"";
   out += when;
   out += "\",\"listener\":";
@@ -65,11 +62,11 @@ std::string format_access_log_line(const RequestHead& request, const StreamInfo&
   out += ",\"client\":";
   append_json_string(out, info.client_address);
   out += ",\"method\":";
-  append_json_string(out, request.method);
+  append_json_string(out, std::string_view(request.method).substr(0, limits.method));
   out += ",\"path\":";
-  append_json_string(out, request.target);
+  append_json_string(out, std::string_view(request.target).substr(0, limits.path));
   out += ",\"host\":";
-  append_json_string(out, request.authority);
+  append_json_string(out, std::string_view(request.authority).substr(0, limits.host));
   std::snprintf(num, sizeof(num), ",\"status\":%u", info.status);
   out += num;
   std::snprintf(num, sizeof(num), ",\"bytes_in\":%llu,\"bytes_out\":%llu",
@@ -87,8 +84,39 @@ std::string format_access_log_line(const RequestHead& request, const StreamInfo&
     out += ",\"error\":";
     append_json_string(out, info.error);
   }
+  if (truncated) out += ",\"truncated\":true";
   out += '}';
-  return out;
+}
+
+}  // namespace
+
+void format_access_log_line(const RequestHead& request, const StreamInfo& info, std::string& out) {
+  using namespace std::chrono;
+  auto wall = info.start_wall;
+  std::time_t secs = system_clock::to_time_t(wall);
+  auto millis = duration_cast<milliseconds>(wall.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char when[96];
+  std::snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(millis));
+  double duration_ms = duration<double, std::milli>(steady_clock::now() - info.start).count();
+
+  FieldLimits limits{request.method.size(), request.target.size(), request.authority.size()};
+  append_line(out, request, info, when, duration_ms, limits, false);
+  // Several workers share one descriptor; a write of up to PIPE_BUF bytes to a pipe (stdout
+  // under a container runtime or systemd) is never interleaved with another, a longer one can
+  // be. Halve the longest client-controlled field until the line fits. Rare: a URL of
+  // several KiB.
+  while (out.size() + 1 > kMaxAccessLogLine) {
+    size_t* longest = &limits.path;
+    if (limits.host > *longest) longest = &limits.host;
+    if (limits.method > *longest) longest = &limits.method;
+    if (*longest == 0) break;  // only operator-chosen names are left
+    *longest /= 2;
+    append_line(out, request, info, when, duration_ms, limits, true);
+  }
 }
 
 }  // namespace sluice
