@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import HOST, IncompleteResponse, http_request, request_bytes, wait_for
+from helpers import HOST, IncompleteResponse, RawConn, http_request, request_bytes, wait_for
 
 
 def respond_config(body, *, backend=None, workers=1, **top):
@@ -190,12 +190,51 @@ def test_reload_adds_and_removes_listeners(start_sluice):
     assert (r.status, r.text) == (200, "one\n")
     assert s.metric("sluice_downstream_connections_active", listener="extra") is not None
 
-    # Removing it again closes its port; the main listener is untouched.
-    s.write_config(respond_config("two\n"))
-    s.signal(signal.SIGHUP)
-    wait_for(lambda: reloads(s, "success") == 2, 5, what="second reload")
-    wait_for(lambda: connect_refused(extra), 5, what="removed listener to close")
+    # Removing it again closes its port and its idle connections; "main" is untouched.
+    with RawConn(extra) as idle, s.raw() as kept:
+        for c in (idle, kept):
+            c.send(request_bytes("GET", "/r"))
+            assert c.read_response().status == 200
+        s.write_config(respond_config("two\n"))
+        s.signal(signal.SIGHUP)
+        wait_for(lambda: reloads(s, "success") == 2, 5, what="second reload")
+        wait_for(lambda: connect_refused(extra), 5, what="removed listener to close")
+        assert idle.peer_closed(timeout=3)
+        kept.send(request_bytes("GET", "/r"))
+        assert kept.read_response().body == b"two\n"
     assert s.get("/r").text == "two\n"
+
+
+def test_reload_moves_a_listener_and_old_connections_finish(start_backend, start_sluice):
+    b = start_backend("a")
+    s = start_sluice(respond_config("one\n", backend=b, workers=2))
+    old_port = s.port
+    conn = s.connection()
+    conn.request("GET", "/r")
+    assert conn.getresponse().read() == b"one\n"
+    slow = in_background(http_request, "GET", s.url("/b/delay/1000"), timeout=10)
+    wait_backend_requests(b, 1)
+
+    config = respond_config("two\n", backend=b, workers=2)
+    config["listeners"] = [{"name": "main", "address": f"{HOST}:0"}]
+    s._port_memo.pop("main")  # let the harness pick a new port for "main"
+    s.write_config(config)
+    new_port = s.port
+    assert new_port != old_port
+    s.signal(signal.SIGHUP)
+    wait_for(lambda: reloads(s, "success") == 1, 5, what="reload")
+    assert http_request("GET", f"http://{HOST}:{new_port}/r").text == "two\n"
+    wait_for(lambda: connect_refused(old_port), 5, what="old address to close")
+    # Connections accepted on the old address are drained: the idle one is closed, the busy
+    # one finishes its exchange and then closes.
+    r = slow.result(timeout=10)
+    assert (r.status, r.header("connection")) == (200, "close")
+    conn.sock.settimeout(2)
+    assert conn.sock.recv(1) == b""
+    conn.close()
+    s.stopped = True
+    s.signal(signal.SIGTERM)
+    assert s.wait(timeout=5) == 0
 
 
 def test_reload_that_cannot_bind_fails_and_keeps_serving(start_sluice):

@@ -59,10 +59,7 @@ void Worker::apply_here(SnapshotPtr snapshot,
     auto it = acceptors.find(l.name);
     std::shared_ptr<ListenerRuntime> runtime;
     if (it != acceptors.end()) {
-      if (auto old = listeners_.find(l.name); old != listeners_.end()) {
-        old->second->stop_accepting();  // re-bound to a new address
-        retired_.push_back(old->second);
-      }
+      if (auto old = listeners_.find(l.name); old != listeners_.end()) retire(*old->second);
       runtime = std::make_shared<ListenerRuntime>(std::move(it->second), l, ctx_,
                                                   stats_.listener(l.name));
       runtime->update(l, snapshot);
@@ -76,16 +73,21 @@ void Worker::apply_here(SnapshotPtr snapshot,
     listeners.emplace(l.name, std::move(runtime));
   }
   for (auto& [name, runtime] : listeners_) {
-    if (!listeners.count(name)) {
-      runtime->stop_accepting();  // its connections finish on their own
-      retired_.push_back(runtime);
-    }
+    if (!listeners.count(name)) retire(*runtime);
   }
   listeners_ = std::move(listeners);
   snapshot_ = std::move(snapshot);
   retired_.erase(
       std::remove_if(retired_.begin(), retired_.end(), [](const auto& w) { return w.expired(); }),
       retired_.end());
+}
+
+void Worker::retire(ListenerRuntime& runtime) {
+  // Its connections finish the exchange in progress and close, as on shutdown: the address
+  // they came to is gone, and they keep the snapshot they had until then.
+  runtime.stop_accepting();
+  runtime.drain_connections();
+  retired_.push_back(runtime.shared_from_this());
 }
 
 template <typename Fn>

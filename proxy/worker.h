@@ -60,6 +60,8 @@ class Worker {
  private:
   void apply_here(SnapshotPtr snapshot,
                   std::map<std::string, boost::asio::ip::tcp::acceptor> acceptors);
+  // Worker thread: a listener removed or moved to another address by a reload.
+  void retire(ListenerRuntime& runtime);
   // Worker thread. Calls fn for each listener, current or replaced by a reload but still
   // holding connections.
   template <typename Fn>
@@ -75,7 +77,7 @@ class Worker {
   StreamContext ctx_;
   SnapshotPtr snapshot_;
   std::map<std::string, std::shared_ptr<ListenerRuntime>> listeners_;
-  // Listeners a reload removed or re-bound; they live on while their connections do.
+  // Listeners a reload removed or moved; they live on while their connections do.
   std::vector<std::weak_ptr<ListenerRuntime>> retired_;
   std::thread thread_;
   std::future<void> finished_;  // ready when the thread's loop has returned
