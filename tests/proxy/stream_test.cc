@@ -428,7 +428,9 @@ TEST_F(StreamTest, LocalReplyFromAPostedHandlerAfterStop) {
   EXPECT_THAT(encoder_.events, ElementsAre("pause", "headers 429", "data slow down\n end"));
   // A late continue_request() after the reply is ignored.
   a_.instance->cb().continue_request();
+  EXPECT_THAT(of("B"), Not(Contains("B:req_headers")));
   EXPECT_THAT(of("T"), IsEmpty());
+  EXPECT_THAT(encoder_.events, ElementsAre("pause", "headers 429", "data slow down\n end"));
 }
 
 TEST_F(StreamTest, LocalReplyFromTheTerminalRunsEarlierResponsePhases) {

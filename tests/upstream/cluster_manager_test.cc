@@ -179,6 +179,21 @@ TEST_F(HostPoolTest, IdleConnectionClosedByServerIsNotHandedOutBeforeTheWatchRun
   ASSERT_TRUE(run_until(ioc_, [&] { return server_.accepted() == 2; }));
 }
 
+TEST_F(HostPoolTest, IdleConnectionResetByServerIsNotHandedOut) {
+  auto conn = acquire(*pool_);
+  ASSERT_TRUE(conn);
+  auto p = peer(0);
+  exchange(conn, p);
+  ASSERT_EQ(pool_->idle_count(), 1u);
+  p->reset();
+  std::this_thread::sleep_for(20ms);
+  EXPECT_FALSE(conn->idle_socket_usable());
+  auto r = acquire_async(*pool_);
+  ASSERT_TRUE(run_until(ioc_, [&] { return r->called; }));
+  ASSERT_TRUE(r->conn);
+  EXPECT_NE(r->conn, conn);
+}
+
 TEST_F(HostPoolTest, IdleConnectionWithUnsolicitedBytesIsNotHandedOut) {
   auto conn = acquire(*pool_);
   ASSERT_TRUE(conn);
