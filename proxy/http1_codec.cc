@@ -171,7 +171,7 @@ class RequestParser : public http::basic_parser<true> {
       // absolute-form (RFC 9112 §3.2.2): the host in the URI replaces Host.
       auto uri = boost::urls::parse_absolute_uri(target);
       if (!uri || !uri->has_authority() || uri->encoded_host().empty() || uri->has_userinfo() ||
-          (uri->scheme() != "http" && uri->scheme() != "https")) {
+          (!iequals(uri->scheme(), "http") && !iequals(uri->scheme(), "https"))) {
         return fail(ec, ErrorKind::bad_request, "invalid request-target");
       }
       absolute_authority_ = std::string(uri->encoded_host_and_port());

@@ -122,6 +122,12 @@ TEST_P(BothWays, AbsoluteFormEmptyPath) {
   EXPECT_EQ(r.head.authority, "a.test");
 }
 
+TEST_P(BothWays, AbsoluteFormSchemeIsCaseInsensitive) {
+  Result r = decode("GET HTTP://a.test/x HTTP/1.1\r\nHost: a.test\r\n\r\n", GetParam());
+  ASSERT_FALSE(r.error) << r.error->detail;
+  EXPECT_EQ(r.head.target, "/x");
+}
+
 TEST_P(BothWays, OptionsStar) {
   std::string in = "OPTIONS * HTTP/1.1\r\nHost: a.test\r\n\r\n";
   Result r = decode(in, GetParam());
