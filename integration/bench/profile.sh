@@ -6,7 +6,8 @@
 #   integration/bench/profile.sh callgrind [sluice|nginx|haproxy]
 #                                            instructions and calls per request, top functions
 #                                            (user space only; exact and repeatable)
-#   integration/bench/profile.sh perf        perf record -e cpu-clock -g: where the time goes,
+#   integration/bench/profile.sh perf [sluice|nginx|haproxy]
+#                                            perf record -e cpu-clock -g: where the time goes,
 #                                            kernel included (sampled; noisy on a shared box)
 #   integration/bench/profile.sh syscalls    syscalls and context switches per request for
 #                                            sluice, nginx and HAProxy (perf stat tracepoints;
@@ -26,7 +27,7 @@ case $mode in
     exit 0
     ;;
   *)
-    echo "usage: $0 callgrind [sluice|nginx|haproxy] | perf | syscalls" >&2
+    echo "usage: $0 callgrind|perf [sluice|nginx|haproxy] | syscalls" >&2
     exit 2
     ;;
 esac
@@ -65,7 +66,6 @@ top_rows() {
 }
 
 start_backend
-url_of_sluice() { echo "http://$BENCH_HOST:$SLUICE_PORT/"; }
 
 if [[ $mode == callgrind ]]; then
   command -v valgrind >/dev/null || die "missing valgrind (scripts/install-deps.sh --bench)"
@@ -157,19 +157,32 @@ elif [[ $mode == syscalls ]]; then
     }' "$WORK/stat-sluice.csv" "$WORK/stat-nginx.csv" "$WORK/stat-haproxy.csv"
 else
   command -v perf >/dev/null || die "missing perf (scripts/install-deps.sh --bench)"
-  with_retries start_sluice_once || die "sluice did not start"
-  wrk_run "$(url_of_sluice)" 3 "$WORK/warmup.txt" || die "warm-up failed: $(cat "$WORK/warmup.txt")"
+  target=${2:-sluice}
+  case $target in
+    sluice) with_retries start_sluice_once ;;
+    nginx) with_retries start_nginx_once ;;
+    haproxy) with_retries start_haproxy_once ;;
+    *) die "perf target must be sluice, nginx or haproxy, not '$target'" ;;
+  esac || die "$target did not start"
+  url="http://$BENCH_HOST:$(target_port "$target")/"
+  pids=$(target_pids "$target" | xargs | tr ' ' ',')
+  wrk_run "$url" 3 "$WORK/warmup.txt" || die "warm-up failed: $(cat "$WORK/warmup.txt")"
   # cpu-clock is a software event, so this works where hardware counters do not.
-  timeout $((PROFILED + 30)) perf record -q -e cpu-clock -F 999 -g -p "$SLUICE_PID" \
+  timeout $((PROFILED + 30)) perf record -q -e cpu-clock -F 999 -g -p "$pids" \
     -o "$WORK/perf.data" -- sleep "$PROFILED" 2>"$WORK/perf-record.err" &
   perf_pid=$!
-  wrk_run "$(url_of_sluice)" "$PROFILED" "$WORK/wrk.txt" || die "wrk failed: $(cat "$WORK/wrk.txt")"
+  wrk_run "$url" "$PROFILED" "$WORK/wrk.txt" || die "wrk failed: $(cat "$WORK/wrk.txt")"
   wait "$perf_pid" || die "perf record failed: $(cat "$WORK/perf-record.err")"
-  report_wrk "$WORK/wrk.txt" "under perf sampling"
+  report_wrk "$WORK/wrk.txt" "$target under perf sampling"
   echo
-  echo "Top $TOP symbols by self samples (sluice process, all threads, kernel included):"
+  echo "Top $TOP symbols by self samples ($target, all threads, kernel included):"
   perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio -g none \
     --percent-limit 0.5 2>/dev/null | awk -v top="$TOP" '!/^#/ && NF && n++ < top'
+  echo
+  echo "Share of samples under each syscall (children included: for sendto on loopback this"
+  echo "covers delivering the segment to the receiving socket and waking the receiver):"
+  perf report -i "$WORK/perf.data" --children --sort symbol --stdio -g none 2>/dev/null |
+    awk '$4 ~ /^__x64_sys_/ { printf "  %8s  %s\n", $1, substr($4, 11) }'
   echo
   echo "User space vs kernel:"
   perf report -i "$WORK/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null |

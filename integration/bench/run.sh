@@ -55,6 +55,11 @@ for tool in wrk nginx haproxy curl; do
 done
 
 log "work dir $WORK"
+echo "sluice $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)," \
+  "$(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | sort -u | paste -sd ';' -))," \
+  "kernel $(uname -r), $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }'), $(nginx -v 2>&1 | sed 's/.*: //')," \
+  "HAProxy $(haproxy -v | awk 'NR == 1 { print $3 }')"
 start_backend
 with_retries start_sluice_once || die "sluice did not start"
 with_retries start_nginx_once || die "nginx did not start"
