@@ -339,3 +339,37 @@ def test_sighup_during_drain_is_ignored(start_backend, start_sluice):
     assert slow.result(timeout=10).status == 200
     assert s.wait(timeout=10) == 0
     assert "SIGHUP ignored while draining" in s.stderr_text()
+
+
+def test_shutdown_does_not_wait_for_a_hanging_upstream_connect(start_sluice):
+    # A listener whose accept queue is full drops further SYNs: connecting to it hangs until
+    # the connect timeout (here far beyond the drain timeout).
+    with socket.socket() as blackhole:
+        blackhole.bind((HOST, 0))
+        blackhole.listen(0)
+        fillers = []
+        try:
+            for _ in range(4):
+                f = socket.socket()
+                f.setblocking(False)
+                f.connect_ex(blackhole.getsockname())
+                fillers.append(f)
+            config = respond_config("hi\n", workers=2, drain_timeout="0s")
+            config["routes"].append({"name": "hang", "match": {"path": {"prefix": "/hang"}},
+                                     "cluster": "hole"})
+            config["clusters"] = [{"name": "hole", "endpoints": [
+                f"{HOST}:{blackhole.getsockname()[1]}"], "connect_timeout": "30s"}]
+            s = start_sluice(config)
+            hung = in_background(http_request, "GET", s.url("/hang"), timeout=10)
+            wait_for(lambda: s.metric("sluice_upstream_connections_created_total",
+                                      cluster="hole") == 1, 5, what="upstream connect")
+            started = time.monotonic()
+            s.stopped = True
+            s.signal(signal.SIGTERM)
+            assert s.wait(timeout=10) == 0
+            assert time.monotonic() - started < 3.0
+            with pytest.raises(Exception):
+                hung.result(timeout=5)
+        finally:
+            for f in fillers:
+                f.close()
