@@ -126,15 +126,32 @@ def test_usage_errors_exit_2(args):
     assert r.stdout == ""
 
 
-def test_bind_failure_exits_nonzero(tmp_path):
+@pytest.mark.parametrize("taken_by", ["listener", "admin"])
+def test_bind_failure_exits_nonzero(tmp_path, taken_by):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        port = taken.getsockname()[1]
+        busy = f"127.0.0.1:{taken.getsockname()[1]}"
+        free = f"127.0.0.1:{free_port()}"
         path = tmp_path / "busy.yaml"
         path.write_text(dump_yaml(basic_config(
-            "127.0.0.1:9", admin={"address": f"127.0.0.1:{free_port()}"},
-            listeners=[{"name": "main", "address": f"127.0.0.1:{port}"}])))
+            "127.0.0.1:9", admin={"address": busy if taken_by == "admin" else free},
+            listeners=[{"name": "main", "address": free if taken_by == "admin" else busy}])))
         r = run("-c", path)
     assert r.returncode == 1
-    assert "in use" in r.stderr
+    assert f"cannot bind {busy}: Address already in use" in r.stderr
+    assert "admin: admin:" not in r.stderr
+
+
+def test_warnings_do_not_fail_check_or_start(tmp_path, start_sluice):
+    config = basic_config("127.0.0.1:9", workers=1)
+    config["routes"][0]["match"]["methods"] = ["get"]
+    path = tmp_path / "warn.yaml"
+    path.write_text(dump_yaml(dict(config, listeners=[{"name": "main",
+                                                        "address": "127.0.0.1:8080"}])))
+    r = run("--check", "-c", path)
+    assert r.returncode == 0, r.stderr
+    assert re.search(re.escape(str(path)) + r":\d+:\d+: .*'get'.* \(warning\)$", r.stderr,
+                     re.M), r.stderr
+    s = start_sluice(config)
+    assert re.search(r":\d+:\d+: .*'get'.* \(warning\)$", s.stderr_text(), re.M), s.stderr_text()

@@ -140,7 +140,8 @@ int Server::run() {
   asio::signal_set signals(main_ioc, SIGHUP, SIGTERM, SIGINT);
 
   auto result = config::load_file(config_path_);
-  for (const auto& w : result.warnings) std::cerr << "warning: " << w.str() << "\n";
+  // Same format as --check, so one tool can read both.
+  for (const auto& w : result.warnings) std::cerr << w.str() << " (warning)\n";
   if (!result.config) {
     for (const auto& e : result.errors) std::cerr << e.str() << "\n";
     return 1;
@@ -161,7 +162,7 @@ int Server::run() {
 
   admin::AdminServer admin(*this, result.config->admin.address);
   if (!admin.start(&error)) {
-    log_line("error: admin: " + error);
+    log_line("error: " + error);
     return 1;
   }
 
