@@ -34,13 +34,15 @@ void Stream::destroy_filters() {
 void Stream::decode_headers(RequestHead&& head, bool end_stream) {
   request_ = std::move(head);
   request_ended_ = end_stream;
+  headers_end_stream_ = end_stream;
   run_request_headers(0);
 }
 
 void Stream::run_request_headers(size_t from) {
   const size_t last = filters_.size() - 1;
   for (size_t i = from; i < filters_.size(); ++i) {
-    FilterStatus status = filters_[i]->on_request_headers(request_, request_ended_);
+    // Not request_ended_: a body that arrived while a filter held the headers still follows.
+    FilterStatus status = filters_[i]->on_request_headers(request_, headers_end_stream_);
     if (local_reply_ || filters_destroyed_) return;
     if (status == FilterStatus::Stop && i < last) {
       // Hold the body until the filter calls continue_request().
@@ -110,9 +112,15 @@ void Stream::send_local_reply(unsigned status, std::string_view body,
     if (iequals(h.name, "content-type")) has_type = true;
     head.headers.add(h.name, h.value);
   }
-  if (!has_type && !body.empty()) head.headers.add("content-type", "text/plain; charset=utf-8");
-  head.headers.set("content-length", std::to_string(body.size()));
-  bool end = body.empty() || status_has_no_body(status);
+  const bool no_body = status_has_no_body(status);
+  // RFC 9110 §8.6: no Content-Length on 1xx/204 (304 keeps it absent too: no representation).
+  if (!no_body) {
+    if (!has_type && !body.empty()) {
+      head.headers.add("content-type", "text/plain; charset=utf-8");
+    }
+    head.headers.set("content-length", std::to_string(body.size()));
+  }
+  bool end = body.empty() || no_body;
   encode_headers(head, end);
   if (!end) {
     std::string data(body);

@@ -227,6 +227,13 @@ void Http1ClientConnection::on_read(const error_code& ec, size_t n) {
       parser_->put_eof(pec);
       keep_alive_ = false;
       if (!pec && parser_->is_done()) {
+        // A body delimited by the close: the handler still needs its end_stream.
+        if (!end_delivered_) {
+          end_delivered_ = true;
+          handler_->on_upstream_data(body_chunk_, true);
+          body_chunk_.clear();
+          if (!handler_) return;
+        }
         parsed_done();
         return;
       }

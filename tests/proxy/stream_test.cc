@@ -289,8 +289,7 @@ TEST_F(StreamTest, HeldBodyIncludingItsEndIsReplayedAfterHeaders) {
   decode_data("two", true);
   EXPECT_THAT(of("T"), IsEmpty());
   run();
-  // Later filters see headers first, then the whole body once, in order. (Whether the
-  // headers claim end_stream is the bug covered by the disabled test below.)
+  // Later filters see headers first, then the whole body once, in order. 
   for (const std::string name : {"B", "T"}) {
     Log l = of(name);
     ASSERT_EQ(l.size(), 2u) << name;
@@ -299,16 +298,9 @@ TEST_F(StreamTest, HeldBodyIncludingItsEndIsReplayedAfterHeaders) {
   }
 }
 
-// BUG (proxy/stream.cc, Stream::decode_data and Stream::run_request_headers): decode_data()
-// sets request_ended_ when the body ends, also while the headers phase is stopped, and
-// run_request_headers() later passes request_ended_ as the headers' end_stream. So when the
-// whole body arrives while a filter waits, the filters after it (and the router) get
-// on_request_headers(end_stream=true) followed by on_request_body(data, true). The router then
-// picks BodyFraming::none for a request that has a body; with a chunked request the body is
-// sent unframed and the upstream reads it as a new request. Fix: remember end_stream from
-// decode_headers() (e.g. `headers_end_stream_`) and pass that in run_request_headers(), keeping
-// request_ended_ for the 100-continue decision.
-TEST_F(StreamTest, DISABLED_HeadersAfterContinueDoNotClaimEndStreamWhenABodyWasHeld) {
+// A body that arrives in full while a filter holds the headers must not make the later
+// filters (and the router) see a bodiless request: they get end_stream=false, then the body.
+TEST_F(StreamTest, HeadersAfterContinueDoNotClaimEndStreamWhenABodyWasHeld) {
   a_.request_headers = [](TestFilter& a, RequestHead&, bool) {
     asio::post(a.cb().executor(), [&a] { a.cb().continue_request(); });
     return FilterStatus::Stop;
@@ -398,12 +390,8 @@ TEST_F(StreamTest, LocalReplyWithEmptyBodyEndsWithTheHeaders) {
   EXPECT_TRUE(stream().response_complete());
 }
 
-// BUG (proxy/stream.cc, Stream::send_local_reply): content-length is set for every status,
-// so a local 204 (e.g. a route with `respond: {status: 204}`) goes out with
-// "content-length: 0", and the HTTP/1 codec forwards it. RFC 9110 §8.6: a server MUST NOT
-// send Content-Length in a 1xx or 204 response. Fix: skip the content-length (and the
-// default content-type) when status_has_no_body(status).
-TEST_F(StreamTest, DISABLED_LocalReply204HasNoContentLength) {
+// RFC 9110 §8.6: a 204 carries no Content-Length.
+TEST_F(StreamTest, LocalReply204HasNoContentLength) {
   t_.request_headers = [](TestFilter& t, RequestHead&, bool) {
     t.cb().send_local_reply(204, "");
     return FilterStatus::Stop;

@@ -394,11 +394,8 @@ TEST_F(Http1ClientTest, Http10ResponseWithoutKeepAliveIsNotPooled) {
   EXPECT_EQ(pool_->idle_count(), 0u);
 }
 
-// BUG (upstream/http1_client.cc, Http1ClientConnection::on_read, EOF branch): for a response
-// delimited by connection close, put_eof() completes the parser and parsed_done() is called
-// directly; parse_buffered() is not, so the handler never gets on_upstream_data(…, true) and
-// the stream hangs until the route timeout, which then aborts an already-started response.
-TEST_F(Http1ClientTest, DISABLED_ReadUntilCloseBodyCompletesAtEofAndIsNotReused) {
+// A response delimited by connection close completes (end_stream) at EOF.
+TEST_F(Http1ClientTest, ReadUntilCloseBodyCompletesAtEofAndIsNotReused) {
   FakeHandler h;
   auto [conn, p] = start(h, make_request());
   ASSERT_TRUE(p);
@@ -417,7 +414,6 @@ TEST_F(Http1ClientTest, DISABLED_ReadUntilCloseBodyCompletesAtEofAndIsNotReused)
 }
 
 TEST_F(Http1ClientTest, ReadUntilCloseBodyIsNotReused) {
-  // The part of the behaviour above that holds today: the connection is never pooled.
   FakeHandler h;
   auto [conn, p] = start(h, make_request());
   ASSERT_TRUE(p);
