@@ -331,7 +331,9 @@ RequestDecoder::RequestDecoder(DecoderCallbacks& callbacks, DecoderLimits limits
 RequestDecoder::~RequestDecoder() = default;
 
 void RequestDecoder::reset() {
-  parser_ = std::make_unique<RequestParser>(*this, limits_);
+  // The parser (~400 bytes) is made when the next request's first bytes arrive: an idle
+  // keep-alive connection holds none.
+  parser_.reset();
   error_.reset();
   expect_continue_ = false;
   started_ = false;
@@ -460,6 +462,7 @@ bool RequestDecoder::check_chunk_boundary(std::string_view rest) {
 }
 
 size_t RequestDecoder::feed(std::string_view data) {
+  if (!parser_) parser_ = std::make_unique<RequestParser>(*this, limits_);
   if (error_ || parser_->is_done()) return 0;
   size_t total = 0;
   if (!started_) {
@@ -500,12 +503,13 @@ size_t RequestDecoder::feed(std::string_view data) {
   return total;
 }
 
-bool RequestDecoder::header_done() const { return parser_->is_header_done(); }
+bool RequestDecoder::header_done() const { return parser_ && parser_->is_header_done(); }
 // Beast may be done when one of our checks failed in on_header_impl.
-bool RequestDecoder::message_done() const { return !error_ && parser_->is_done(); }
-bool RequestDecoder::keep_alive() const { return parser_->keep_alive(); }
-bool RequestDecoder::chunked() const { return parser_->chunked(); }
+bool RequestDecoder::message_done() const { return !error_ && parser_ && parser_->is_done(); }
+bool RequestDecoder::keep_alive() const { return !parser_ || parser_->keep_alive(); }
+bool RequestDecoder::chunked() const { return parser_ && parser_->chunked(); }
 std::optional<uint64_t> RequestDecoder::content_length() const {
+  if (!parser_) return std::nullopt;
   auto v = parser_->content_length();
   if (!v) return std::nullopt;
   return *v;

@@ -1,5 +1,6 @@
 #include "proxy/http1_connection.h"
 
+#include <boost/asio/defer.hpp>
 #include <boost/asio/write.hpp>
 
 #include "core/stats.h"
@@ -42,7 +43,9 @@ Http1Connection::Http1Connection(asio::ip::tcp::socket socket,
       ctx_(ctx),
       snapshot_(listener_->snapshot()),
       decoder_(*this, decoder_limits(listener_->config().limits)),
-      timer_(socket_.get_executor()),
+      deadline_(
+          socket_.get_executor(),
+          [](void* self) { static_cast<Http1Connection*>(self)->on_deadline(); }, this),
       client_address_(peer_address(socket_)) {
   listener_->stats().connections_active.add(1);
   listener_->stats().connections_total.add();
@@ -193,7 +196,7 @@ const FilterChainFactory& Http1Connection::chain() const {
 }
 
 void Http1Connection::on_request_head(RequestHead& head, bool end_stream) {
-  timer_.cancel();
+  deadline_.cancel();
   snapshot_ = listener_->snapshot();  // a reload applies from the next request on
   request_version_ = head.version;
   head_request_ = head.method == "HEAD";
@@ -301,8 +304,20 @@ void Http1Connection::encode_headers(ResponseHead& head, bool end_stream) {
     head.headers.set("connection", "keep-alive");
   }
   http1::encode_response_head(head, request_version_, out_);
-  if (end_stream) response_complete_ = true;
-  flush();
+  if (end_stream) {
+    response_complete_ = true;
+    flush();
+    return;
+  }
+  // The body usually follows in the same upstream read: send head and body in one write.
+  // The deferred flush sends the head alone when no body comes before it runs.
+  if (!flush_deferred_) {
+    flush_deferred_ = true;
+    asio::defer(socket_.get_executor(), [self = shared_from_this()] {
+      self->flush_deferred_ = false;
+      self->flush();
+    });
+  }
 }
 
 void Http1Connection::encode_data(std::string_view data, bool end_stream) {
@@ -408,40 +423,47 @@ void Http1Connection::finish_stream() {
 }
 
 void Http1Connection::arm_idle_timer() {
-  timer_.expires_after(listener_->config().limits.idle_timeout);
-  timer_.async_wait([self = shared_from_this()](const error_code& ec) {
-    if (ec || self->closed_ || self->stream_ || self->request_started_) return;
-    self->close();
-  });
+  deadline_.expire_after(listener_->config().limits.idle_timeout, weak_from_this());
 }
 
 void Http1Connection::arm_header_timer() {
-  timer_.expires_after(listener_->config().limits.header_timeout);
-  timer_.async_wait([self = shared_from_this()](const error_code& ec) {
-    if (ec || self->closed_ || self->stream_) return;
-    // The head did not arrive in time: answer 408 and close (like nginx).
-    self->out_ +=
-        "HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
-        "content-length: 16\r\nconnection: close\r\n\r\nRequest Timeout\n";
-    self->close_when_flushed_ = true;
-    self->flush();
-  });
+  deadline_.expire_after(listener_->config().limits.header_timeout, weak_from_this());
 }
 
 void Http1Connection::arm_body_timer() {
+  deadline_.expire_after(listener_->config().limits.idle_timeout, weak_from_this());
+}
+
+void Http1Connection::on_deadline() {
+  if (lingering_) {
+    error_code ignored;
+    socket_.close(ignored);  // fails the pending linger read, which unregisters
+    return;
+  }
+  if (closed_) return;
+  if (!stream_) {
+    if (!request_started_) {
+      close();  // idle keep-alive connection
+      return;
+    }
+    // The head did not arrive in time: answer 408 and close (like nginx).
+    out_ +=
+        "HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        "content-length: 16\r\nconnection: close\r\n\r\nRequest Timeout\n";
+    close_when_flushed_ = true;
+    flush();
+    return;
+  }
+  if (request_complete_) return;
   // A client that stops sending its body for idle_timeout gives up its connection: the
   // request can never complete, and an upstream may be waiting on it.
-  timer_.expires_after(listener_->config().limits.idle_timeout);
-  timer_.async_wait([self = shared_from_this()](const error_code& ec) {
-    if (ec || self->closed_ || !self->stream_ || self->request_complete_) return;
-    self->close_after_response_ = true;
-    self->stream_->reset("request body timeout");
-    if (!self->stream_->response_started()) {
-      self->stream_->send_local_reply(408, "Request Timeout\n", {});
-    } else {
-      self->abort_response();
-    }
-  });
+  close_after_response_ = true;
+  stream_->reset("request body timeout");
+  if (!stream_->response_started()) {
+    stream_->send_local_reply(408, "Request Timeout\n", {});
+  } else {
+    abort_response();
+  }
 }
 
 void Http1Connection::drain() {
@@ -453,18 +475,15 @@ void Http1Connection::drain() {
 void Http1Connection::graceful_close() {
   if (closed_) return;
   closed_ = true;
+  deadline_.cancel();
   if (stream_) stream_->reset("connection closed");
   // Half-close, then read and discard what the client is still sending for a moment: closing
   // with unread bytes makes the kernel send RST, which can destroy the response in the
   // client's receive buffer before it reads it (a 413 to a large upload, say).
   error_code ignored;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-  timer_.expires_after(std::chrono::seconds(2));
-  timer_.async_wait([self = shared_from_this()](const error_code& ec) {
-    if (ec) return;
-    error_code ignored;
-    self->socket_.close(ignored);  // fails the pending linger read, which unregisters
-  });
+  lingering_ = true;
+  deadline_.expire_after(std::chrono::seconds(2), weak_from_this());
   linger_read();
 }
 
@@ -474,7 +493,7 @@ void Http1Connection::linger_read() {
                           [self = shared_from_this()](const error_code& ec, size_t) {
                             if (ec) {
                               error_code ignored;
-                              self->timer_.cancel();
+                              self->deadline_.cancel();
                               self->socket_.close(ignored);
                               self->unregister();
                               return;
@@ -486,7 +505,7 @@ void Http1Connection::linger_read() {
 void Http1Connection::close() {
   if (closed_) return;
   closed_ = true;
-  timer_.cancel();
+  deadline_.cancel();
   error_code ignored;
   socket_.close(ignored);
   if (stream_) stream_->reset("connection closed");

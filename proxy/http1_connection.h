@@ -10,6 +10,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "core/lazy_timer.h"
 #include "proxy/http1_codec.h"
 #include "proxy/stream.h"
 
@@ -62,6 +63,7 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   void arm_idle_timer();
   void arm_header_timer();
   void arm_body_timer();
+  void on_deadline();
   void graceful_close();
   void linger_read();
   void unregister();
@@ -75,7 +77,7 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   SnapshotPtr snapshot_;
   http1::RequestDecoder decoder_;
   std::unique_ptr<Stream> stream_;
-  boost::asio::steady_timer timer_;
+  LazyTimer deadline_;  // idle, header, request body and lingering-close timeouts
   std::string client_address_;
 
   std::string read_buf_;
@@ -101,6 +103,9 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   bool draining_ = false;
   bool request_started_ = false;  // some bytes of the current request arrived
   bool close_when_flushed_ = false;
+  bool flush_deferred_ = false;
+  bool lingering_ = false;  // half-closed, discarding what the client still sends  // a flush of
+                            // the response head is queued
 };
 
 }  // namespace sluice

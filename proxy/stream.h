@@ -107,9 +107,9 @@ class Stream : public FilterCallbacks {
   StreamInfo info_;
   size_t stopped_at_ = 0;  // filter that returned Stop in the headers phase
   bool headers_stopped_ = false;
-  bool request_ended_ = false;  // end_stream seen on the request
+  bool request_ended_ = false;       // end_stream seen on the request
   bool headers_end_stream_ = false;  // the request had no body at all
-  std::string held_body_;       // body that arrived while the headers phase was stopped
+  std::string held_body_;            // body that arrived while the headers phase was stopped
   bool held_end_ = false;
   bool local_reply_ = false;
   bool response_started_ = false;

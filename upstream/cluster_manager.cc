@@ -46,13 +46,13 @@ bool HostPool::resolve(asio::ip::tcp::endpoint& out, Error& err) {
   return true;
 }
 
-void HostPool::acquire(std::chrono::milliseconds timeout, ConnectCallback cb) {
+void HostPool::acquire(std::chrono::milliseconds timeout, ConnectCallback cb, bool probe_idle) {
   expire_idle();
   while (!idle_.empty()) {
     // Most recently used first: the one least likely to have been closed by the backend.
     auto conn = std::move(idle_.back().conn);
     idle_.pop_back();
-    if (conn->idle_socket_usable()) {
+    if (probe_idle ? conn->idle_socket_usable() : conn->is_open()) {
       asio::post(ioc_, [conn = std::move(conn), cb = std::move(cb)]() { cb(conn, nullptr); });
       return;
     }
@@ -82,25 +82,25 @@ void HostPool::acquire(std::chrono::milliseconds timeout, ConnectCallback cb) {
     attempt->socket.close(ignored);  // fails the pending connect with operation_aborted
   });
   stats_.connections_created.add();
-  attempt->socket.async_connect(endpoint, [this, self, attempt, cb = std::move(cb),
-                                           endpoint](const error_code& ec) {
-    attempt->done = true;
-    bool timed_out = !attempt->socket.is_open();
-    attempt->timer.cancel();
-    if (ec) {
-      stats_.connect_failures.add();
-      Error err{ErrorKind::connect_failed, ErrorSource::upstream, true,
-                timed_out ? "connect to " + name_ + " timed out"
-                          : "connect to " + name_ + " failed: " + ec.message()};
-      cb(nullptr, &err);
-      return;
-    }
-    error_code ignored;
-    attempt->socket.set_option(asio::ip::tcp::no_delay(true), ignored);
-    auto conn = std::make_shared<Http1ClientConnection>(std::move(attempt->socket),
-                                                        weak_from_this(), false);
-    cb(std::move(conn), nullptr);
-  });
+  attempt->socket.async_connect(
+      endpoint, [this, self, attempt, cb = std::move(cb), endpoint](const error_code& ec) {
+        attempt->done = true;
+        bool timed_out = !attempt->socket.is_open();
+        attempt->timer.cancel();
+        if (ec) {
+          stats_.connect_failures.add();
+          Error err{ErrorKind::connect_failed, ErrorSource::upstream, true,
+                    timed_out ? "connect to " + name_ + " timed out"
+                              : "connect to " + name_ + " failed: " + ec.message()};
+          cb(nullptr, &err);
+          return;
+        }
+        error_code ignored;
+        attempt->socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+        auto conn = std::make_shared<Http1ClientConnection>(std::move(attempt->socket),
+                                                            weak_from_this(), false);
+        cb(std::move(conn), nullptr);
+      });
 }
 
 void HostPool::release(Http1ClientConnectionPtr conn) {
@@ -135,7 +135,7 @@ ClusterManager::ClusterManager(asio::io_context& ioc, WorkerStats& stats)
 ClusterManager::~ClusterManager() { close_idle(); }
 
 void ClusterManager::update(const config::Config& config) {
-  std::map<std::string, ClusterState> clusters;
+  std::map<std::string, ClusterStatePtr> clusters;
   std::map<std::string, HostPoolPtr> pools;
   for (const auto& c : config.clusters) {
     ClusterState state;
@@ -166,8 +166,8 @@ void ClusterManager::update(const config::Config& config) {
       }
     }
     // Keep the cursor so a reload does not send a burst to the first host.
-    if (auto old = clusters_.find(c.name); old != clusters_.end()) state.next = old->second.next;
-    clusters.emplace(c.name, std::move(state));
+    if (auto old = clusters_.find(c.name); old != clusters_.end()) state.next = old->second->next;
+    clusters.emplace(c.name, std::make_shared<ClusterState>(std::move(state)));
   }
   for (auto& [key, pool] : pools_) {
     if (!pools.count(key)) pool->close_idle();
@@ -176,9 +176,9 @@ void ClusterManager::update(const config::Config& config) {
   pools_ = std::move(pools);
 }
 
-ClusterState* ClusterManager::find(const std::string& name) {
+ClusterStatePtr ClusterManager::find(const std::string& name) const {
   auto it = clusters_.find(name);
-  return it == clusters_.end() ? nullptr : &it->second;
+  return it == clusters_.end() ? nullptr : it->second;
 }
 
 void ClusterManager::close_idle() {

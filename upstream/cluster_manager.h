@@ -33,9 +33,11 @@ class HostPool : public std::enable_shared_from_this<HostPool> {
   ~HostPool();
 
   const std::string& name() const { return name_; }
-  // Hands over an idle connection whose socket is still usable, or connects a new one within
-  // `timeout`. The callback runs later, never inline.
-  void acquire(std::chrono::milliseconds timeout, ConnectCallback cb);
+  // Hands over an idle connection, or connects a new one within `timeout`. The callback runs
+  // later, never inline. With `probe_idle` an idle socket is first checked with a peek (a
+  // syscall) for a close the idle watch has not seen yet; callers that can resend the request
+  // on a fresh connection when a reused one fails (no body to replay) skip it.
+  void acquire(std::chrono::milliseconds timeout, ConnectCallback cb, bool probe_idle = true);
   // Called by a connection whose exchange completed with keep-alive.
   void release(Http1ClientConnectionPtr conn);
   // Called by an idle connection that the peer closed.
@@ -67,14 +69,18 @@ using HostPoolPtr = std::shared_ptr<HostPool>;
 
 struct ClusterState {
   const config::Cluster* config = nullptr;  // valid while the snapshot is held
-  std::vector<HostPoolPtr> hosts;          // weighted: a host appears `weight` times
-  size_t next = 0;                         // round-robin cursor
+  std::vector<HostPoolPtr> hosts;           // weighted: a host appears `weight` times
+  size_t next = 0;                          // round-robin cursor
   ClusterStats* stats = nullptr;
   size_t distinct_hosts = 0;
 
   // Round robin over the weighted host list.
   HostPool& pick() { return *hosts[next++ % hosts.size()]; }
 };
+
+// Held by a request for its whole life (retries pick from it again): a reload replaces the
+// manager's states but never frees one a request still uses.
+using ClusterStatePtr = std::shared_ptr<ClusterState>;
 
 class ClusterManager {
  public:
@@ -83,14 +89,14 @@ class ClusterManager {
   // Applies a new snapshot; keeps pools of hosts that remain. `config` must stay alive
   // until the next update (the worker holds it).
   void update(const config::Config& config);
-  ClusterState* find(const std::string& name);
+  ClusterStatePtr find(const std::string& name) const;
   void close_idle();
   boost::asio::io_context& io_context() { return ioc_; }
 
  private:
   boost::asio::io_context& ioc_;
   WorkerStats& stats_;
-  std::map<std::string, ClusterState> clusters_;
+  std::map<std::string, ClusterStatePtr> clusters_;
   std::map<std::string, HostPoolPtr> pools_;  // by "cluster/host:port"
 };
 

@@ -74,8 +74,8 @@ class ResponseParser : public http::basic_parser<false> {
     if (head.status < 200) return;  // interim: handled when its message completes
     for (const auto& t : connection_tokens) head.headers.remove(t);
     auto length = content_length();
-    bool no_body = conn_.expect_no_body_ || status_has_no_body(head.status) ||
-                   (length && *length == 0);
+    bool no_body =
+        conn_.expect_no_body_ || status_has_no_body(head.status) || (length && *length == 0);
     conn_.parsed_head(std::move(head), no_body);
   }
   void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
@@ -84,8 +84,7 @@ class ResponseParser : public http::basic_parser<false> {
     return body.size();
   }
   void on_chunk_header_impl(std::uint64_t, boost::beast::string_view, error_code&) override {}
-  size_t on_chunk_body_impl(std::uint64_t, boost::beast::string_view body,
-                            error_code&) override {
+  size_t on_chunk_body_impl(std::uint64_t, boost::beast::string_view body, error_code&) override {
     conn_.parsed_body({body.data(), body.size()});
     return body.size();
   }
@@ -174,10 +173,9 @@ void Http1ClientConnection::flush() {
   in_flight_.swap(out_);
   out_.clear();
   writing_ = true;
-  asio::async_write(socket_, asio::buffer(in_flight_),
-                    [self = shared_from_this()](const error_code& ec, size_t n) {
-                      self->on_write(ec, n);
-                    });
+  asio::async_write(
+      socket_, asio::buffer(in_flight_),
+      [self = shared_from_this()](const error_code& ec, size_t n) { self->on_write(ec, n); });
 }
 
 void Http1ClientConnection::on_write(const error_code& ec, size_t) {

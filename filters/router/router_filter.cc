@@ -9,6 +9,7 @@ namespace asio = boost::asio;
 
 namespace {
 constexpr size_t kPendingBodyLimit = 256 * 1024;
+constexpr unsigned kMaxStaleRetries = 2;
 
 }  // namespace
 
@@ -57,8 +58,8 @@ FilterStatus RouterFilter::on_request_headers(RequestHead& head, bool end_stream
 
 void RouterFilter::build_upstream_head(const CompiledRoute& route, const RequestHead& head) {
   upstream_head_.method = head.method;
-  upstream_head_.target = route.route->rewrite_prefix ? RouteTable::rewrite_target(route, head)
-                                                      : head.target;
+  upstream_head_.target =
+      route.route->rewrite_prefix ? RouteTable::rewrite_target(route, head) : head.target;
   upstream_head_.authority = head.authority;
   upstream_head_.headers = head.headers;
   auto& h = upstream_head_.headers;
@@ -86,38 +87,53 @@ void RouterFilter::build_upstream_head(const CompiledRoute& route, const Request
 }
 
 void RouterFilter::arm_timeout() {
-  if (!timer_) timer_.emplace(callbacks().executor());
-  timer_->expires_after(route_->route->timeout);
-  timer_->async_wait([this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec) {
-    if (ec || alive.expired() || done_) return;
-    if (cluster_) cluster_->stats->timeouts.add();
-    fail(Error{ErrorKind::upstream_timeout, ErrorSource::upstream, false, "upstream timeout"});
-  });
+  if (!timer_) {
+    timer_.emplace(
+        callbacks().executor(), [](void* self) { static_cast<RouterFilter*>(self)->on_timeout(); },
+        this);
+  }
+  timer_->expire_after(route_->route->timeout, alive_);
+}
+
+void RouterFilter::on_timeout() {
+  if (done_) return;
+  if (cluster_) cluster_->stats->timeouts.add();
+  fail(Error{ErrorKind::upstream_timeout, ErrorSource::upstream, false, "upstream timeout"});
 }
 
 void RouterFilter::connect() {
   host_ = &cluster_->pick();
   ++connect_attempts_;
-  host_->acquire(cluster_->config->connect_timeout,
-                 [this, alive = std::weak_ptr<bool>(alive_)](upstream::Http1ClientConnectionPtr conn,
-                                                            const Error* err) {
-                   if (alive.expired() || done_) {
-                     // The stream went away while connecting: an unused connection is
-                     // still good for the pool.
-                     if (conn) conn->close();
-                     return;
-                   }
-                   if (err) {
-                     // Nothing was sent: another host may answer.
-                     if (connect_attempts_ < cluster_->distinct_hosts) {
-                       connect();
-                       return;
-                     }
-                     fail(*err);
-                     return;
-                   }
-                   on_connected(std::move(conn));
-                 });
+  host_->acquire(
+      cluster_->config->connect_timeout,
+      [this, alive = std::weak_ptr<bool>(alive_)](upstream::Http1ClientConnectionPtr conn,
+                                                  const Error* err) {
+        if (alive.expired() || done_) {
+          // The stream went away while connecting: an unused connection is
+          // still good for the pool.
+          if (conn) conn->close();
+          return;
+        }
+        if (err) {
+          // Nothing was sent: another host may answer.
+          if (connect_attempts_ < cluster_->distinct_hosts) {
+            connect();
+            return;
+          }
+          fail(*err);
+          return;
+        }
+        on_connected(std::move(conn));
+      },
+      /*probe_idle=*/!can_resend_on_stale());
+}
+
+bool RouterFilter::can_resend_on_stale() const {
+  // A POST that fails on a reused connection may have reached the application; only an
+  // idempotent request without a body is resent without checking the socket first.
+  const std::string& m = upstream_head_.method;
+  bool idempotent = m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "PUT" || m == "DELETE";
+  return idempotent && framing_ == upstream::BodyFraming::none && stale_retries_ < kMaxStaleRetries;
 }
 
 void RouterFilter::on_connected(upstream::Http1ClientConnectionPtr conn) {
@@ -211,7 +227,7 @@ void RouterFilter::on_upstream_error(const Error& error, bool response_started) 
   // A reused connection that failed before any response byte was most likely closed by the
   // backend while idle: the request never reached the application, so it goes again on a
   // fresh connection, provided no body byte was sent (nothing to replay).
-  if (conn && conn->reused() && !body_written_ && stale_retries_ < 2) {
+  if (conn && conn->reused() && !body_written_ && stale_retries_ < kMaxStaleRetries) {
     ++stale_retries_;
     connect_attempts_ = 0;
     connect();
@@ -226,8 +242,8 @@ void RouterFilter::fail(const Error& error) {
   done_ = true;
   if (timer_) timer_->cancel();
   release_connection();
-  callbacks().info().error = error.detail.empty() ? std::string(to_string(error.kind))
-                                                  : error.detail;
+  callbacks().info().error =
+      error.detail.empty() ? std::string(to_string(error.kind)) : error.detail;
   if (response_started_) {
     callbacks().abort_response(error.detail);
     return;

@@ -6,8 +6,7 @@
 #include <optional>
 #include <string>
 
-#include <boost/asio/steady_timer.hpp>
-
+#include "core/lazy_timer.h"
 #include "filters/filter.h"
 #include "filters/router/route_table.h"
 #include "upstream/http1_client.h"
@@ -51,18 +50,21 @@ class RouterFilter : public Filter, public upstream::ResponseHandler {
   void redirect(const config::Redirect& redirect, const RequestHead& head);
   void build_upstream_head(const CompiledRoute& route, const RequestHead& head);
   void connect();
+  // A reused connection that fails before the response can be replaced by a fresh one.
+  bool can_resend_on_stale() const;
   void on_connected(upstream::Http1ClientConnectionPtr conn);
   void arm_timeout();
+  void on_timeout();
   void fail(const Error& error);
   void release_connection();
 
   std::shared_ptr<const RouteTable> routes_;
   const CompiledRoute* route_ = nullptr;
-  upstream::ClusterState* cluster_ = nullptr;
+  std::shared_ptr<upstream::ClusterState> cluster_;  // kept across a reload
   upstream::HostPool* host_ = nullptr;
   upstream::Http1ClientConnectionPtr conn_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-  std::optional<boost::asio::steady_timer> timer_;
+  std::optional<LazyTimer> timer_;  // route timeout, re-armed by each piece of the response
   RequestHead upstream_head_;
   upstream::BodyFraming framing_ = upstream::BodyFraming::none;
   std::string pending_body_;  // body that arrived before the upstream connection

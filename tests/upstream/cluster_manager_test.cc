@@ -450,7 +450,7 @@ TEST_F(ClusterManagerTest, WeightedRoundRobinInterleaves) {
   config::Config cfg;
   cfg.clusters.push_back(make_cluster("c", {{"127.0.0.1:1001", 3}, {"127.0.0.1:1002", 1}}));
   cm_.update(cfg);
-  ClusterState* s = cm_.find("c");
+  ClusterStatePtr s = cm_.find("c");
   ASSERT_TRUE(s);
   EXPECT_EQ(s->config, &cfg.clusters[0]);
   EXPECT_EQ(s->stats, &stats_.cluster("c"));
@@ -467,7 +467,7 @@ TEST_F(ClusterManagerTest, WeightedRoundRobinThreeHosts) {
   cfg.clusters.push_back(
       make_cluster("c", {{"127.0.0.1:1", 1}, {"127.0.0.1:2", 3}, {"127.0.0.1:3", 2}}));
   cm_.update(cfg);
-  ClusterState* s = cm_.find("c");
+  ClusterStatePtr s = cm_.find("c");
   ASSERT_TRUE(s);
   EXPECT_THAT(host_names(*s), ElementsAre("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3",
                                           "127.0.0.1:2", "127.0.0.1:3", "127.0.0.1:2"));
@@ -486,17 +486,18 @@ TEST_F(ClusterManagerTest, UpdateKeepsPoolsOfUnchangedHosts) {
   cfg1->clusters.push_back(make_cluster("c", {{"127.0.0.1:1", 1}, {"127.0.0.1:2", 1}}));
   cfg1->clusters.push_back(make_cluster("gone", {{"127.0.0.1:9", 1}}));
   cm_.update(*cfg1);
-  ClusterState* s1 = cm_.find("c");
+  ClusterStatePtr s1 = cm_.find("c");
   ASSERT_TRUE(s1);
   HostPool* kept = s1->hosts[0].get();
   std::weak_ptr<HostPool> dropped = s1->hosts[1];
   s1->pick();  // advance the cursor
+  s1.reset();
 
   auto cfg2 = std::make_unique<config::Config>();
   cfg2->clusters.push_back(make_cluster("c", {{"127.0.0.1:1", 2}, {"127.0.0.1:3", 1}}));
   cm_.update(*cfg2);
   cfg1.reset();  // the manager must not need the old config any more
-  ClusterState* s2 = cm_.find("c");
+  ClusterStatePtr s2 = cm_.find("c");
   ASSERT_TRUE(s2);
   EXPECT_EQ(s2->config, &cfg2->clusters[0]);
   ASSERT_EQ(s2->hosts.size(), 3u);
@@ -507,6 +508,20 @@ TEST_F(ClusterManagerTest, UpdateKeepsPoolsOfUnchangedHosts) {
   EXPECT_EQ(s2->distinct_hosts, 2u);
   EXPECT_EQ(s2->next, 1u) << "the round-robin cursor survives a reload";
   EXPECT_EQ(cm_.find("gone"), nullptr);
+}
+
+TEST_F(ClusterManagerTest, StateHeldByARequestSurvivesAnUpdate) {
+  auto cfg1 = std::make_unique<config::Config>();
+  cfg1->clusters.push_back(make_cluster("c", {{"127.0.0.1:1", 1}}));
+  cm_.update(*cfg1);
+  ClusterStatePtr held = cm_.find("c");  // a request in flight
+  config::Config cfg2;
+  cfg2.clusters.push_back(make_cluster("c", {{"127.0.0.1:2", 1}}));
+  cm_.update(cfg2);
+  EXPECT_NE(cm_.find("c"), held);
+  // Still usable (ASan would report a use after free otherwise), pools included.
+  EXPECT_EQ(held->pick().name(), "127.0.0.1:1");
+  EXPECT_EQ(held->stats, &stats_.cluster("c"));
 }
 
 TEST_F(ClusterManagerTest, SameAddressInTwoClustersHasTwoPools) {
@@ -522,7 +537,7 @@ TEST_F(ClusterManagerTest, DuplicateEndpointSharesOnePool) {
   config::Config cfg;
   cfg.clusters.push_back(make_cluster("c", {{"127.0.0.1:1", 1}, {"127.0.0.1:1", 1}}));
   cm_.update(cfg);
-  ClusterState* s = cm_.find("c");
+  ClusterStatePtr s = cm_.find("c");
   ASSERT_TRUE(s);
   EXPECT_EQ(s->distinct_hosts, 1u);
   ASSERT_EQ(s->hosts.size(), 2u);
