@@ -97,6 +97,8 @@ Http1ClientConnection::Http1ClientConnection(asio::ip::tcp::socket socket,
                                              std::weak_ptr<HostPool> pool, bool reused_before)
     : socket_(std::move(socket)), pool_(std::move(pool)), reused_(reused_before) {
   read_buf_.resize(kReadSize);
+  error_code ignored;
+  socket_.non_blocking(true, ignored);  // on_readable() reads without blocking
 }
 
 Http1ClientConnection::~Http1ClientConnection() = default;
@@ -115,10 +117,10 @@ void Http1ClientConnection::start_request(ResponseHandler& handler, const Reques
   paused_ = false;
   body_bytes_written_ = 0;
   if (idle_watch_) {
-    // Stop the idle watch; its completion sees handler_ set and returns.
-    error_code ignored;
-    socket_.cancel(ignored);
+    // The idle watch's wait for readability stays pending and now waits for the response:
+    // cancelling it and starting a read would cost a speculative recv() that finds nothing.
     idle_watch_ = false;
+    reading_ = true;
   }
 
   out_.clear();
@@ -365,14 +367,32 @@ void Http1ClientConnection::detach(ResponseHandler& handler) {
 void Http1ClientConnection::watch_idle() {
   idle_watch_ = true;
   socket_.async_wait(asio::socket_base::wait_read,
-                     [self = shared_from_this()](const error_code& ec) {
-                       if (!self->idle_watch_ || self->handler_) return;  // reused meanwhile
-                       if (ec == asio::error::operation_aborted) return;
-                       // Readable while idle: the backend closed it (or sent junk).
-                       self->idle_watch_ = false;
-                       if (auto pool = self->pool_.lock()) pool->remove_idle(self.get());
-                       self->close();
-                     });
+                     [self = shared_from_this()](const error_code& ec) { self->on_readable(ec); });
+}
+
+void Http1ClientConnection::on_readable(const error_code& ec) {
+  if (handler_) {
+    // Reused since the wait began: the response (or the backend's close) has arrived.
+    if (ec) {
+      on_read(ec, 0);
+      return;
+    }
+    error_code rec;
+    size_t n = socket_.read_some(
+        asio::buffer(read_buf_.data() + read_len_, read_buf_.size() - read_len_), rec);
+    if (rec == asio::error::would_block || rec == asio::error::try_again) {
+      reading_ = false;
+      read_more();
+      return;
+    }
+    on_read(rec, n);
+    return;
+  }
+  if (!idle_watch_ || ec == asio::error::operation_aborted) return;  // closed or detached
+  // Readable while idle: the backend closed it (or sent junk).
+  idle_watch_ = false;
+  if (auto pool = pool_.lock()) pool->remove_idle(this);
+  close();
 }
 
 bool Http1ClientConnection::idle_socket_usable() {

@@ -77,6 +77,7 @@ class Http1ClientConnection : public std::enable_shared_from_this<Http1ClientCon
   void on_write(const boost::system::error_code& ec, size_t n);
   void read_more();
   void on_read(const boost::system::error_code& ec, size_t n);
+  void on_readable(const boost::system::error_code& ec);
   void parse_buffered();
   void fail(ErrorKind kind, std::string detail);
   void finish_exchange();
@@ -93,8 +94,8 @@ class Http1ClientConnection : public std::enable_shared_from_this<Http1ClientCon
   bool reused_ = false;
   bool expect_no_body_ = false;
   bool request_chunked_ = false;
-  bool request_done_ = false;     // every request byte was written
-  bool request_ended_ = false;    // the caller said end_stream
+  bool request_done_ = false;   // every request byte was written
+  bool request_ended_ = false;  // the caller said end_stream
   bool head_received_ = false;
   bool end_delivered_ = false;  // the handler has seen end_stream
   bool response_done_ = false;
@@ -105,7 +106,7 @@ class Http1ClientConnection : public std::enable_shared_from_this<Http1ClientCon
   bool want_writable_ = false;
   bool idle_watch_ = false;
   uint64_t body_bytes_written_ = 0;
-  std::string out_;       // queued, not yet handed to the socket
+  std::string out_;        // queued, not yet handed to the socket
   std::string in_flight_;  // being written
   std::string read_buf_;
   size_t read_len_ = 0;
