@@ -1,5 +1,7 @@
 #include "upstream/cluster_manager.h"
 
+#include <algorithm>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -113,7 +115,9 @@ void HostPool::release(Http1ClientConnectionPtr conn) {
 }
 
 void HostPool::remove_idle(Http1ClientConnection* conn) {
-  idle_.remove_if([&](const Idle& i) { return i.conn.get() == conn; });
+  idle_.erase(std::remove_if(idle_.begin(), idle_.end(),
+                             [&](const Idle& i) { return i.conn.get() == conn; }),
+              idle_.end());
 }
 
 void HostPool::expire_idle() {

@@ -3,8 +3,8 @@
 // host. Owned by its worker and used only on that worker's thread; rebuilt from each config
 // snapshot with pools kept for hosts whose address did not change.
 #include <chrono>
+#include <deque>
 #include <functional>
-#include <list>
 #include <map>
 #include <memory>
 #include <string>
@@ -58,7 +58,7 @@ class HostPool : public std::enable_shared_from_this<HostPool> {
   config::SocketAddress address_;
   std::string name_;
   ClusterStats& stats_;
-  std::list<Idle> idle_;
+  std::deque<Idle> idle_;  // oldest first; a deque, so parking a connection rarely allocates
   uint32_t max_idle_ = 64;
   std::chrono::milliseconds idle_timeout_{60000};
   bool resolved_ = false;
