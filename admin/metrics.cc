@@ -27,6 +27,8 @@ struct ListenerSum {
   std::array<uint64_t, 5> requests{};
   int64_t connections_active = 0;
   uint64_t connections_total = 0;
+  uint64_t tls_ok = 0, tls_failed = 0, tls_timed_out = 0;
+  bool tls = false;
 };
 
 struct ClusterSum {
@@ -55,7 +57,9 @@ void add_status(std::array<uint64_t, 5>& to, const StatusCounters& from) {
 Totals sum_workers(const AdminContext& ctx, const std::vector<const WorkerStats*>& workers) {
   Totals totals;
   if (config::ConfigPtr cfg = ctx.config()) {
-    for (const auto& l : cfg->listeners) totals.listeners.try_emplace(l.name);
+    for (const auto& l : cfg->listeners) {
+      totals.listeners.try_emplace(l.name).first->second.tls = l.tls.has_value();
+    }
     for (const auto& c : cfg->clusters) totals.clusters.try_emplace(c.name);
     for (const auto& r : cfg->routes) {
       if (!r.name.empty()) totals.routes.try_emplace(r.name);
@@ -71,6 +75,9 @@ Totals sum_workers(const AdminContext& ctx, const std::vector<const WorkerStats*
         add_status(sum.requests, s.requests);
         sum.connections_active += s.connections_active.value();
         sum.connections_total += s.connections_total.value();
+        sum.tls_ok += s.tls_handshakes_ok.value();
+        sum.tls_failed += s.tls_handshakes_failed.value();
+        sum.tls_timed_out += s.tls_handshakes_timed_out.value();
       }
       for (const auto& [name, s] : clusters) {
         ClusterSum& sum = totals.clusters[name];
@@ -160,12 +167,23 @@ std::vector<MetricFamily> collect_metrics(const AdminContext& ctx) {
   MetricFamily accepted =
       family("sluice_downstream_connections_total",
              "Downstream client connections accepted, by listener.", MetricType::Counter);
+  MetricFamily handshakes = family(
+      "sluice_tls_handshakes_total",
+      "TLS handshakes on downstream connections, by listener and result.", MetricType::Counter);
   for (const auto& [name, s] : totals.listeners) {
     add_status_series(requests, "listener", name, s.requests);
     active.metric.push_back(
         sample({{"listener", name}}, static_cast<double>(s.connections_active), MetricType::Gauge));
     accepted.metric.push_back(sample({{"listener", name}}, static_cast<double>(s.connections_total),
                                      MetricType::Counter));
+    // Series for TLS listeners (and for ones that were TLS before a reload and still count).
+    if (s.tls || s.tls_ok + s.tls_failed + s.tls_timed_out > 0) {
+      for (auto [result, n] : {std::pair{"success", s.tls_ok}, std::pair{"failure", s.tls_failed},
+                               std::pair{"timeout", s.tls_timed_out}}) {
+        handshakes.metric.push_back(sample({{"listener", name}, {"result", result}},
+                                           static_cast<double>(n), MetricType::Counter));
+      }
+    }
   }
 
   MetricFamily duration =
@@ -202,6 +220,7 @@ std::vector<MetricFamily> collect_metrics(const AdminContext& ctx) {
                           &upstream_requests, &connect_failures, &timeouts, &created}) {
     out.push_back(std::move(*f));
   }
+  if (!handshakes.metric.empty()) out.push_back(std::move(handshakes));  // no TLS: no family
   return out;
 }
 

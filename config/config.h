@@ -30,11 +30,11 @@ struct Cluster {
   std::string lb = "round_robin";
   Duration connect_timeout{std::chrono::seconds(2)};
   Duration idle_timeout{std::chrono::seconds(60)};  // idle pooled upstream connections
-  uint32_t max_idle_connections = 64;              // per worker per host
+  uint32_t max_idle_connections = 64;               // per worker per host
 };
 
 struct Limits {
-  uint32_t max_connections = 10000;           // per listener, per worker
+  uint32_t max_connections = 10000;  // per listener, per worker
   uint64_t max_request_header_bytes = 64 * 1024;
   uint32_t max_request_headers = 100;
   uint64_t max_request_body_bytes = 10 * 1024 * 1024;  // 0 = unlimited
@@ -43,11 +43,27 @@ struct Limits {
   Duration idle_timeout{std::chrono::seconds(60)};
 };
 
+struct Certificate {
+  std::string cert_file;  // as resolved: relative paths are relative to the config file
+  std::string key_file;
+  // DNS names from the certificate's subjectAltName (its CN when it has none), lower case;
+  // "*.example.com" for wildcards. Read by the loader; used to pick a certificate by SNI.
+  std::vector<std::string> names;
+};
+
+struct ListenerTls {
+  std::vector<Certificate> certificates;  // the first is served when no SNI name matches
+  std::string min_version = "1.2";        // "1.2" or "1.3"
+  std::vector<std::string> alpn = {"http/1.1"};
+  Duration handshake_timeout{std::chrono::seconds(10)};
+};
+
 struct Listener {
   std::string name;
   SocketAddress address;
   Limits limits;
   std::vector<std::string> filters;  // names of filters before the router, in order
+  std::optional<ListenerTls> tls;    // unset: plaintext
 };
 
 struct PathMatch {
@@ -106,7 +122,7 @@ struct AccessLog {
 };
 
 struct Config {
-  std::string source;  // file name the config came from
+  std::string source;    // file name the config came from
   unsigned workers = 0;  // 0 = auto (hardware threads)
   Duration drain_timeout{std::chrono::seconds(15)};
   Admin admin;
@@ -142,7 +158,7 @@ LoadResult load_string(std::string_view yaml, const std::string& file_name);
 
 // Value syntax shared with other parsers. Return nullopt on bad input.
 std::optional<Duration> parse_duration(std::string_view s);  // "250ms", "5s", "1m", "1h"
-std::optional<uint64_t> parse_size(std::string_view s);      // "512", "64KiB", "10MiB", "1GiB", "1KB"
+std::optional<uint64_t> parse_size(std::string_view s);  // "512", "64KiB", "10MiB", "1GiB", "1KB"
 std::optional<SocketAddress> parse_address(std::string_view s);  // "host:port", "[v6]:port"
 
 }  // namespace sluice::config

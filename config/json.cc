@@ -10,7 +10,6 @@
 namespace sluice::config {
 namespace {
 
-
 // Writes indented JSON; the caller keeps begin/end calls balanced.
 class JsonWriter {
  public:
@@ -215,7 +214,6 @@ void write_cluster(JsonWriter& w, const Cluster& c) {
 
 }  // namespace
 
-
 std::string Config::to_json() const {
   JsonWriter w;
   w.begin_object();
@@ -244,6 +242,24 @@ std::string Config::to_json() const {
     w.field("address", l.address.str());
     write_limits(w, l.limits);
     w.field("filters", l.filters);
+    if (l.tls) {
+      w.key("tls");
+      w.begin_object();
+      w.key("certificates");
+      w.begin_array();
+      for (const Certificate& c : l.tls->certificates) {
+        w.begin_object();
+        w.field("cert_file", c.cert_file);  // paths only: key material never leaves
+        w.field("key_file", c.key_file);
+        w.field("names", c.names);
+        w.end_object();
+      }
+      w.end_array();
+      w.field("min_version", l.tls->min_version);
+      w.field("alpn", l.tls->alpn);
+      w.field("handshake_timeout", l.tls->handshake_timeout);
+      w.end_object();
+    }
     w.end_object();
   }
   w.end_array();

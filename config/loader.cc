@@ -28,7 +28,7 @@ constexpr std::string_view kRootKeys[] = {"workers",   "drain_timeout", "admin",
                                           "listeners", "routes",        "clusters"};
 constexpr std::string_view kAdminKeys[] = {"address"};
 constexpr std::string_view kAccessLogKeys[] = {"path", "format"};
-constexpr std::string_view kListenerKeys[] = {"name", "address", "limits", "filters"};
+constexpr std::string_view kListenerKeys[] = {"name", "address", "limits", "filters", "tls"};
 constexpr std::string_view kLimitsKeys[] = {
     "max_connections", "max_request_header_bytes", "max_request_headers", "max_request_body_bytes",
     "max_uri_bytes",   "header_timeout",           "idle_timeout"};
@@ -199,6 +199,7 @@ void Loader::load_listener(const YAML::Node& node) {
   }
   if (const Field* f = m.get("limits")) load_limits(*f, l.limits);
   if (const Field* f = m.get("filters")) load_filters(*f, l.filters);
+  if (const Field* f = m.get("tls")) load_tls(*f, l.tls.emplace());
   config_.listeners.push_back(std::move(l));
 }
 

@@ -29,6 +29,11 @@ class Loader {
   void load_listener(const YAML::Node& node);
   void load_limits(const Field& f, Limits& limits);
   void load_filters(const Field& f, std::vector<std::string>& filters);
+  // tls_loader.cc
+  void load_tls(const Field& f, ListenerTls& tls);
+  void load_certificate(const YAML::Node& node, ListenerTls& tls);
+  // Relative paths in the config are relative to the config file's directory.
+  std::string resolve_path(const std::string& path) const;
   void load_cluster(const YAML::Node& node);
   void load_endpoint(const YAML::Node& node, Cluster& cluster);
   void cross_check();

@@ -41,9 +41,8 @@ class Gauge {
 // Fixed-bucket latency histogram in seconds.
 class Histogram {
  public:
-  static constexpr std::array<double, 14> kBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                                     0.025,  0.05,  0.1,    0.25,  0.5,
-                                                     1,      2.5,   5,      10};
+  static constexpr std::array<double, 14> kBounds = {
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
   void observe(double seconds);
   uint64_t bucket(size_t i) const { return buckets_[i].value(); }  // non-cumulative
   uint64_t count() const { return count_.value(); }
@@ -65,6 +64,10 @@ struct ListenerStats {
   StatusCounters requests;
   Gauge connections_active;
   Counter connections_total;
+  // TLS listeners only.
+  Counter tls_handshakes_ok;
+  Counter tls_handshakes_failed;     // the peer's hello or the handshake was bad
+  Counter tls_handshakes_timed_out;  // not complete within handshake_timeout
 };
 
 struct ClusterStats {

@@ -49,6 +49,10 @@ Http1Connection::Http1Connection(asio::ip::tcp::socket socket,
       client_address_(peer_address(socket_)) {
   listener_->stats().connections_active.add(1);
   listener_->stats().connections_total.add();
+  if (auto it = snapshot_->tls.find(listener_->config().name); it != snapshot_->tls.end()) {
+    tls_context_ = it->second;
+    tls_ = std::make_unique<TlsSession>(tls_context_->context_at(0));
+  }
 }
 
 Http1Connection::~Http1Connection() {
@@ -73,7 +77,11 @@ void Http1Connection::start() {
   error_code ignored;
   socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
   socket_.non_blocking(true, ignored);
-  arm_idle_timer();
+  if (tls_) {
+    deadline_.expire_after(listener_->config().tls->handshake_timeout, weak_from_this());
+  } else {
+    arm_idle_timer();
+  }
   read();
 }
 
@@ -81,6 +89,17 @@ void Http1Connection::read() {
   if (reading_ || closed_ || paused_) return;
   // One request at a time: bytes of a pipelined request stay unread until this one is done.
   if (stream_ && request_complete_) return;
+  if (tls_more_) {
+    // Plaintext is waiting inside OpenSSL, not on the socket.
+    reading_ = true;
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+      self->reading_ = false;
+      if (self->closed_) return;
+      self->prepare_read_space();
+      self->on_read({}, 0);
+    });
+    return;
+  }
   if (!stream_ && read_begin_ == read_end_) {
     // Idle between requests: wait for readability holding no buffers, then take one.
     release_buffers();
@@ -97,6 +116,14 @@ void Http1Connection::read() {
                        });
     return;
   }
+  prepare_read_space();
+  reading_ = true;
+  socket_.async_read_some(
+      asio::buffer(read_buf_.data() + read_end_, read_buf_.size() - read_end_),
+      [self = shared_from_this()](const error_code& ec, size_t n) { self->on_read(ec, n); });
+}
+
+void Http1Connection::prepare_read_space() {
   if (read_begin_ > 0 && read_begin_ == read_end_) read_begin_ = read_end_ = 0;
   if (read_buf_.empty()) read_buf_ = take_buffer();
   if (read_buf_.size() - read_end_ < kReadSize / 4) {
@@ -107,10 +134,41 @@ void Http1Connection::read() {
     }
     if (read_buf_.size() - read_end_ < kReadSize / 4) read_buf_.resize(read_end_ + kReadSize);
   }
-  reading_ = true;
-  socket_.async_read_some(
-      asio::buffer(read_buf_.data() + read_end_, read_buf_.size() - read_end_),
-      [self = shared_from_this()](const error_code& ec, size_t n) { self->on_read(ec, n); });
+}
+
+bool Http1Connection::tls_receive(size_t& n) {
+  // The n ciphertext bytes at read_end_ go into OpenSSL; the plaintext comes back over them
+  // (never longer than the ciphertext it came from).
+  tls_->put_input({read_buf_.data() + read_end_, n});
+  const bool was_done = tls_->handshake_done();
+  const size_t capacity = read_buf_.size() - read_end_;
+  size_t produced = 0;
+  TlsSession::Result r = tls_->read(read_buf_.data() + read_end_, capacity, &produced);
+  tls_more_ = r == TlsSession::Result::ok && produced == capacity;
+  n = produced;
+  if (!was_done && tls_->handshake_done()) {
+    listener_->stats().tls_handshakes_ok.add();
+    arm_idle_timer();
+  }
+  if (r == TlsSession::Result::error) {
+    if (!tls_->handshake_done()) listener_->stats().tls_handshakes_failed.add();
+    if (stream_) stream_->reset(tls_->error());
+    // Send the alert OpenSSL queued, best effort, then close.
+    std::string alert;
+    tls_->take_output(alert);
+    error_code ignored;
+    if (!alert.empty()) socket_.write_some(asio::buffer(alert), ignored);
+    close();
+    return false;
+  }
+  if (r == TlsSession::Result::closed) {
+    // close_notify: the client's end of the stream, as a TCP FIN would be.
+    if (stream_) stream_->reset("downstream closed");
+    close();
+    return false;
+  }
+  if (tls_->has_output()) flush();  // handshake messages, session tickets
+  return true;
 }
 
 void Http1Connection::read_ready() {
@@ -149,6 +207,11 @@ void Http1Connection::on_read(const error_code& ec, size_t n) {
     // complete; a response in progress has no one to go to.
     if (stream_) stream_->reset("downstream closed");
     close();
+    return;
+  }
+  if (tls_ && !tls_receive(n)) return;
+  if (n == 0) {  // a handshake step, or a TLS record still incomplete
+    read();
     return;
   }
   read_end_ += n;
@@ -199,6 +262,7 @@ void Http1Connection::on_request_head(RequestHead& head, bool end_stream) {
   deadline_.cancel();
   snapshot_ = listener_->snapshot();  // a reload applies from the next request on
   request_version_ = head.version;
+  if (tls_) head.scheme = "https";
   head_request_ = head.method == "HEAD";
   request_complete_ = false;
   response_complete_ = false;
@@ -363,6 +427,16 @@ void Http1Connection::resume_request_body() {
 
 void Http1Connection::flush() {
   if (writing_ || closed_) return;
+  if (tls_) {
+    // out_ holds plaintext until here; what goes to the socket is ciphertext.
+    if (!out_.empty() && tls_->write(out_) != TlsSession::Result::ok) {
+      if (stream_) stream_->reset(tls_->error());
+      close();
+      return;
+    }
+    out_.clear();
+    tls_->take_output(out_);
+  }
   if (out_.empty()) {
     if (close_when_flushed_ && !stream_) {
       graceful_close();
@@ -435,6 +509,11 @@ void Http1Connection::arm_body_timer() {
 }
 
 void Http1Connection::on_deadline() {
+  if (tls_ && !tls_->handshake_done() && !closed_) {
+    listener_->stats().tls_handshakes_timed_out.add();
+    close();
+    return;
+  }
   if (lingering_) {
     error_code ignored;
     socket_.close(ignored);  // fails the pending linger read, which unregisters
@@ -481,6 +560,13 @@ void Http1Connection::graceful_close() {
   // with unread bytes makes the kernel send RST, which can destroy the response in the
   // client's receive buffer before it reads it (a 413 to a large upload, say).
   error_code ignored;
+  if (tls_ && !writing_) {
+    // close_notify first, so the client can tell a complete stream from a truncated one.
+    tls_->shutdown();
+    std::string alert;
+    tls_->take_output(alert);
+    if (!alert.empty()) socket_.write_some(asio::buffer(alert), ignored);
+  }
   socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
   lingering_ = true;
   deadline_.expire_after(std::chrono::seconds(2), weak_from_this());

@@ -13,6 +13,8 @@
 #include "core/lazy_timer.h"
 #include "proxy/http1_codec.h"
 #include "proxy/stream.h"
+#include "proxy/tls_context.h"
+#include "proxy/tls_session.h"
 
 namespace sluice {
 
@@ -52,6 +54,10 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   void read();
   void on_read(const boost::system::error_code& ec, size_t n);
   void read_ready();
+  void prepare_read_space();
+  // TLS: turns the n ciphertext bytes just read into plaintext in place (n becomes its
+  // length). False when the connection was closed (bad handshake or record, close_notify).
+  bool tls_receive(size_t& n);
   std::string take_buffer();
   void release_buffers();
   void process();
@@ -79,6 +85,8 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   std::unique_ptr<Stream> stream_;
   LazyTimer deadline_;  // idle, header, request body and lingering-close timeouts
   std::string client_address_;
+  TlsServerContextPtr tls_context_;  // TLS listeners: certificates for the handshake
+  std::unique_ptr<TlsSession> tls_;
 
   std::string read_buf_;
   size_t read_begin_ = 0;  // unparsed bytes are [read_begin_, read_end_)
@@ -104,8 +112,10 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   bool request_started_ = false;  // some bytes of the current request arrived
   bool close_when_flushed_ = false;
   bool flush_deferred_ = false;
-  bool lingering_ = false;  // half-closed, discarding what the client still sends  // a flush of
-                            // the response head is queued
+  bool lingering_ = false;
+  bool tls_more_ =
+      false;  // the last decrypt filled the buffer: OpenSSL may hold more  // half-closed,
+              // discarding what the client still sends  // a flush of the response head is queued
 };
 
 }  // namespace sluice

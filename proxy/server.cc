@@ -39,6 +39,11 @@ SnapshotPtr Snapshot::build(config::ConfigPtr config, std::string* error) {
     auto chain = FilterChainFactory::build(l, snap->routes, error);
     if (!chain) return nullptr;
     snap->chains.emplace(l.name, std::move(chain));
+    if (l.tls) {
+      auto tls = TlsServerContext::build(l, error);
+      if (!tls) return nullptr;
+      snap->tls.emplace(l.name, std::move(tls));
+    }
   }
   snap->config = std::move(config);
   return snap;

@@ -8,6 +8,7 @@
 #include "config/config.h"
 #include "filters/chain.h"
 #include "filters/router/route_table.h"
+#include "proxy/tls_context.h"
 
 namespace sluice {
 
@@ -15,6 +16,7 @@ struct Snapshot {
   config::ConfigPtr config;
   std::shared_ptr<const router::RouteTable> routes;
   std::map<std::string, FilterChainFactoryPtr> chains;  // by listener name
+  std::map<std::string, TlsServerContextPtr> tls;       // TLS listeners, by name
 
   // Null with `error` set if the config cannot be compiled.
   static std::shared_ptr<const Snapshot> build(config::ConfigPtr config, std::string* error);

@@ -1,0 +1,109 @@
+#include "proxy/tls_session.h"
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <climits>
+
+namespace sluice {
+
+TlsSession::TlsSession(SSL_CTX* ctx) : ssl_(SSL_new(ctx)) {
+  in_ = BIO_new(BIO_s_mem());
+  out_ = BIO_new(BIO_s_mem());
+  // An empty input BIO means "wait for the socket", not end of file.
+  BIO_set_mem_eof_return(in_, -1);
+  BIO_set_mem_eof_return(out_, -1);
+  SSL_set_bio(ssl_, in_, out_);  // ssl_ owns both now
+  SSL_set_accept_state(ssl_);
+}
+
+TlsSession::~TlsSession() { SSL_free(ssl_); }
+
+void TlsSession::put_input(std::string_view ciphertext) {
+  if (!ciphertext.empty()) BIO_write(in_, ciphertext.data(), static_cast<int>(ciphertext.size()));
+}
+
+TlsSession::Result TlsSession::fail(std::string_view what, int ssl_error) {
+  unsigned long e = ERR_get_error();
+  ERR_clear_error();
+  error_ = std::string(what);
+  if (e != 0) {
+    const char* reason = ERR_reason_error_string(e);
+    error_ += ": ";
+    error_ += reason ? reason : "unknown";
+  } else if (ssl_error == SSL_ERROR_SYSCALL) {
+    error_ += ": unexpected end of stream";
+  }
+  return Result::error;
+}
+
+TlsSession::Result TlsSession::read(char* out, size_t capacity, size_t* produced) {
+  *produced = 0;
+  if (!handshake_done_) {
+    int rc = SSL_do_handshake(ssl_);
+    if (rc != 1) {
+      int err = SSL_get_error(ssl_, rc);
+      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return Result::ok;
+      return fail("TLS handshake failed", err);
+    }
+    handshake_done_ = true;
+  }
+  while (*produced < capacity) {
+    size_t n = 0;
+    int rc = SSL_read_ex(ssl_, out + *produced, capacity - *produced, &n);
+    if (rc == 1) {
+      *produced += n;
+      continue;
+    }
+    int err = SSL_get_error(ssl_, rc);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) break;
+    if (err == SSL_ERROR_ZERO_RETURN) return *produced > 0 ? Result::ok : Result::closed;
+    return fail("TLS read failed", err);
+  }
+  return Result::ok;
+}
+
+TlsSession::Result TlsSession::write(std::string_view plaintext) {
+  while (!plaintext.empty()) {
+    size_t n = 0;
+    // Memory BIOs grow as needed, so a write never waits.
+    int rc = SSL_write_ex(ssl_, plaintext.data(), plaintext.size(), &n);
+    if (rc != 1) return fail("TLS write failed", SSL_get_error(ssl_, rc));
+    plaintext.remove_prefix(n);
+  }
+  return Result::ok;
+}
+
+void TlsSession::shutdown() {
+  if (handshake_done_) SSL_shutdown(ssl_);
+  ERR_clear_error();
+}
+
+void TlsSession::take_output(std::string& out) {
+  char* data = nullptr;
+  long len = BIO_get_mem_data(out_, &data);
+  if (len <= 0) return;
+  out.append(data, static_cast<size_t>(len));
+  (void)BIO_reset(out_);
+}
+
+bool TlsSession::has_output() const { return BIO_ctrl_pending(out_) > 0; }
+
+bool TlsSession::has_plaintext() const {
+  return SSL_pending(ssl_) > 0 || (handshake_done_ && BIO_ctrl_pending(in_) > 0);
+}
+
+std::string_view TlsSession::alpn() const {
+  const unsigned char* p = nullptr;
+  unsigned len = 0;
+  SSL_get0_alpn_selected(ssl_, &p, &len);
+  return p ? std::string_view(reinterpret_cast<const char*>(p), len) : std::string_view();
+}
+
+std::string_view TlsSession::server_name() const {
+  const char* n = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name);
+  return n ? std::string_view(n) : std::string_view();
+}
+
+}  // namespace sluice

@@ -1,0 +1,62 @@
+#pragma once
+// TLS for one downstream connection over memory BIOs: the connection reads and writes the
+// socket itself and passes ciphertext through here. Keeping the socket I/O in the connection
+// keeps its idle-wait-without-buffer scheme and gathered writes for TLS too, and makes
+// "anything buffered?" answerable: only OpenSSL's own state can hold bytes.
+// Owned by its connection; used on the connection's worker thread only.
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+struct ssl_st;
+struct ssl_ctx_st;
+struct bio_st;
+
+namespace sluice {
+
+class TlsSession {
+ public:
+  explicit TlsSession(ssl_ctx_st* ctx);
+  ~TlsSession();
+  TlsSession(const TlsSession&) = delete;
+  TlsSession& operator=(const TlsSession&) = delete;
+
+  enum class Result {
+    ok,      // progress made (possibly zero plaintext bytes)
+    closed,  // the peer sent close_notify
+    error,   // fatal: a bad handshake or record; error() says why
+  };
+
+  // Takes ciphertext that arrived on the socket.
+  void put_input(std::string_view ciphertext);
+  // Advances the handshake, then decrypts into [out, out + capacity). `*produced` is the
+  // plaintext length. After a full buffer call again: more may be ready (has_plaintext()).
+  Result read(char* out, size_t capacity, size_t* produced);
+  // Encrypts `plaintext` (all of it) and appends records to the output.
+  Result write(std::string_view plaintext);
+  // Queues a close_notify alert.
+  void shutdown();
+  // Appends ciphertext waiting to go to the socket (handshake messages, records, alerts).
+  void take_output(std::string& out);
+  bool has_output() const;
+
+  bool handshake_done() const { return handshake_done_; }
+  // Decrypted bytes or whole records are waiting inside OpenSSL: read() before waiting on
+  // the socket.
+  bool has_plaintext() const;
+  std::string_view alpn() const;
+  std::string_view server_name() const;
+  const std::string& error() const { return error_; }
+
+ private:
+  Result fail(std::string_view what, int ssl_error);
+
+  ssl_st* ssl_ = nullptr;
+  bio_st* in_ = nullptr;   // ciphertext from the peer, owned by ssl_
+  bio_st* out_ = nullptr;  // ciphertext to the peer, owned by ssl_
+  bool handshake_done_ = false;
+  std::string error_;
+};
+
+}  // namespace sluice
