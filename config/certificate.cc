@@ -119,4 +119,15 @@ CertificateCheck inspect_certificate(const std::string& cert_file, const std::st
   return r;
 }
 
+std::string check_ca_file(const std::string& ca_file) {
+  ERR_clear_error();
+  std::string error;
+  BioPtr bio = open_file(ca_file, error);
+  if (!bio) return error;
+  X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  if (!cert) return ca_file + " holds no PEM certificate: " + openssl_reason();
+  ERR_clear_error();
+  return "";
+}
+
 }  // namespace sluice::config

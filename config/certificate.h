@@ -18,4 +18,7 @@ struct CertificateCheck {
 
 CertificateCheck inspect_certificate(const std::string& cert_file, const std::string& key_file);
 
+// Empty when `ca_file` holds at least one PEM certificate, else why not.
+std::string check_ca_file(const std::string& ca_file);
+
 }  // namespace sluice::config

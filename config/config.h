@@ -51,8 +51,15 @@ struct Certificate {
   std::vector<std::string> names;
 };
 
+struct ClientAuth {
+  enum class Mode { none, optional, require };
+  Mode mode = Mode::none;
+  std::string ca_file;  // resolved like cert_file; client certificates must chain to it
+};
+
 struct ListenerTls {
   std::vector<Certificate> certificates;  // the first is served when no SNI name matches
+  ClientAuth client_auth;
   std::string min_version = "1.2";        // "1.2" or "1.3"
   std::vector<std::string> alpn = {"http/1.1"};
   Duration handshake_timeout{std::chrono::seconds(10)};

@@ -258,6 +258,14 @@ std::string Config::to_json() const {
       w.field("min_version", l.tls->min_version);
       w.field("alpn", l.tls->alpn);
       w.field("handshake_timeout", l.tls->handshake_timeout);
+      w.key("client_auth");
+      w.begin_object();
+      const auto mode = l.tls->client_auth.mode;
+      w.field("mode", mode == ClientAuth::Mode::none       ? "none"
+                      : mode == ClientAuth::Mode::optional ? "optional"
+                                                           : "require");
+      w.field("ca_file", l.tls->client_auth.ca_file);
+      w.end_object();
       w.end_object();
     }
     w.end_object();

@@ -32,6 +32,7 @@ class Loader {
   // tls_loader.cc
   void load_tls(const Field& f, ListenerTls& tls);
   void load_certificate(const YAML::Node& node, ListenerTls& tls);
+  void load_client_auth(const Field& f, ClientAuth& auth);
   // Relative paths in the config are relative to the config file's directory.
   std::string resolve_path(const std::string& path) const;
   void load_cluster(const YAML::Node& node);

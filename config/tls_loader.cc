@@ -7,8 +7,10 @@
 namespace sluice::config::detail {
 namespace {
 
-constexpr std::string_view kTlsKeys[] = {"certificates", "min_version", "alpn",
-                                         "handshake_timeout"};
+constexpr std::string_view kTlsKeys[] = {"certificates", "min_version", "alpn", "handshake_timeout",
+                                         "client_auth"};
+constexpr std::string_view kClientAuthKeys[] = {"ca_file", "mode"};
+constexpr std::string_view kClientAuthModes[] = {"none", "optional", "require"};
 constexpr std::string_view kCertificateKeys[] = {"cert_file", "key_file"};
 constexpr std::string_view kTlsVersions[] = {"1.2", "1.3"};
 // h2 is offered once the HTTP/2 codec lands.
@@ -67,6 +69,37 @@ void Loader::load_tls(const Field& f, ListenerTls& tls) {
   }
   if (const Field* v = m.get("handshake_timeout")) {
     if (auto d = read_duration(diag_, *v, /*allow_zero=*/false)) tls.handshake_timeout = *d;
+  }
+  if (const Field* v = m.get("client_auth")) load_client_auth(*v, tls.client_auth);
+}
+
+void Loader::load_client_auth(const Field& f, ClientAuth& auth) {
+  MapReader m(diag_, f, "client_auth", kClientAuthKeys);
+  if (!m.is_map()) return;
+  auth.mode = ClientAuth::Mode::require;
+  if (const Field* v = m.get("mode")) {
+    if (auto s = read_nonempty(diag_, *v)) {
+      if (*s == "none") {
+        auth.mode = ClientAuth::Mode::none;
+      } else if (*s == "optional") {
+        auth.mode = ClientAuth::Mode::optional;
+      } else if (*s != "require") {
+        diag_.error(v->mark(), "mode: unknown mode " + quote(*s) + hint(*s, kClientAuthModes));
+      }
+    }
+  }
+  const Field* ca = m.get("ca_file");
+  if (!ca) {
+    if (auth.mode != ClientAuth::Mode::none) {
+      diag_.error(m.mark(), "client_auth is missing required key 'ca_file'");
+    }
+    return;
+  }
+  if (auto s = read_nonempty(diag_, *ca)) {
+    auth.ca_file = resolve_path(*s);
+    if (std::string error = check_ca_file(auth.ca_file); !error.empty()) {
+      diag_.error(ca->mark(), "ca_file: " + error);
+    }
   }
 }
 

@@ -32,7 +32,7 @@ def _name(cn: str) -> x509.Name:
 class Pki:
     """A test CA and leaf certificates it signs, written as PEM files."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, ca_stem: str = "ca"):
         self.dir = directory
         self.ca_key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
@@ -44,16 +44,17 @@ class Pki:
             .not_valid_after(now + datetime.timedelta(days=30))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(self.ca_key, hashes.SHA256()))
-        self.ca_file = directory / "ca.crt"
+        self.ca_file = directory / f"{ca_stem}.crt"
         self.ca_file.write_bytes(self.ca_cert.public_bytes(serialization.Encoding.PEM))
 
-    def leaf(self, stem: str, names: list[str], expired: bool = False) -> dict:
+    def leaf(self, stem: str, names: list[str], expired: bool = False,
+             subject: x509.Name | None = None) -> dict:
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
         start = now - datetime.timedelta(days=10 if expired else 1)
         end = now - datetime.timedelta(days=1) if expired else now + datetime.timedelta(days=30)
         cert = (
-            x509.CertificateBuilder().subject_name(_name(names[0]))
+            x509.CertificateBuilder().subject_name(subject or _name(names[0]))
             .issuer_name(self.ca_cert.subject).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(start).not_valid_after(end)
@@ -65,6 +66,7 @@ class Pki:
         key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                                serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()))
+        self.last_der = cert.public_bytes(serialization.Encoding.DER)
         return {"cert_file": str(cert_file), "key_file": str(key_file)}
 
 
@@ -75,6 +77,10 @@ def pki(tmp_path_factory) -> Pki:
     p.a = p.leaf("a", ["a.example.com"])
     p.wild = p.leaf("wild", ["*.b.example.com"])
     p.other = p.leaf("other", ["default.example.com", "reloaded.example.com"])
+    p.client = p.leaf("client", ["client.example.com"], subject=x509.Name([
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Acme"),
+        x509.NameAttribute(NameOID.COMMON_NAME, "client-1")]))
+    p.client_der = p.last_der
     return p
 
 
@@ -275,6 +281,64 @@ def test_reload_swaps_certificates_and_keeps_open_connections(backend, start_slu
                                                            "reloaded.example.com"]
     assert https_get(s, pki, tls=old)[0] == 200  # the connection from before goes on
     old.close()
+
+
+# ----------------------------------------------------------------------------- client certificates
+
+
+def echoed_headers(s, pki: Pki, ctx: ssl.SSLContext, extra: str = "") -> dict:
+    with handshake(s, ctx, "default.example.com") as tls:
+        tls.sendall(f"GET /echo HTTP/1.1\r\nHost: default.example.com\r\n{extra}"
+                    "Connection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := tls.recv(65536):
+            data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return {k.lower(): v for k, v in json.loads(body)["headers"]}
+
+
+def with_client_cert(pki: Pki, cert: dict) -> ssl.SSLContext:
+    ctx = client_context(pki)
+    ctx.load_cert_chain(cert["cert_file"], cert["key_file"])
+    return ctx
+
+
+def test_client_certificate_required(backend, start_sluice, pki):
+    s = start_sluice(tls_config(backend, [pki.default],
+                                client_auth={"ca_file": str(pki.ca_file), "mode": "require"}))
+    h = echoed_headers(s, pki, with_client_cert(pki, pki.client),
+                       extra="X-Forwarded-Client-Cert: Subject=\"CN=forged\"\r\n")
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(pki.client_der)
+    assert h["x-forwarded-client-cert"] == \
+        f'Hash={digest.finalize().hex()};Subject="CN=client-1,O=Acme"'
+    # Without a certificate the handshake is refused (TLS 1.3 reports it at the first read).
+    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+        echoed_headers(s, pki, client_context(pki))
+    wait_for(lambda: handshakes(s, "failure") >= 1)
+
+
+def test_client_certificate_optional_and_spoofing_stripped(backend, start_sluice, pki):
+    s = start_sluice(tls_config(backend, [pki.default],
+                                client_auth={"ca_file": str(pki.ca_file), "mode": "optional"}))
+    h = echoed_headers(s, pki, client_context(pki),
+                       extra="X-Forwarded-Client-Cert: Hash=00;Subject=\"CN=forged\"\r\n")
+    assert "x-forwarded-client-cert" not in h
+    h = echoed_headers(s, pki, with_client_cert(pki, pki.client))
+    assert 'Subject="CN=client-1,O=Acme"' in h["x-forwarded-client-cert"]
+    # A certificate from another CA is refused even when one is optional.
+    stranger = Pki(pki.dir, ca_stem="stranger-ca")  # its leaves do not chain to pki's CA
+    bad = stranger.leaf("stranger", ["stranger.example.com"])
+    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+        echoed_headers(s, pki, with_client_cert(pki, bad))
+
+
+def test_forged_client_cert_header_is_stripped_on_plaintext(backend, start_sluice):
+    s = start_sluice(basic_config(backend))
+    r = s.get("/echo", headers={"X-Forwarded-Client-Cert": 'Subject="CN=forged"'})
+    assert r.status == 200
+    assert "x-forwarded-client-cert" not in {k.lower() for k, _ in r.json()["headers"]}
 
 
 # ----------------------------------------------------------------------------- config errors

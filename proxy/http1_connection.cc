@@ -148,6 +148,7 @@ bool Http1Connection::tls_receive(size_t& n) {
   n = produced;
   if (!was_done && tls_->handshake_done()) {
     listener_->stats().tls_handshakes_ok.add();
+    client_certificate_ = tls_->client_certificate();
     arm_idle_timer();
   }
   if (r == TlsSession::Result::error) {
@@ -263,6 +264,10 @@ void Http1Connection::on_request_head(RequestHead& head, bool end_stream) {
   snapshot_ = listener_->snapshot();  // a reload applies from the next request on
   request_version_ = head.version;
   if (tls_) head.scheme = "https";
+  // Only sluice vouches for a client certificate: a client's own claim never passes.
+  head.headers.remove("x-forwarded-client-cert");
+  if (!client_certificate_.empty())
+    head.headers.add("x-forwarded-client-cert", client_certificate_);
   head_request_ = head.method == "HEAD";
   request_complete_ = false;
   response_complete_ = false;

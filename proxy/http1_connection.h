@@ -87,6 +87,7 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   std::string client_address_;
   TlsServerContextPtr tls_context_;  // TLS listeners: certificates for the handshake
   std::unique_ptr<TlsSession> tls_;
+  std::string client_certificate_;  // x-forwarded-client-cert value, once verified
 
   std::string read_buf_;
   size_t read_begin_ = 0;  // unparsed bytes are [read_begin_, read_end_)

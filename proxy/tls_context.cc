@@ -121,6 +121,22 @@ TlsServerContextPtr TlsServerContext::build(const config::Listener& listener, st
     SSL_CTX_set_session_id_context(
         c, sid,
         static_cast<unsigned>(std::min<size_t>(listener.name.size(), SSL_MAX_SID_CTX_LENGTH)));
+    if (tls.client_auth.mode != config::ClientAuth::Mode::none) {
+      const char* ca = tls.client_auth.ca_file.c_str();
+      if (SSL_CTX_load_verify_locations(c, ca, nullptr) != 1)
+        return fail("ca_file " + tls.client_auth.ca_file);
+      // The CA names go in the CertificateRequest, so clients know which certificate to send.
+      if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(ca)) {
+        SSL_CTX_set_client_CA_list(c, names);
+      }
+      int mode = SSL_VERIFY_PEER;
+      if (tls.client_auth.mode == config::ClientAuth::Mode::require) {
+        mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+      }
+      // A certificate that is sent but does not verify fails the handshake in both modes.
+      SSL_CTX_set_verify(c, mode, nullptr);
+      SSL_CTX_set_verify_depth(c, 4);
+    }
     SSL_CTX_set_tlsext_servername_callback(c, on_server_name);
     SSL_CTX_set_tlsext_servername_arg(c, self.get());
     SSL_CTX_set_alpn_select_cb(c, on_alpn, &self->alpn_wire_);

@@ -4,6 +4,9 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
 #include <climits>
 
 namespace sluice {
@@ -99,6 +102,33 @@ std::string_view TlsSession::alpn() const {
   unsigned len = 0;
   SSL_get0_alpn_selected(ssl_, &p, &len);
   return p ? std::string_view(reinterpret_cast<const char*>(p), len) : std::string_view();
+}
+
+std::string TlsSession::client_certificate() const {
+  X509* cert = SSL_get0_peer_certificate(ssl_);
+  if (cert == nullptr || SSL_get_verify_result(ssl_) != X509_V_OK) return "";
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned md_len = 0;
+  if (X509_digest(cert, EVP_sha256(), md, &md_len) != 1) return "";
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "Hash=";
+  for (unsigned i = 0; i < md_len; ++i) {
+    out += kHex[md[i] >> 4];
+    out += kHex[md[i] & 15];
+  }
+  BIO* mem = BIO_new(BIO_s_mem());
+  X509_NAME_print_ex(mem, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
+  char* data = nullptr;
+  long len = BIO_get_mem_data(mem, &data);
+  std::string subject(data, static_cast<size_t>(len > 0 ? len : 0));
+  BIO_free(mem);
+  out += ";Subject=\"";
+  for (char c : subject) {
+    if (c == '"' || c == '\\') out += '\\';  // quoted-string escaping
+    if (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f) out += c;
+  }
+  out += '"';
+  return out;
 }
 
 std::string_view TlsSession::server_name() const {

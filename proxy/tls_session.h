@@ -47,6 +47,9 @@ class TlsSession {
   bool has_plaintext() const;
   std::string_view alpn() const;
   std::string_view server_name() const;
+  // The verified client certificate as an x-forwarded-client-cert element,
+  // `Hash=<sha256 of DER, hex>;Subject="<RFC 2253 subject>"`, or "" when none was sent.
+  std::string client_certificate() const;
   const std::string& error() const { return error_; }
 
  private:
