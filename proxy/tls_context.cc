@@ -1,5 +1,7 @@
 #include "proxy/tls_context.h"
 
+#include "proxy/tls_ticket_keys.h"
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -115,8 +117,10 @@ TlsServerContextPtr TlsServerContext::build(const config::Listener& listener, st
       return fail("key_file " + cert.key_file);
     }
     if (SSL_CTX_check_private_key(c) != 1) return fail("key_file " + cert.key_file);
-    // Session resumption: a server-side cache and (OpenSSL's default) session tickets.
+    // Session resumption: a server-side cache (per context, so per generation) and tickets
+    // sealed with process-wide rotating keys (so they survive reloads).
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_SERVER);
+    TicketKeys::attach(c);
     const auto* sid = reinterpret_cast<const unsigned char*>(listener.name.data());
     SSL_CTX_set_session_id_context(
         c, sid,
