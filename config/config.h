@@ -60,9 +60,14 @@ struct ClientAuth {
 struct ListenerTls {
   std::vector<Certificate> certificates;  // the first is served when no SNI name matches
   ClientAuth client_auth;
-  std::string min_version = "1.2";        // "1.2" or "1.3"
-  std::vector<std::string> alpn = {"http/1.1"};
+  std::string min_version = "1.2";  // "1.2" or "1.3"
+  std::vector<std::string> alpn = {"h2", "http/1.1"};
   Duration handshake_timeout{std::chrono::seconds(10)};
+};
+
+struct ListenerHttp2 {
+  bool cleartext = false;  // also accept prior-knowledge HTTP/2 (h2c) without TLS
+  uint32_t max_concurrent_streams = 100;
 };
 
 struct Listener {
@@ -71,6 +76,7 @@ struct Listener {
   Limits limits;
   std::vector<std::string> filters;  // names of filters before the router, in order
   std::optional<ListenerTls> tls;    // unset: plaintext
+  ListenerHttp2 http2;
 };
 
 struct PathMatch {

@@ -242,6 +242,11 @@ std::string Config::to_json() const {
     w.field("address", l.address.str());
     write_limits(w, l.limits);
     w.field("filters", l.filters);
+    w.key("http2");
+    w.begin_object();
+    w.field("cleartext", l.http2.cleartext);
+    w.field("max_concurrent_streams", uint64_t{l.http2.max_concurrent_streams});
+    w.end_object();
     if (l.tls) {
       w.key("tls");
       w.begin_object();

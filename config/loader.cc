@@ -28,7 +28,9 @@ constexpr std::string_view kRootKeys[] = {"workers",   "drain_timeout", "admin",
                                           "listeners", "routes",        "clusters"};
 constexpr std::string_view kAdminKeys[] = {"address"};
 constexpr std::string_view kAccessLogKeys[] = {"path", "format"};
-constexpr std::string_view kListenerKeys[] = {"name", "address", "limits", "filters", "tls"};
+constexpr std::string_view kListenerKeys[] = {"name",    "address", "limits",
+                                              "filters", "tls",     "http2"};
+constexpr std::string_view kHttp2Keys[] = {"cleartext", "max_concurrent_streams"};
 constexpr std::string_view kLimitsKeys[] = {
     "max_connections", "max_request_header_bytes", "max_request_headers", "max_request_body_bytes",
     "max_uri_bytes",   "header_timeout",           "idle_timeout"};
@@ -200,6 +202,17 @@ void Loader::load_listener(const YAML::Node& node) {
   if (const Field* f = m.get("limits")) load_limits(*f, l.limits);
   if (const Field* f = m.get("filters")) load_filters(*f, l.filters);
   if (const Field* f = m.get("tls")) load_tls(*f, l.tls.emplace());
+  if (const Field* f = m.get("http2")) {
+    MapReader h(diag_, *f, "http2", kHttp2Keys);
+    if (const Field* v = h.get("cleartext")) {
+      if (auto b = read_bool(diag_, *v)) l.http2.cleartext = *b;
+    }
+    if (const Field* v = h.get("max_concurrent_streams")) {
+      if (auto n = read_integer(diag_, *v, 1, 10000)) {
+        l.http2.max_concurrent_streams = static_cast<uint32_t>(*n);
+      }
+    }
+  }
   config_.listeners.push_back(std::move(l));
 }
 

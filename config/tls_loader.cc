@@ -13,8 +13,7 @@ constexpr std::string_view kClientAuthKeys[] = {"ca_file", "mode"};
 constexpr std::string_view kClientAuthModes[] = {"none", "optional", "require"};
 constexpr std::string_view kCertificateKeys[] = {"cert_file", "key_file"};
 constexpr std::string_view kTlsVersions[] = {"1.2", "1.3"};
-// h2 is offered once the HTTP/2 codec lands.
-constexpr std::string_view kAlpnProtocols[] = {"http/1.1"};
+constexpr std::string_view kAlpnProtocols[] = {"h2", "http/1.1"};
 
 std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 

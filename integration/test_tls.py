@@ -4,70 +4,19 @@ config errors for bad files. Clients: Python's ssl module, curl and openssl s_cl
 
 from __future__ import annotations
 
-import datetime
 import json
 import signal
 import socket
 import ssl
 import subprocess
 import time
-from pathlib import Path
-
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
+from pki import Pki, name
 from helpers import HOST, basic_config, check_config, free_port, metric_value, wait_for
-
-
-# ----------------------------------------------------------------------------- certificates
-
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-class Pki:
-    """A test CA and leaf certificates it signs, written as PEM files."""
-
-    def __init__(self, directory: Path, ca_stem: str = "ca"):
-        self.dir = directory
-        self.ca_key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
-        self.ca_cert = (
-            x509.CertificateBuilder().subject_name(_name("sluice test CA"))
-            .issuer_name(_name("sluice test CA")).public_key(self.ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(self.ca_key, hashes.SHA256()))
-        self.ca_file = directory / f"{ca_stem}.crt"
-        self.ca_file.write_bytes(self.ca_cert.public_bytes(serialization.Encoding.PEM))
-
-    def leaf(self, stem: str, names: list[str], expired: bool = False,
-             subject: x509.Name | None = None) -> dict:
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
-        start = now - datetime.timedelta(days=10 if expired else 1)
-        end = now - datetime.timedelta(days=1) if expired else now + datetime.timedelta(days=30)
-        cert = (
-            x509.CertificateBuilder().subject_name(subject or _name(names[0]))
-            .issuer_name(self.ca_cert.subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start).not_valid_after(end)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
-                           critical=False)
-            .sign(self.ca_key, hashes.SHA256()))
-        cert_file, key_file = self.dir / f"{stem}.crt", self.dir / f"{stem}.key"
-        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                               serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
-        self.last_der = cert.public_bytes(serialization.Encoding.DER)
-        return {"cert_file": str(cert_file), "key_file": str(key_file)}
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +105,7 @@ def test_https_request_is_proxied_with_forwarded_proto(backend, start_sluice, pk
     assert handshakes(s, "success") == 1
 
 
-def test_sni_picks_the_certificate_by_name(backend, start_sluice, pki):
+def test_sni_picks_the_certificate_byname(backend, start_sluice, pki):
     s = start_sluice(tls_config(backend, [pki.default, pki.a, pki.wild]))
     assert served_names(s, pki, "a.example.com") == ["a.example.com"]
     assert served_names(s, pki, "A.Example.COM") == ["a.example.com"]  # case-insensitive
@@ -166,7 +115,7 @@ def test_sni_picks_the_certificate_by_name(backend, start_sluice, pki):
     ctx.check_hostname = False
     with handshake(s, ctx, "x.y.b.example.com") as tls:
         der = tls.getpeercert(binary_form=True)
-    assert x509.load_der_x509_certificate(der).subject == _name("default.example.com")
+    assert x509.load_der_x509_certificate(der).subject == name("default.example.com")
     assert served_names(s, pki, "unknown.example.org") == ["default.example.com"]
     assert served_names(s, pki, None) == ["default.example.com"]
 
@@ -195,12 +144,18 @@ def test_curl_over_tls_12_and_13(backend, start_sluice, pki):
         assert "ALPN: server accepted http/1.1" in out.stderr
 
 
-def test_alpn_selects_http11(backend, start_sluice, pki):
+def test_alpn_prefers_h2_then_http11(backend, start_sluice, pki):
     s = start_sluice(tls_config(backend, [pki.default]))
-    ctx = client_context(pki)
-    ctx.set_alpn_protocols(["h2", "http/1.1"])
-    with handshake(s, ctx, "default.example.com") as tls:
-        assert tls.selected_alpn_protocol() == "http/1.1"
+    for offered, selected in ((["h2", "http/1.1"], "h2"), (["http/1.1", "h2"], "h2"),
+                              (["http/1.1"], "http/1.1")):
+        ctx = client_context(pki)
+        ctx.set_alpn_protocols(offered)
+        with handshake(s, ctx, "default.example.com") as tls:
+            assert tls.selected_alpn_protocol() == selected, offered
+
+
+def test_alpn_configured_http11_only(backend, start_sluice, pki):
+    s = start_sluice(tls_config(backend, [pki.default], alpn=["http/1.1"]))
     ctx = client_context(pki)
     ctx.set_alpn_protocols(["h2"])  # nothing in common: no ALPN, HTTP/1.1 still served
     with handshake(s, ctx, "default.example.com") as tls:

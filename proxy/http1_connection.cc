@@ -67,6 +67,7 @@ void Http1Connection::unregister() {
   // this connection's own callbacks.
   asio::post(socket_.get_executor(), [self = shared_from_this()] {
     self->stream_.reset();
+    self->h2_.reset();
     self->listener_->remove(self->registration_);
   });
 }
@@ -149,6 +150,8 @@ bool Http1Connection::tls_receive(size_t& n) {
   if (!was_done && tls_->handshake_done()) {
     listener_->stats().tls_handshakes_ok.add();
     client_certificate_ = tls_->client_certificate();
+    protocol_decided_ = true;
+    if (tls_->alpn() == "h2") start_http2();
     arm_idle_timer();
   }
   if (r == TlsSession::Result::error) {
@@ -216,6 +219,17 @@ void Http1Connection::on_read(const error_code& ec, size_t n) {
     return;
   }
   read_end_ += n;
+  if (!protocol_decided_ && !tls_ && listener_->config().http2.cleartext &&
+      read_end_ - read_begin_ >= 3) {
+    // Prior knowledge: the connection preface starts "PRI", no HTTP/1.1 method does.
+    protocol_decided_ = true;
+    if (std::string_view(read_buf_.data() + read_begin_, 3) == "PRI") start_http2();
+  }
+  if (h2_) {
+    arm_idle_timer();
+    process();
+    return;
+  }
   if (!stream_ && !request_started_) {
     request_started_ = true;
     arm_header_timer();
@@ -227,6 +241,18 @@ void Http1Connection::on_read(const error_code& ec, size_t n) {
 
 void Http1Connection::process() {
   if (processing_) return;  // re-entered from a stream callback; the outer loop continues
+  if (h2_) {
+    std::string_view data(read_buf_.data() + read_begin_, read_end_ - read_begin_);
+    read_begin_ = read_end_;
+    bool ok = h2_->receive(data);
+    flush();
+    if (!ok) {
+      graceful_close();
+      return;
+    }
+    if (!closed_) read();
+    return;
+  }
   processing_ = true;
   while (!closed_ && !paused_ && read_begin_ < read_end_) {
     if (stream_ && request_complete_) break;  // pipelined: wait for the response
@@ -380,13 +406,7 @@ void Http1Connection::encode_headers(ResponseHead& head, bool end_stream) {
   }
   // The body usually follows in the same upstream read: send head and body in one write.
   // The deferred flush sends the head alone when no body comes before it runs.
-  if (!flush_deferred_) {
-    flush_deferred_ = true;
-    asio::defer(socket_.get_executor(), [self = shared_from_this()] {
-      self->flush_deferred_ = false;
-      self->flush();
-    });
-  }
+  schedule_flush();
 }
 
 void Http1Connection::encode_data(std::string_view data, bool end_stream) {
@@ -432,6 +452,13 @@ void Http1Connection::resume_request_body() {
 
 void Http1Connection::flush() {
   if (writing_ || closed_) return;
+  if (h2_) {
+    h2_->produce(out_);
+    if (out_.empty() && h2_->finished()) {
+      graceful_close();
+      return;
+    }
+  }
   if (tls_) {
     // out_ holds plaintext until here; what goes to the socket is ciphertext.
     if (!out_.empty() && tls_->write(out_) != TlsSession::Result::ok) {
@@ -501,6 +528,33 @@ void Http1Connection::finish_stream() {
   });
 }
 
+void Http1Connection::start_http2() {
+  Http2Codec::Env env;
+  env.ctx = &ctx_;
+  env.listener = listener_;
+  env.client_address = client_address_;
+  env.scheme = tls_ ? "https" : "http";
+  env.client_certificate = client_certificate_;
+  env.want_write = [this] { schedule_flush(); };  // only called while this connection lives
+  const config::Listener& l = listener_->config();
+  Http2Settings settings;
+  settings.max_concurrent_streams = l.http2.max_concurrent_streams;
+  settings.max_header_list_bytes =
+      static_cast<uint32_t>(std::min<uint64_t>(l.limits.max_request_header_bytes, UINT32_MAX));
+  settings.max_headers = l.limits.max_request_headers;
+  h2_ = std::make_unique<Http2Codec>(std::move(env), settings);
+  schedule_flush();  // the server's SETTINGS
+}
+
+void Http1Connection::schedule_flush() {
+  if (flush_deferred_ || closed_) return;
+  flush_deferred_ = true;
+  asio::defer(socket_.get_executor(), [self = shared_from_this()] {
+    self->flush_deferred_ = false;
+    self->flush();
+  });
+}
+
 void Http1Connection::arm_idle_timer() {
   deadline_.expire_after(listener_->config().limits.idle_timeout, weak_from_this());
 }
@@ -525,6 +579,17 @@ void Http1Connection::on_deadline() {
     return;
   }
   if (closed_) return;
+  if (h2_) {
+    // Idle: no stream open for idle_timeout. Streams in progress have their route timeouts.
+    if (h2_->active_streams() == 0) {
+      h2_->shutdown();
+      flush();
+      close();
+    } else {
+      arm_idle_timer();
+    }
+    return;
+  }
   if (!stream_) {
     if (!request_started_) {
       close();  // idle keep-alive connection
@@ -551,6 +616,12 @@ void Http1Connection::on_deadline() {
 }
 
 void Http1Connection::drain() {
+  if (h2_) {
+    draining_ = true;
+    h2_->shutdown();  // GOAWAY; the connection closes once its streams are done
+    schedule_flush();
+    return;
+  }
   draining_ = true;
   close_after_response_ = true;
   if (!stream_) close();
@@ -561,6 +632,7 @@ void Http1Connection::graceful_close() {
   closed_ = true;
   deadline_.cancel();
   if (stream_) stream_->reset("connection closed");
+  if (h2_) h2_->reset_all("connection closed");
   // Half-close, then read and discard what the client is still sending for a moment: closing
   // with unread bytes makes the kernel send RST, which can destroy the response in the
   // client's receive buffer before it reads it (a 413 to a large upload, say).
@@ -594,12 +666,21 @@ void Http1Connection::linger_read() {
 }
 
 void Http1Connection::close() {
-  if (closed_) return;
+  if (closed_) {
+    if (lingering_) {
+      // Stopping: no more waiting for the client to finish sending.
+      lingering_ = false;
+      error_code ignored;
+      socket_.close(ignored);  // fails the linger read, which unregisters
+    }
+    return;
+  }
   closed_ = true;
   deadline_.cancel();
   error_code ignored;
   socket_.close(ignored);
   if (stream_) stream_->reset("connection closed");
+  if (h2_) h2_->reset_all("connection closed");
   unregister();  // also destroys the stream, later: close() may run inside its callbacks
 }
 

@@ -12,6 +12,7 @@
 
 #include "core/lazy_timer.h"
 #include "proxy/http1_codec.h"
+#include "proxy/http2_codec.h"
 #include "proxy/stream.h"
 #include "proxy/tls_context.h"
 #include "proxy/tls_session.h"
@@ -70,6 +71,8 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   void arm_header_timer();
   void arm_body_timer();
   void on_deadline();
+  void start_http2();
+  void schedule_flush();  // flush at the end of the current handler
   void graceful_close();
   void linger_read();
   void unregister();
@@ -88,6 +91,8 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   TlsServerContextPtr tls_context_;  // TLS listeners: certificates for the handshake
   std::unique_ptr<TlsSession> tls_;
   std::string client_certificate_;  // x-forwarded-client-cert value, once verified
+  std::unique_ptr<Http2Codec> h2_;  // set when the connection speaks HTTP/2
+  bool protocol_decided_ = false;   // h2c preface checked (cleartext listeners)
 
   std::string read_buf_;
   size_t read_begin_ = 0;  // unparsed bytes are [read_begin_, read_end_)

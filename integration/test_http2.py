@@ -1,0 +1,254 @@
+"""HTTP/2 downstream: over TLS through ALPN and as prior-knowledge h2c on a cleartext listener
+(HTTP/1.1 still served on the same port), streams through the same router, request and
+response bodies, concurrency, protocol violations and attacks, GOAWAY on drain. Clients: curl,
+nghttp, h2load and python3-h2 for hand-made frames."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import socket
+import subprocess
+import time
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h2.settings
+import hyperframe.frame
+import pytest
+
+from helpers import HOST, basic_config, metric_value, wait_for
+from pki import Pki
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> Pki:
+    p = Pki(tmp_path_factory.mktemp("pki"))
+    p.default = p.leaf("default", ["localhost.example.com"])
+    return p
+
+
+def h2c_config(backend, **http2) -> dict:
+    config = basic_config(backend)
+    config["listeners"][0]["http2"] = {"cleartext": True, **http2}
+    return config
+
+
+def curl(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(["curl", "-sS", *args], capture_output=True, timeout=timeout)
+
+
+# ----------------------------------------------------------------------------- serving
+
+
+def test_h2_over_tls_through_alpn(backend, start_sluice, pki):
+    config = basic_config(backend)
+    config["listeners"][0]["tls"] = {"certificates": [pki.default]}
+    s = start_sluice(config)
+    resolve = ["--cacert", str(pki.ca_file), "--resolve",
+               f"localhost.example.com:{s.port}:{HOST}"]
+    url = f"https://localhost.example.com:{s.port}"
+    out = curl("--http2", *resolve, "-w", "\n%{http_version}", f"{url}/echo")
+    assert out.returncode == 0, out.stderr
+    body, version = out.stdout.decode().rsplit("\n", 1)
+    assert version == "2"
+    headers = {k.lower(): v for k, v in json.loads(body)["headers"]}
+    assert headers["x-forwarded-proto"] == "https"
+    assert headers["host"] == f"localhost.example.com:{s.port}"
+    # A large response arrives intact.
+    out = curl("--http2", *resolve, f"{url}/bytes/4000000")
+    assert out.returncode == 0 and len(out.stdout) == 4_000_000
+    direct = curl(backend.url("/bytes/4000000"))
+    assert hashlib.sha256(out.stdout).digest() == hashlib.sha256(direct.stdout).digest()
+
+
+def test_h2c_prior_knowledge_and_http11_on_one_port(backend, start_sluice):
+    s = start_sluice(h2c_config(backend))
+    out = curl("--http2-prior-knowledge", "-w", "%{http_version} %{http_code}", "-o",
+               "/dev/null", s.url("/"))
+    assert out.stdout == b"2 200", out.stderr
+    out = curl("--http1.1", "-w", "%{http_version} %{http_code}", "-o", "/dev/null", s.url("/"))
+    assert out.stdout == b"1.1 200", out.stderr
+
+
+def test_h2c_is_off_unless_configured(backend, start_sluice):
+    s = start_sluice(basic_config(backend))
+    out = curl("--http2-prior-knowledge", s.url("/"))
+    assert out.returncode != 0  # the preface is a malformed HTTP/1.1 request there
+    assert backend.stats()["requests"] == 1  # nothing but this /stats reached it
+
+
+def test_request_body_and_local_replies_over_h2(backend, start_sluice, tmp_path):
+    config = h2c_config(backend)
+    config["routes"].insert(0, {"name": "moved", "match": {"path": {"exact": "/old"}},
+                                "redirect": {"path": "/new"}})
+    config["routes"][1]["match"] = {"path": {"prefix": "/"}, "methods": ["GET", "POST"]}
+    s = start_sluice(config)
+    upload = tmp_path / "upload.bin"
+    upload.write_bytes(b"x" * 3_000_000)
+    out = curl("--http2-prior-knowledge", "--data-binary", f"@{upload}", s.url("/echo"))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["body_bytes"] == 3_000_000
+    out = curl("--http2-prior-knowledge", "-i", s.url("/old"))
+    assert out.stdout.startswith(b"HTTP/2 301")
+    assert out.stdout.lower().split(b"location: ")[1].split(b"\r\n")[0].endswith(b"/new")
+    out = curl("--http2-prior-knowledge", "-X", "DELETE", "-w", "%{http_code}", "-o",
+               "/dev/null", s.url("/x"))
+    assert out.stdout == b"404"
+
+
+def test_many_concurrent_streams_on_one_connection(backend, start_sluice):
+    s = start_sluice(h2c_config(backend))
+    out = subprocess.run(["nghttp", "-n", "-s", "-m", "50", s.url("/delay/50")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("/delay/50") >= 50
+    accepted = metric_value(s.metrics(), "sluice_downstream_connections_total", listener="main")
+    assert accepted == 1
+    assert metric_value(s.metrics(), "sluice_downstream_requests_total", listener="main",
+                        code="2xx") == 50
+
+
+def test_h2load_completes_every_request(backend, start_sluice):
+    s = start_sluice(h2c_config(backend))
+    out = subprocess.run(["h2load", "-n", "2000", "-c", "4", "-m", "10", s.url("/")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "2000 succeeded, 0 failed, 0 errored" in out.stdout, out.stdout
+
+
+# ----------------------------------------------------------------------------- raw frames
+
+
+class H2Client:
+    """A python3-h2 client on a raw socket, for frames curl would never send."""
+
+    def __init__(self, port: int, validate: bool = True):
+        self.sock = socket.create_connection((HOST, port), timeout=10)
+        config = h2.config.H2Configuration(client_side=True,
+                                           header_encoding="utf-8",
+                                           validate_outbound_headers=validate,
+                                           normalize_outbound_headers=validate)
+        self.conn = h2.connection.H2Connection(config=config)
+        self.conn.initiate_connection()
+        self.flush()
+        self.events: list = []
+        self.closed = False
+
+    def flush(self) -> None:
+        data = self.conn.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def request(self, path: str = "/", extra: list | None = None, end: bool = True) -> int:
+        sid = self.conn.get_next_available_stream_id()
+        headers = [(":method", "GET"), (":path", path), (":scheme", "http"),
+                   (":authority", "test")] + (extra or [])
+        self.conn.send_headers(sid, headers, end_stream=end)
+        self.flush()
+        return sid
+
+    def pump(self, until, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while not until() and time.monotonic() < deadline:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                return
+            except ConnectionResetError:
+                data = b""
+            if not data:
+                self.closed = True
+                return
+            self.events += self.conn.receive_data(data)
+            self.flush()
+
+    def of(self, kind, sid: int | None = None) -> list:
+        return [e for e in self.events if isinstance(e, kind)
+                and (sid is None or getattr(e, "stream_id", None) == sid)]
+
+
+def test_settings_advertise_max_concurrent_streams(backend, start_sluice):
+    s = start_sluice(h2c_config(backend, max_concurrent_streams=7))
+    c = H2Client(s.port)
+    c.pump(lambda: c.of(h2.events.RemoteSettingsChanged))
+    changed = c.of(h2.events.RemoteSettingsChanged)[0].changed_settings
+    assert changed[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS].new_value == 7
+
+
+@pytest.mark.parametrize("extra", [
+    [("connection", "keep-alive")],
+    [("transfer-encoding", "chunked")],
+    [("te", "gzip")],
+    [("x-bad", "a\r\nb")],
+    [("Upper-Case", "x")],
+], ids=["connection", "transfer-encoding", "te", "crlf-in-value", "uppercase-name"])
+def test_malformed_requests_are_reset_and_never_forwarded(backend, start_sluice, extra):
+    s = start_sluice(h2c_config(backend))
+    c = H2Client(s.port, validate=False)
+    sid = c.request("/echo", extra=extra)
+    c.pump(lambda: c.of(h2.events.StreamReset, sid) or c.of(h2.events.ResponseReceived, sid))
+    assert c.of(h2.events.StreamReset, sid), c.events
+    # The connection stays usable for a good request.
+    good = c.request("/")
+    c.pump(lambda: c.of(h2.events.StreamEnded, good))
+    assert c.of(h2.events.ResponseReceived, good)
+    assert backend.stats()["requests"] == 2  # the good request and this /stats
+
+
+def test_rapid_reset_closes_the_connection_and_others_are_served(backend, start_sluice):
+    s = start_sluice(h2c_config(backend))
+    attacker = H2Client(s.port)
+    sent = 0
+    try:
+        for _ in range(5000):
+            sid = attacker.request("/delay/1000")
+            attacker.conn.reset_stream(sid)
+            attacker.flush()
+            sent += 1
+    except (BrokenPipeError, ConnectionResetError, h2.exceptions.ProtocolError):
+        pass
+    attacker.pump(lambda: attacker.closed, timeout=10)
+    # nghttp2's stream reset rate limit: GOAWAY after about a thousand, then the close.
+    assert attacker.of(h2.events.ConnectionTerminated), attacker.events[-3:]
+    assert attacker.closed
+    out = curl("--http2-prior-knowledge", "-w", "%{http_code}", "-o", "/dev/null", s.url("/"))
+    assert out.stdout == b"200"
+
+
+def frames(data: bytes) -> list:
+    """Splits raw server bytes into hyperframe frames (python3-h2 itself stops at GOAWAY)."""
+    out = []
+    while len(data) >= 9:
+        frame, length = hyperframe.frame.Frame.parse_frame_header(memoryview(data[:9]))
+        frame.parse_body(memoryview(data[9:9 + length]))
+        out.append(frame)
+        data = data[9 + length:]
+    return out
+
+
+def test_sigterm_sends_goaway_and_lets_streams_finish(backend, start_sluice):
+    s = start_sluice(h2c_config(backend))
+    c = H2Client(s.port)
+    sid = c.request("/delay/700")
+    time.sleep(0.3)  # the request is in flight
+    s.signal(signal.SIGTERM)
+    raw = b""
+    c.sock.settimeout(10)
+    while chunk := c.sock.recv(65536):
+        raw += chunk
+    got = frames(raw)
+    kinds = [type(f).__name__ for f in got]
+    assert "GoAwayFrame" in kinds, kinds
+    goaway = kinds.index("GoAwayFrame")
+    assert got[goaway].last_stream_id == sid and got[goaway].error_code == 0
+    # After the GOAWAY, the stream in progress still gets its whole response.
+    after = got[goaway + 1:]
+    assert any(isinstance(f, hyperframe.frame.HeadersFrame) and f.stream_id == sid for f in after)
+    assert any(isinstance(f, hyperframe.frame.DataFrame) and f.stream_id == sid
+               and "END_STREAM" in f.flags for f in after)
+    assert s.wait(timeout=10) == 0
+    s.expect_clean_exit = False  # checked here: it exited by itself, with 0

@@ -1,0 +1,371 @@
+#include "proxy/http2_codec.h"
+
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+
+#include <boost/asio/post.hpp>
+
+#include "core/stats.h"
+#include "proxy/listener.h"
+
+namespace sluice {
+
+namespace {
+
+constexpr size_t kHighWatermark = 256 * 1024;  // response bytes queued per stream
+constexpr size_t kLowWatermark = 64 * 1024;
+constexpr int32_t kInitialWindow = 64 * 1024;  // request body bytes in flight per stream
+
+bool connection_specific(std::string_view name) {
+  return iequals(name, "connection") || iequals(name, "keep-alive") ||
+         iequals(name, "proxy-connection") || iequals(name, "transfer-encoding") ||
+         iequals(name, "upgrade");
+}
+
+nghttp2_nv make_nv(const std::string& name, const std::string& value) {
+  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                    value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+}  // namespace
+
+// One HTTP/2 stream: collects the request head, runs it as a Stream, and queues the response
+// for nghttp2's data provider.
+class Http2Stream : public StreamEncoder {
+ public:
+  Http2Stream(Http2Codec& codec, int32_t id) : codec_(codec), id_(id) {}
+  ~Http2Stream() override { stream_.reset(); }
+
+  bool add_header(std::string_view name, std::string_view value) {
+    if (++header_count_ > codec_.settings_.max_headers) return false;
+    if (name.empty()) return false;
+    if (name.front() == ':') {
+      if (name == ":method") {
+        head_.method = value;
+      } else if (name == ":path") {
+        head_.target = value;
+      } else if (name == ":authority") {
+        head_.authority = value;
+      } else if (name == ":scheme") {
+        scheme_seen_ = true;
+      }
+      return true;  // nghttp2 rejects unknown pseudo-headers itself
+    }
+    if (name == "host") {
+      if (head_.authority.empty()) host_ = value;  // :authority wins
+      return true;
+    }
+    if (name == "te") return true;  // only "trailers" gets here (nghttp2 checks); hop-by-hop
+    head_.headers.add(name, value);
+    return true;
+  }
+
+  // The request head is complete.
+  void start(bool end_stream) {
+    Http2Codec::Env& env = codec_.env_;
+    if (head_.authority.empty()) head_.authority = host_;
+    head_.version = 20;
+    head_.scheme = env.scheme;
+    // The HTTP/1.1 upstream needs Host; it is the authority.
+    if (!head_.authority.empty()) head_.headers.add("host", head_.authority);
+    head_.headers.remove("x-forwarded-client-cert");
+    if (!env.client_certificate.empty()) {
+      head_.headers.add("x-forwarded-client-cert", env.client_certificate);
+    }
+    SnapshotPtr snapshot = env.listener->snapshot();
+    StreamInfo info;
+    info.listener = env.listener->config().name;
+    info.client_address = env.client_address;
+    const FilterChainFactory& chain = *snapshot->chains.at(info.listener);
+    stream_ =
+        std::make_unique<Stream>(*env.ctx, *this, std::move(snapshot), chain, std::move(info));
+    request_ended_ = end_stream;
+    stream_->decode_headers(std::move(head_), end_stream);
+  }
+
+  void data(std::string_view chunk) {
+    if (!stream_) return;
+    body_.assign(chunk);
+    stream_->decode_data(body_, false);
+  }
+  void end_request() {
+    if (!stream_ || request_ended_) return;
+    request_ended_ = true;
+    body_.clear();
+    stream_->decode_data(body_, true);
+  }
+  void closed(uint32_t error_code) {
+    if (stream_ && !stream_->response_complete()) {
+      stream_->reset(error_code == NGHTTP2_NO_ERROR ? "stream closed" : "stream reset");
+    }
+  }
+  // Request body bytes nghttp2 may acknowledge (WINDOW_UPDATE) now or when resumed.
+  void received(size_t n) {
+    if (paused_) {
+      unconsumed_ += n;
+    } else {
+      nghttp2_session_consume(codec_.session_, id_, n);
+    }
+  }
+
+  // StreamEncoder
+  void encode_1xx(const ResponseHead& head) override {
+    std::vector<std::string> storage;
+    std::vector<nghttp2_nv> nva;
+    build_nva(head, storage, nva);
+    nghttp2_submit_headers(codec_.session_, NGHTTP2_FLAG_NONE, id_, nullptr, nva.data(), nva.size(),
+                           nullptr);
+    codec_.env_.want_write();
+  }
+  void encode_100_continue() override {}  // HTTP/2 clients send the body without asking
+  void encode_headers(ResponseHead& head, bool end_stream) override {
+    std::vector<std::string> storage;
+    std::vector<nghttp2_nv> nva;
+    build_nva(head, storage, nva);
+    response_ended_ = end_stream;
+    nghttp2_data_provider provider;
+    provider.source.ptr = this;
+    provider.read_callback = &Http2Stream::read_body;
+    nghttp2_submit_response(codec_.session_, id_, nva.data(), nva.size(),
+                            end_stream ? nullptr : &provider);
+    codec_.env_.want_write();
+  }
+  void encode_data(std::string_view data, bool end_stream) override {
+    out_.append(data);
+    if (end_stream) response_ended_ = true;
+    if (deferred_) {
+      deferred_ = false;
+      nghttp2_session_resume_data(codec_.session_, id_);
+    }
+    if (!above_watermark_ && out_.size() > kHighWatermark && stream_) {
+      above_watermark_ = true;
+      stream_->on_downstream_watermark(true);
+    }
+    codec_.env_.want_write();
+  }
+  void abort_response() override {
+    nghttp2_submit_rst_stream(codec_.session_, NGHTTP2_FLAG_NONE, id_, NGHTTP2_INTERNAL_ERROR);
+    codec_.env_.want_write();
+  }
+  void pause_request_body() override { paused_ = true; }
+  void resume_request_body() override {
+    if (!paused_) return;
+    paused_ = false;
+    if (unconsumed_ > 0) {
+      nghttp2_session_consume(codec_.session_, id_, unconsumed_);
+      unconsumed_ = 0;
+      codec_.env_.want_write();
+    }
+  }
+
+ private:
+  static void build_nva(const ResponseHead& head, std::vector<std::string>& storage,
+                        std::vector<nghttp2_nv>& nva) {
+    storage.reserve(2 + 2 * head.headers.size());
+    storage.emplace_back(":status");
+    storage.emplace_back(std::to_string(head.status));
+    for (const auto& h : head.headers) {
+      if (connection_specific(h.name)) continue;
+      std::string name = h.name;
+      std::transform(name.begin(), name.end(), name.begin(),
+                     [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; });
+      storage.push_back(std::move(name));
+      storage.push_back(h.value);
+    }
+    nva.reserve(storage.size() / 2);
+    for (size_t i = 0; i + 1 < storage.size(); i += 2) {
+      nva.push_back(make_nv(storage[i], storage[i + 1]));
+    }
+  }
+
+  static ssize_t read_body(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
+                           nghttp2_data_source* source, void*) {
+    auto* self = static_cast<Http2Stream*>(source->ptr);
+    size_t n = std::min(length, self->out_.size() - self->out_pos_);
+    std::copy_n(self->out_.data() + self->out_pos_, n, buf);
+    self->out_pos_ += n;
+    if (self->out_pos_ == self->out_.size()) {
+      self->out_.clear();
+      self->out_pos_ = 0;
+      if (self->response_ended_) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+      } else if (n == 0) {
+        self->deferred_ = true;
+        return NGHTTP2_ERR_DEFERRED;
+      }
+    }
+    if (self->above_watermark_ && self->out_.size() - self->out_pos_ < kLowWatermark &&
+        self->stream_) {
+      self->above_watermark_ = false;
+      self->stream_->on_downstream_watermark(false);
+    }
+    return static_cast<ssize_t>(n);
+  }
+
+  Http2Codec& codec_;
+  int32_t id_;
+  RequestHead head_;
+  std::string host_;
+  size_t header_count_ = 0;
+  bool scheme_seen_ = false;
+  std::unique_ptr<Stream> stream_;
+  std::string body_;
+  std::string out_;  // response body not yet taken by nghttp2
+  size_t out_pos_ = 0;
+  size_t unconsumed_ = 0;
+  bool request_ended_ = false;
+  bool response_ended_ = false;
+  bool deferred_ = false;
+  bool paused_ = false;
+  bool above_watermark_ = false;
+};
+
+struct Http2Callbacks {
+  static Http2Codec& codec(void* p) { return *static_cast<Http2Codec*>(p); }
+  static Http2Stream* stream(Http2Codec& c, int32_t id) {
+    auto it = c.streams_.find(id);
+    return it == c.streams_.end() ? nullptr : it->second.get();
+  }
+
+  static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* p) {
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+      return 0;
+    }
+    Http2Codec& c = codec(p);
+    c.streams_.emplace(frame->hd.stream_id, std::make_unique<Http2Stream>(c, frame->hd.stream_id));
+    return 0;
+  }
+
+  static int on_header(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t* name,
+                       size_t namelen, const uint8_t* value, size_t valuelen, uint8_t, void* p) {
+    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+    Http2Stream* s = stream(codec(p), frame->hd.stream_id);
+    if (!s) return 0;  // trailers, or a stream already gone
+    if (!s->add_header({reinterpret_cast<const char*>(name), namelen},
+                       {reinterpret_cast<const char*>(value), valuelen})) {
+      nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                NGHTTP2_REFUSED_STREAM);
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    return 0;
+  }
+
+  static int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* p) {
+    Http2Codec& c = codec(p);
+    Http2Stream* s = stream(c, frame->hd.stream_id);
+    if (!s) return 0;
+    const bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+      s->start(end);
+    } else if (end && (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS)) {
+      s->end_request();  // last DATA, or trailers (not forwarded, like HTTP/1.1 trailers)
+    }
+    return 0;
+  }
+
+  static int on_data_chunk(nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len,
+                           void* p) {
+    Http2Stream* s = stream(codec(p), id);
+    if (!s) return 0;
+    s->received(len);
+    s->data({reinterpret_cast<const char*>(data), len});
+    return 0;
+  }
+
+  static int on_stream_close(nghttp2_session*, int32_t id, uint32_t error_code, void* p) {
+    Http2Codec& c = codec(p);
+    auto it = c.streams_.find(id);
+    if (it == c.streams_.end()) return 0;
+    it->second->closed(error_code);
+    c.closed_.push_back(std::move(it->second));
+    c.streams_.erase(it);
+    c.schedule_cleanup();
+    return 0;
+  }
+};
+
+Http2Codec::Http2Codec(Env env, const Http2Settings& settings)
+    : env_(std::move(env)), settings_(settings) {
+  nghttp2_session_callbacks* cbs = nullptr;
+  nghttp2_session_callbacks_new(&cbs);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, Http2Callbacks::on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(cbs, Http2Callbacks::on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, Http2Callbacks::on_frame_recv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, Http2Callbacks::on_data_chunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, Http2Callbacks::on_stream_close);
+  nghttp2_option* opt = nullptr;
+  nghttp2_option_new(&opt);
+  // Request body windows open as the router takes the bytes, so a slow upstream bounds what
+  // a client can push.
+  nghttp2_option_set_no_auto_window_update(opt, 1);
+  nghttp2_option_set_max_send_header_block_length(opt, 64 * 1024);
+  nghttp2_session_server_new2(&session_, cbs, this, opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cbs);
+
+  nghttp2_settings_entry entries[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, settings_.max_concurrent_streams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kInitialWindow},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, settings_.max_header_list_bytes},
+  };
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, entries, std::size(entries));
+}
+
+Http2Codec::~Http2Codec() {
+  alive_.reset();
+  streams_.clear();
+  closed_.clear();
+  nghttp2_session_del(session_);
+}
+
+bool Http2Codec::receive(std::string_view data) {
+  ssize_t rc = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data.data()),
+                                        data.size());
+  if (rc < 0) {
+    // A connection error: nghttp2 has queued GOAWAY where it could.
+    if (rc != NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
+      nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
+    }
+    return false;
+  }
+  return true;
+}
+
+void Http2Codec::produce(std::string& out) {
+  for (;;) {
+    const uint8_t* data = nullptr;
+    ssize_t n = nghttp2_session_mem_send(session_, &data);
+    if (n <= 0) break;
+    out.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+  }
+}
+
+bool Http2Codec::finished() const {
+  return nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0;
+}
+
+void Http2Codec::shutdown() {
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+                        nullptr, 0);
+  env_.want_write();
+}
+
+void Http2Codec::reset_all(std::string_view reason) {
+  for (auto& [id, s] : streams_) s->closed(NGHTTP2_CANCEL);
+  (void)reason;
+}
+
+void Http2Codec::schedule_cleanup() {
+  if (cleanup_posted_) return;
+  cleanup_posted_ = true;
+  boost::asio::post(env_.ctx->executor, [this, alive = std::weak_ptr<bool>(alive_)] {
+    if (alive.expired()) return;
+    cleanup_posted_ = false;
+    closed_.clear();
+  });
+}
+
+}  // namespace sluice

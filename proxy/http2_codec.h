@@ -1,0 +1,74 @@
+#pragma once
+// The HTTP/2 server side of a downstream connection, on nghttp2: frames in, one Stream per
+// HTTP/2 stream (the same filter chain and router as HTTP/1.1), frames out. The connection
+// keeps the socket, TLS and timers; it feeds bytes in with receive() and sends what
+// produce() appends. nghttp2 validates the messaging rules (pseudo-headers, connection-specific
+// fields, field characters, content-length) and resets offending streams.
+//
+// Owned by its connection, on the connection's worker thread. Streams are destroyed from a
+// posted handler, never inside nghttp2 or Stream callbacks.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proxy/stream.h"
+
+struct nghttp2_session;
+
+namespace sluice {
+
+class ListenerRuntime;
+class Http2Stream;
+
+struct Http2Settings {
+  uint32_t max_concurrent_streams = 100;
+  uint32_t max_header_list_bytes = 64 * 1024;
+  uint32_t max_headers = 100;
+};
+
+class Http2Codec {
+ public:
+  struct Env {
+    StreamContext* ctx = nullptr;
+    std::shared_ptr<ListenerRuntime> listener;
+    std::string client_address;
+    std::string scheme;              // "http" or "https": the connection's, not the client's
+    std::string client_certificate;  // x-forwarded-client-cert value, or ""
+    // Output is waiting: the connection schedules a flush (never runs it inline).
+    std::function<void()> want_write;
+  };
+
+  Http2Codec(Env env, const Http2Settings& settings);
+  ~Http2Codec();
+
+  // Bytes from the client. False on a connection error: produce() the GOAWAY, then close.
+  bool receive(std::string_view data);
+  // Appends frames ready to go out.
+  void produce(std::string& out);
+  // Nothing more to read or write: the connection may close.
+  bool finished() const;
+  // Graceful shutdown: GOAWAY now, streams in progress finish.
+  void shutdown();
+  // Immediate: every stream is reset (the connection is going away).
+  void reset_all(std::string_view reason);
+  size_t active_streams() const { return streams_.size(); }
+
+ private:
+  friend class Http2Stream;
+  friend struct Http2Callbacks;  // nghttp2's C callbacks, in the .cc
+  void schedule_cleanup();
+
+  Env env_;
+  Http2Settings settings_;
+  nghttp2_session* session_ = nullptr;
+  std::map<int32_t, std::unique_ptr<Http2Stream>> streams_;
+  std::vector<std::unique_ptr<Http2Stream>> closed_;  // destroyed by a posted handler
+  bool cleanup_posted_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace sluice
