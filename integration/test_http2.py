@@ -185,7 +185,10 @@ def test_settings_advertise_max_concurrent_streams(backend, start_sluice):
     [("te", "gzip")],
     [("x-bad", "a\r\nb")],
     [("Upper-Case", "x")],
-], ids=["connection", "transfer-encoding", "te", "crlf-in-value", "uppercase-name"])
+    [(f"x-b{i}", "a" * 2000) for i in range(40)],
+    [(f"x-h{i}", "v") for i in range(120)],
+], ids=["connection", "transfer-encoding", "te", "crlf-in-value", "uppercase-name",
+        "header-list-over-64KiB", "over-100-fields"])
 def test_malformed_requests_are_reset_and_never_forwarded(backend, start_sluice, extra):
     s = start_sluice(h2c_config(backend))
     c = H2Client(s.port, validate=False)

@@ -39,7 +39,13 @@ class Http2Stream : public StreamEncoder {
   ~Http2Stream() override { stream_.reset(); }
 
   bool add_header(std::string_view name, std::string_view value) {
-    if (++header_count_ > codec_.settings_.max_headers) return false;
+    // The limits HTTP/1.1 answers with 431; here the stream is refused. 32 bytes per field as
+    // in SETTINGS_MAX_HEADER_LIST_SIZE's accounting (RFC 9113 §6.5.2).
+    header_bytes_ += name.size() + value.size() + 32;
+    if (++header_count_ > codec_.settings_.max_headers ||
+        header_bytes_ > codec_.settings_.max_header_list_bytes) {
+      return false;
+    }
     if (name.empty()) return false;
     if (name.front() == ':') {
       if (name == ":method") {
@@ -209,6 +215,7 @@ class Http2Stream : public StreamEncoder {
   RequestHead head_;
   std::string host_;
   size_t header_count_ = 0;
+  size_t header_bytes_ = 0;
   bool scheme_seen_ = false;
   std::unique_ptr<Stream> stream_;
   std::string body_;
