@@ -12,7 +12,7 @@ packages=(
   iproute2
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(nginx-light haproxy linux-perf valgrind)
+  packages+=(nginx-light haproxy nghttp2-proxy linux-perf valgrind)
 fi
 
 missing=()

@@ -110,7 +110,8 @@ start_backend() {
   BACKEND_PORT=
   while ((SECONDS < deadline)) && [[ -z $BACKEND_PORT ]]; do
     kill -0 "$BACKEND_PID" 2>/dev/null || die "backend exited: $(cat "$WORK/backend.err")"
-    BACKEND_PORT=$(sed -n 's/^listening on \([0-9]*\)$/\1/p' "$WORK/backend.out")
+    # The file appears when the child opens it, which may be after this first look.
+    BACKEND_PORT=$(sed -n 's/^listening on \([0-9]*\)$/\1/p' "$WORK/backend.out" 2>/dev/null || true)
     [[ -n $BACKEND_PORT ]] || sleep 0.05
   done
   [[ -n $BACKEND_PORT ]] || die "backend did not report its port within ${READY_TIMEOUT}s"
