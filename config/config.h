@@ -31,6 +31,12 @@ struct Cluster {
   Duration connect_timeout{std::chrono::seconds(2)};
   Duration idle_timeout{std::chrono::seconds(60)};  // idle pooled upstream connections
   uint32_t max_idle_connections = 64;               // per worker per host
+  struct Tls {
+    std::string sni;      // empty: the endpoint's host when it is a name
+    std::string ca_file;  // empty: the system's CA store
+    bool verify = true;   // check the chain and the name (sni, else the endpoint's host)
+  };
+  std::optional<Tls> tls;  // HTTPS to the endpoints
 };
 
 struct Limits {

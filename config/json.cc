@@ -209,6 +209,14 @@ void write_cluster(JsonWriter& w, const Cluster& c) {
   w.field("connect_timeout", c.connect_timeout);
   w.field("idle_timeout", c.idle_timeout);
   w.field("max_idle_connections", uint64_t{c.max_idle_connections});
+  if (c.tls) {
+    w.key("tls");
+    w.begin_object();
+    w.field("sni", c.tls->sni);
+    w.field("ca_file", c.tls->ca_file);
+    w.field("verify", c.tls->verify);
+    w.end_object();
+  }
   w.end_object();
 }
 

@@ -12,6 +12,7 @@
 #include <exception>
 #include <limits>
 
+#include "config/certificate.h"
 #include "config/values.h"
 
 namespace sluice::config {
@@ -35,7 +36,8 @@ constexpr std::string_view kLimitsKeys[] = {
     "max_connections", "max_request_header_bytes", "max_request_headers", "max_request_body_bytes",
     "max_uri_bytes",   "header_timeout",           "idle_timeout"};
 constexpr std::string_view kClusterKeys[] = {
-    "name", "endpoints", "lb", "connect_timeout", "idle_timeout", "max_idle_connections"};
+    "name", "endpoints", "lb", "connect_timeout", "idle_timeout", "max_idle_connections", "tls"};
+constexpr std::string_view kClusterTlsKeys[] = {"sni", "ca_file", "verify"};
 constexpr std::string_view kEndpointKeys[] = {"address", "weight"};
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
@@ -298,6 +300,24 @@ void Loader::load_cluster(const YAML::Node& node) {
   if (const Field* f = m.get("max_idle_connections")) {
     if (auto n = read_integer(diag_, *f, 0, 100'000)) {
       c.max_idle_connections = static_cast<uint32_t>(*n);
+    }
+  }
+  if (const Field* f = m.get("tls")) {
+    MapReader t(diag_, *f, "tls", kClusterTlsKeys);
+    Cluster::Tls& tls = c.tls.emplace();
+    if (const Field* v = t.get("sni")) {
+      if (auto s = read_nonempty(diag_, *v)) tls.sni = *s;
+    }
+    if (const Field* v = t.get("verify")) {
+      if (auto b = read_bool(diag_, *v)) tls.verify = *b;
+    }
+    if (const Field* v = t.get("ca_file")) {
+      if (auto s = read_nonempty(diag_, *v)) {
+        tls.ca_file = resolve_path(*s);
+        if (std::string error = check_ca_file(tls.ca_file); !error.empty()) {
+          diag_.error(v->mark(), "ca_file: " + error);
+        }
+      }
     }
   }
   config_.clusters.push_back(std::move(c));

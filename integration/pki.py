@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
 from pathlib import Path
 
 from cryptography import x509
@@ -35,7 +36,7 @@ class Pki:
         self.ca_file.write_bytes(self.ca_cert.public_bytes(serialization.Encoding.PEM))
 
     def leaf(self, stem: str, names: list[str], expired: bool = False,
-             subject: x509.Name | None = None) -> dict:
+             subject: x509.Name | None = None, ips: tuple[str, ...] = ()) -> dict:
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
         start = now - datetime.timedelta(days=10 if expired else 1)
@@ -45,8 +46,9 @@ class Pki:
             .issuer_name(self.ca_cert.subject).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(start).not_valid_after(end)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
-                           critical=False)
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.DNSName(n) for n in names] +
+                [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]), critical=False)
             .sign(self.ca_key, hashes.SHA256()))
         cert_file, key_file = self.dir / f"{stem}.crt", self.dir / f"{stem}.key"
         cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))

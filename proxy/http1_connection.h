@@ -15,7 +15,7 @@
 #include "proxy/http2_codec.h"
 #include "proxy/stream.h"
 #include "proxy/tls_context.h"
-#include "proxy/tls_session.h"
+#include "core/tls_session.h"
 
 namespace sluice {
 

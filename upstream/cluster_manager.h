@@ -17,6 +17,9 @@
 #include "core/error.h"
 #include "upstream/http1_client.h"
 
+struct ssl_ctx_st;
+using SSL_CTX = ssl_ctx_st;
+
 namespace sluice {
 class ClusterStats;
 class WorkerStats;
@@ -43,6 +46,8 @@ class HostPool : public std::enable_shared_from_this<HostPool> {
   // Called by an idle connection that the peer closed.
   void remove_idle(Http1ClientConnection* conn);
   void set_limits(uint32_t max_idle, std::chrono::milliseconds idle_timeout);
+  // HTTPS: new connections run a TLS handshake (within the connect timeout) before use.
+  void set_tls(std::shared_ptr<SSL_CTX> ctx, std::string sni, std::string verify_name);
   size_t idle_count() const { return idle_.size(); }
   void close_idle();
 
@@ -61,6 +66,9 @@ class HostPool : public std::enable_shared_from_this<HostPool> {
   std::deque<Idle> idle_;  // oldest first; a deque, so parking a connection rarely allocates
   uint32_t max_idle_ = 64;
   std::chrono::milliseconds idle_timeout_{60000};
+  std::shared_ptr<SSL_CTX> tls_ctx_;
+  std::string tls_sni_;
+  std::string tls_verify_name_;
   bool resolved_ = false;
   boost::asio::ip::tcp::endpoint endpoint_;
 };

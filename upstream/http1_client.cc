@@ -94,14 +94,84 @@ class ResponseParser : public http::basic_parser<false> {
 };
 
 Http1ClientConnection::Http1ClientConnection(asio::ip::tcp::socket socket,
-                                             std::weak_ptr<HostPool> pool, bool reused_before)
-    : socket_(std::move(socket)), pool_(std::move(pool)), reused_(reused_before) {
+                                             std::weak_ptr<HostPool> pool, bool reused_before,
+                                             std::unique_ptr<TlsSession> tls)
+    : socket_(std::move(socket)),
+      pool_(std::move(pool)),
+      reused_(reused_before),
+      tls_(std::move(tls)) {
   read_buf_.resize(kReadSize);
   error_code ignored;
   socket_.non_blocking(true, ignored);  // on_readable() reads without blocking
 }
 
 Http1ClientConnection::~Http1ClientConnection() = default;
+
+void Http1ClientConnection::handshake(std::function<void(const std::string&)> done) {
+  auto shared = std::make_shared<std::function<void(const std::string&)>>(std::move(done));
+  asio::post(socket_.get_executor(),
+             [self = shared_from_this(), shared] { self->handshake_step(shared); });
+}
+
+void Http1ClientConnection::handshake_step(
+    std::shared_ptr<std::function<void(const std::string&)>> done) {
+  size_t produced = 0;
+  if (!socket_.is_open()) {
+    (*done)("");  // closed by the connect timeout; the caller sees !is_open()
+    return;
+  }
+  if (tls_->read(read_buf_.data(), read_buf_.size(), &produced) == TlsSession::Result::error) {
+    (*done)(tls_->error());
+    return;
+  }
+  std::string out;
+  tls_->take_output(out);
+  auto self = shared_from_this();
+  auto next = [self, done](const error_code& ec) {
+    if (ec) {
+      (*done)(ec.message());
+      return;
+    }
+    if (self->tls_->handshake_done()) {
+      (*done)("");
+      return;
+    }
+    self->socket_.async_read_some(asio::buffer(self->read_buf_), [self, done](const error_code& ec,
+                                                                              size_t n) {
+      if (ec) {
+        (*done)(ec == asio::error::eof ? "connection closed during the handshake" : ec.message());
+        return;
+      }
+      self->tls_->put_input({self->read_buf_.data(), n});
+      self->handshake_step(done);
+    });
+  };
+  if (out.empty()) {
+    next({});
+    return;
+  }
+  auto buf = std::make_shared<std::string>(std::move(out));
+  asio::async_write(socket_, asio::buffer(*buf),
+                    [buf, next](const error_code& ec, size_t) { next(ec); });
+}
+
+bool Http1ClientConnection::tls_receive(size_t& n, std::string* error) {
+  tls_->put_input({read_buf_.data() + read_len_, n});
+  size_t produced = 0;
+  const size_t capacity = read_buf_.size() - read_len_;
+  TlsSession::Result r = tls_->read(read_buf_.data() + read_len_, capacity, &produced);
+  tls_more_ = r == TlsSession::Result::ok && produced == capacity;
+  n = produced;
+  if (r == TlsSession::Result::error) {
+    *error = tls_->error();
+    return false;
+  }
+  if (r == TlsSession::Result::closed) {
+    *error = "close_notify";
+    return false;
+  }
+  return true;
+}
 
 void Http1ClientConnection::start_request(ResponseHandler& handler, const RequestHead& head,
                                           BodyFraming framing, bool expect_no_response_body) {
@@ -172,8 +242,17 @@ void Http1ClientConnection::flush() {
     if (!writing_ && out_.empty() && request_ended_) request_done_ = true;
     return;
   }
-  in_flight_.swap(out_);
-  out_.clear();
+  if (tls_) {
+    if (tls_->write(out_) != TlsSession::Result::ok) {
+      fail(ErrorKind::upstream_reset, tls_->error());
+      return;
+    }
+    out_.clear();
+    tls_->take_output(in_flight_);
+  } else {
+    in_flight_.swap(out_);
+    out_.clear();
+  }
   writing_ = true;
   asio::async_write(
       socket_, asio::buffer(in_flight_),
@@ -213,6 +292,11 @@ void Http1ClientConnection::read_more() {
     read_buf_.resize(read_buf_.size() * 2);
   }
   reading_ = true;
+  if (tls_more_) {
+    // Decrypted bytes wait inside OpenSSL, not on the socket.
+    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->on_read({}, 0); });
+    return;
+  }
   socket_.async_read_some(
       asio::buffer(read_buf_.data() + read_len_, read_buf_.size() - read_len_),
       [self = shared_from_this()](const error_code& ec, size_t n) { self->on_read(ec, n); });
@@ -243,6 +327,21 @@ void Http1ClientConnection::on_read(const error_code& ec, size_t n) {
          head_received_ ? "upstream closed mid-response: " + ec.message()
                         : "upstream closed before the response head: " + ec.message());
     return;
+  }
+  if (tls_) {
+    std::string error;
+    if (!tls_receive(n, &error)) {
+      if (error == "close_notify" && head_received_ && !response_done_) {
+        on_read(asio::error::eof, 0);  // as a TCP close: may end a close-delimited body
+        return;
+      }
+      fail(ErrorKind::upstream_reset, "TLS: " + error);
+      return;
+    }
+    if (n == 0) {  // a record not yet complete, or only TLS messages
+      read_more();
+      return;
+    }
   }
   read_len_ += n;
   parse_buffered();
@@ -389,6 +488,20 @@ void Http1ClientConnection::on_readable(const error_code& ec) {
     return;
   }
   if (!idle_watch_ || ec == asio::error::operation_aborted) return;  // closed or detached
+  if (tls_ && !ec) {
+    // TLS 1.3 servers send session tickets after the handshake: not a reason to drop it.
+    error_code rec;
+    size_t n = socket_.read_some(asio::buffer(read_buf_), rec);
+    if (rec == asio::error::would_block || rec == asio::error::try_again) {
+      watch_idle();
+      return;
+    }
+    std::string error;
+    if (!rec && n > 0 && tls_receive(n, &error) && n == 0) {
+      watch_idle();
+      return;
+    }
+  }
   // Readable while idle: the backend closed it (or sent junk).
   idle_watch_ = false;
   if (auto pool = pool_.lock()) pool->remove_idle(this);

@@ -7,6 +7,7 @@
 // request; it is notified of response events and may detach at any time (the stream went
 // away), after which the connection closes itself unless it was idle-safe.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,6 +18,7 @@
 
 #include "core/error.h"
 #include "core/http.h"
+#include "core/tls_session.h"
 
 namespace sluice::upstream {
 
@@ -39,8 +41,9 @@ enum class BodyFraming { none, content_length, chunked };
 
 class Http1ClientConnection : public std::enable_shared_from_this<Http1ClientConnection> {
  public:
+  // `tls` set: an HTTPS connection; call handshake() before the first request.
   Http1ClientConnection(boost::asio::ip::tcp::socket socket, std::weak_ptr<HostPool> pool,
-                        bool reused_before);
+                        bool reused_before, std::unique_ptr<TlsSession> tls = nullptr);
   ~Http1ClientConnection();
 
   // Sends the request head. `head` is already prepared for the upstream (hop-by-hop headers
@@ -63,6 +66,10 @@ class Http1ClientConnection : public std::enable_shared_from_this<Http1ClientCon
   bool response_started() const { return head_received_; }
   bool request_body_sent() const { return body_bytes_written_ > 0; }
 
+  // Runs the TLS handshake; `done("")` on success, else with the reason. Runs later, never
+  // inline.
+  void handshake(std::function<void(const std::string& error)> done);
+
   // Idle-pool support: starts watching the idle socket so a close by the backend removes it
   // from the pool immediately.
   void watch_idle();
@@ -78,6 +85,9 @@ class Http1ClientConnection : public std::enable_shared_from_this<Http1ClientCon
   void read_more();
   void on_read(const boost::system::error_code& ec, size_t n);
   void on_readable(const boost::system::error_code& ec);
+  void handshake_step(std::shared_ptr<std::function<void(const std::string&)>> done);
+  // Decrypts the n bytes just read at read_len_ in place; false when the connection failed.
+  bool tls_receive(size_t& n, std::string* error);
   void parse_buffered();
   void fail(ErrorKind kind, std::string detail);
   void finish_exchange();
@@ -111,6 +121,8 @@ class Http1ClientConnection : public std::enable_shared_from_this<Http1ClientCon
   std::string read_buf_;
   size_t read_len_ = 0;
   std::string body_chunk_;  // reused buffer handed to the handler
+  std::unique_ptr<TlsSession> tls_;
+  bool tls_more_ = false;  // the last decrypt filled the buffer: OpenSSL may hold more
 };
 
 using Http1ClientConnectionPtr = std::shared_ptr<Http1ClientConnection>;

@@ -58,6 +58,22 @@ TEST(TlsConfig, ClientAuthNeedsACaFile) {
                           "dir/t.yaml:4:74: client_auth is missing required key 'ca_file'"));
 }
 
+TEST(ClusterTlsConfig, KeysAndCaFile) {
+  EXPECT_THAT(errors_of("clusters:\n"
+                        "  - name: c\n"
+                        "    endpoints: [127.0.0.1:443]\n"
+                        "    tls: { sni: api.example.com, verfy: false, ca_file: ca.pem }\n"),
+              ElementsAre(HasSubstr("dir/t.yaml:4:34: unknown key 'verfy' in tls (did you mean "
+                                    "'verify'?)"),
+                          HasSubstr("dir/t.yaml:4:57: ca_file: cannot read dir/ca.pem")));
+  const LoadResult r = load_string(
+      "clusters: [{ name: c, endpoints: [127.0.0.1:443], tls: { verify: false } }]\n", "t.yaml");
+  ASSERT_TRUE(r.config);
+  ASSERT_TRUE(r.config->clusters[0].tls);
+  EXPECT_FALSE(r.config->clusters[0].tls->verify);
+  EXPECT_THAT(r.config->to_json(), HasSubstr("\"verify\": false"));
+}
+
 TEST(Http2Config, Keys) {
   const LoadResult r = load_string(
       "listeners:\n"

@@ -1,4 +1,4 @@
-#include "proxy/tls_session.h"
+#include "core/tls_session.h"
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -19,6 +19,20 @@ TlsSession::TlsSession(SSL_CTX* ctx) : ssl_(SSL_new(ctx)) {
   BIO_set_mem_eof_return(out_, -1);
   SSL_set_bio(ssl_, in_, out_);  // ssl_ owns both now
   SSL_set_accept_state(ssl_);
+}
+
+TlsSession::TlsSession(SSL_CTX* ctx, const std::string& sni, const std::string& verify_name)
+    : TlsSession(ctx) {
+  SSL_set_connect_state(ssl_);
+  if (!sni.empty()) SSL_set_tlsext_host_name(ssl_, sni.c_str());
+  if (!verify_name.empty()) {
+    // An IP literal is matched against the certificate's IP SANs, a name against DNS SANs.
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl_);
+    if (X509_VERIFY_PARAM_set1_ip_asc(param, verify_name.c_str()) != 1) {
+      SSL_set1_host(ssl_, verify_name.c_str());
+    }
+    ERR_clear_error();
+  }
 }
 
 TlsSession::~TlsSession() { SSL_free(ssl_); }

@@ -1,8 +1,9 @@
 #pragma once
-// TLS for one downstream connection over memory BIOs: the connection reads and writes the
-// socket itself and passes ciphertext through here. Keeping the socket I/O in the connection
-// keeps its idle-wait-without-buffer scheme and gathered writes for TLS too, and makes
-// "anything buffered?" answerable: only OpenSSL's own state can hold bytes.
+// TLS for one connection over memory BIOs, server side (downstream) or client side (HTTPS
+// upstreams): the connection reads and writes the socket itself and passes ciphertext through
+// here. No I/O here, only bytes in and out. Keeping the socket I/O in the connection keeps its
+// idle-wait-without-buffer scheme and gathered writes for TLS too, and makes "anything
+// buffered?" answerable: only OpenSSL's own state can hold bytes.
 // Owned by its connection; used on the connection's worker thread only.
 #include <cstddef>
 #include <memory>
@@ -17,7 +18,12 @@ namespace sluice {
 
 class TlsSession {
  public:
+  // Server side.
   explicit TlsSession(ssl_ctx_st* ctx);
+  // Client side: sends `sni` (if not empty) and, when `verify_name` (a DNS name or an IP
+  // literal) is set, checks the server's certificate against it (the context decides whether
+  // verification happens at all).
+  TlsSession(ssl_ctx_st* ctx, const std::string& sni, const std::string& verify_name);
   ~TlsSession();
   TlsSession(const TlsSession&) = delete;
   TlsSession& operator=(const TlsSession&) = delete;
