@@ -222,6 +222,63 @@ def test_rapid_reset_closes_the_connection_and_others_are_served(backend, start_
     assert out.stdout == b"200"
 
 
+def raw_h2(port: int) -> socket.socket:
+    """A socket past the connection preface and an empty SETTINGS frame."""
+    sock = socket.create_connection((HOST, port), timeout=10)
+    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b""))
+    return sock
+
+
+def frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + \
+        stream.to_bytes(4, "big") + payload
+
+
+def closed_by_server(sock: socket.socket, timeout: float = 10) -> bool:
+    """Reads until EOF (True) or the timeout (False)."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_ping_flood_without_reading_is_cut_off(backend, start_sluice):
+    s = start_sluice(h2c_config(backend))
+    sock = raw_h2(s.port)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # and never read: acks pile up
+    ping = frame(6, 0, 0, b"12345678")
+    sent = 0
+    try:
+        for _ in range(200):
+            sock.sendall(ping * 100)
+            sent += 100
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    assert closed_by_server(sock)
+    out = curl("--http2-prior-knowledge", "-w", "%{http_code}", "-o", "/dev/null", s.url("/"))
+    assert out.stdout == b"200"
+
+
+def test_continuation_flood_is_cut_off(backend, start_sluice):
+    s = start_sluice(h2c_config(backend))
+    sock = raw_h2(s.port)
+    # HEADERS without END_HEADERS, then endless CONTINUATION frames without END_HEADERS.
+    block = bytes([0x82, 0x86, 0x84]) + bytes([0x41, 0x04]) + b"test"  # GET http / :authority
+    sock.sendall(frame(1, 0x1, 1, block))  # END_STREAM only
+    try:
+        for i in range(10000):
+            sock.sendall(frame(9, 0, 1, bytes([0x40, 0x02]) + b"xh" + bytes([0x01]) + b"v"))
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    assert closed_by_server(sock)
+    assert backend.stats()["requests"] == 1  # nothing of it was forwarded
+
+
 def frames(data: bytes) -> list:
     """Splits raw server bytes into hyperframe frames (python3-h2 itself stops at GOAWAY)."""
     out = []
