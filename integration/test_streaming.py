@@ -6,6 +6,7 @@ freed memory sits in a quarantine, so these tests run the release build named by
 $SLUICE_RELEASE_BIN (test.sh builds it) and skip nothing: without it they fail."""
 
 import os
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -130,3 +131,50 @@ def test_idle_keep_alive_connections_hold_no_buffers(proxy):
         c.close()
     # A 64 KiB read buffer kept per connection would show as ~65000 here.
     assert per_connection < 2048, f"{per_connection:.0f} bytes per idle connection"
+
+
+def test_http2_streams_at_zero_window_are_bounded_and_reset(start_backend, start_sluice):
+    """A client that opens many streams for large responses and never grants flow-control
+    window: sluice buffers a bounded amount per stream, pauses the backend reads, and resets
+    the streams when the route timeout passes without progress."""
+    import h2.config
+    import h2.connection
+    import h2.events
+    import h2.settings
+
+    b = start_backend("a")
+    config = basic_config(b, workers=1, access_log={"path": "off"})
+    config["listeners"][0]["http2"] = {"cleartext": True}
+    config["routes"][0]["timeout"] = "1s"
+    s = start_sluice(config, binary=release_binary())
+    sock = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
+                                                                header_encoding="utf-8"))
+    conn.local_settings = h2.settings.Settings(
+        client=True, initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    conn.initiate_connection()
+    streams = []
+    for _ in range(50):
+        sid = conn.get_next_available_stream_id()
+        conn.send_headers(sid, [(":method", "GET"), (":path", "/bytes/50000000"),
+                                (":scheme", "http"), (":authority", "t")], end_stream=True)
+        streams.append(sid)
+    sock.sendall(conn.data_to_send())
+    reset: set[int] = set()
+    deadline = time.monotonic() + 20
+    while len(reset) < len(streams) and time.monotonic() < deadline:
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            break
+        if not data:
+            break
+        for e in conn.receive_data(data):
+            if isinstance(e, h2.events.StreamReset):
+                reset.add(e.stream_id)
+        sock.sendall(conn.data_to_send())
+    peak = peak_rss_kib(s.pid)
+    sock.close()
+    assert reset == set(streams)
+    # 50 streams x (256 KiB queued + a 64 KiB upstream buffer) is about 16 MiB.
+    assert peak < RSS_LIMIT_KIB, f"peak RSS {peak} KiB with 50 stalled streams"
