@@ -328,6 +328,7 @@ Http2Codec::~Http2Codec() {
 }
 
 bool Http2Codec::receive(std::string_view data) {
+  if (failed_) return false;  // the connection is closing; nothing more is read
   ssize_t rc = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data.data()),
                                         data.size());
   if (rc < 0) {
@@ -335,6 +336,7 @@ bool Http2Codec::receive(std::string_view data) {
     if (rc != NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
       nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
     }
+    failed_ = true;
     return false;
   }
   return true;

@@ -68,6 +68,7 @@ class Http2Codec {
   std::map<int32_t, std::unique_ptr<Http2Stream>> streams_;
   std::vector<std::unique_ptr<Http2Stream>> closed_;  // destroyed by a posted handler
   bool cleanup_posted_ = false;
+  bool failed_ = false;  // a connection error was seen
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
