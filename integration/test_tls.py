@@ -174,6 +174,21 @@ def test_min_version_13_refuses_a_tls12_client(backend, start_sluice, pki):
         assert tls.version() == "TLSv1.3"
 
 
+def test_openssl_s_client_sees_sni_certificate_and_alpn(backend, start_sluice, pki):
+    s = start_sluice(tls_config(backend, [pki.default, pki.a]))
+    for server_name, alpn, cn, selected in (("a.example.com", "h2,http/1.1", "a.example.com", "h2"),
+                                            ("other.example", "http/1.1", "default.example.com",
+                                             "http/1.1")):
+        out = subprocess.run(
+            ["openssl", "s_client", "-connect", f"{HOST}:{s.port}", "-servername", server_name,
+             "-alpn", alpn, "-CAfile", str(pki.ca_file), "-verify_return_error"],
+            input="", capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        assert f"subject=CN = {cn}" in out.stdout
+        assert f"ALPN protocol: {selected}" in out.stdout
+        assert "Verify return code: 0 (ok)" in out.stdout
+
+
 def test_tls_11_is_refused_by_the_server(backend, start_sluice, pki):
     s = start_sluice(tls_config(backend, [pki.default]))
     # SECLEVEL=0 lets the client offer TLS 1.1, so the refusal is the server's.
