@@ -312,3 +312,16 @@ def test_sigterm_sends_goaway_and_lets_streams_finish(backend, start_sluice):
                and "END_STREAM" in f.flags for f in after)
     assert s.wait(timeout=10) == 0
     s.expect_clean_exit = False  # checked here: it exited by itself, with 0
+
+
+def test_idle_h2_connection_gets_goaway_then_close(backend, start_sluice):
+    config = h2c_config(backend)
+    config["listeners"][0]["limits"] = {"idle_timeout": "300ms"}
+    s = start_sluice(config)
+    c = H2Client(s.port)
+    sid = c.request("/")
+    c.pump(lambda: c.of(h2.events.StreamEnded, sid))
+    c.pump(lambda: c.closed, timeout=10)
+    assert c.closed
+    terminated = c.of(h2.events.ConnectionTerminated)
+    assert terminated and terminated[0].error_code == 0 and terminated[0].last_stream_id == sid

@@ -582,9 +582,9 @@ void Http1Connection::on_deadline() {
   if (h2_) {
     // Idle: no stream open for idle_timeout. Streams in progress have their route timeouts.
     if (h2_->active_streams() == 0) {
+      // GOAWAY, then the close once it is written (flush sees the session finished).
       h2_->shutdown();
       flush();
-      close();
     } else {
       arm_idle_timer();
     }
