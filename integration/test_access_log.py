@@ -61,6 +61,7 @@ def test_json_line_per_request_on_stdout(start_backend, start_sluice):
     hello, upload, delay, missing = entries
 
     assert (hello["method"], hello["path"], hello["status"]) == ("GET", "/hello", 200)
+    assert hello["protocol"] == "HTTP/1.1"
     assert (hello["route"], hello["upstream"]) == ("hello", "")
     assert hello["bytes_in"] == 0 and hello["bytes_out"] == len("hello\n")
 
@@ -178,3 +179,15 @@ def test_long_lines_are_capped_for_atomic_pipe_writes(start_backend, start_sluic
     assert long_path.startswith(long_entry["path"]) and len(long_entry["path"]) > 1000
     assert long_entry["route"] == "hello" and long_entry["status"] == 200
     assert "truncated" not in short_entry
+
+
+def test_http2_requests_are_logged_as_http2(start_backend, start_sluice):
+    b = start_backend("a")
+    cfg = config(b)
+    cfg["listeners"][0]["http2"] = {"cleartext": True}
+    s = start_sluice(cfg)
+    out = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", s.url("/hello")],
+                         capture_output=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    (entry,) = wait_lines(s.stdout_text, 1)
+    assert (entry["protocol"], entry["path"], entry["status"]) == ("HTTP/2", "/hello", 200)

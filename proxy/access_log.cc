@@ -67,6 +67,9 @@ void append_line(std::string& out, const RequestHead& request, const StreamInfo&
   append_json_string(out, std::string_view(request.target).substr(0, limits.path));
   out += ",\"host\":";
   append_json_string(out, std::string_view(request.authority).substr(0, limits.host));
+  out += request.version == 20   ? ",\"protocol\":\"HTTP/2\""
+         : request.version == 10 ? ",\"protocol\":\"HTTP/1.0\""
+                                 : ",\"protocol\":\"HTTP/1.1\"";
   std::snprintf(num, sizeof(num), ",\"status\":%u", info.status);
   out += num;
   std::snprintf(num, sizeof(num), ",\"bytes_in\":%llu,\"bytes_out\":%llu",
