@@ -24,6 +24,12 @@ struct Endpoint {
   uint32_t weight = 1;
 };
 
+struct ClusterTls {
+  std::string sni;      // empty: the endpoint's host when it is a name
+  std::string ca_file;  // empty: the system's CA store
+  bool verify = true;   // check the chain and the name (sni, else the endpoint's host)
+};
+
 struct Cluster {
   std::string name;
   std::vector<Endpoint> endpoints;
@@ -31,12 +37,7 @@ struct Cluster {
   Duration connect_timeout{std::chrono::seconds(2)};
   Duration idle_timeout{std::chrono::seconds(60)};  // idle pooled upstream connections
   uint32_t max_idle_connections = 64;               // per worker per host
-  struct Tls {
-    std::string sni;      // empty: the endpoint's host when it is a name
-    std::string ca_file;  // empty: the system's CA store
-    bool verify = true;   // check the chain and the name (sni, else the endpoint's host)
-  };
-  std::optional<Tls> tls;  // HTTPS to the endpoints
+  std::optional<ClusterTls> tls;                    // HTTPS to the endpoints
 };
 
 struct Limits {

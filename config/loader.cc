@@ -304,7 +304,7 @@ void Loader::load_cluster(const YAML::Node& node) {
   }
   if (const Field* f = m.get("tls")) {
     MapReader t(diag_, *f, "tls", kClusterTlsKeys);
-    Cluster::Tls& tls = c.tls.emplace();
+    ClusterTls& tls = c.tls.emplace();
     if (const Field* v = t.get("sni")) {
       if (auto s = read_nonempty(diag_, *v)) tls.sni = *s;
     }

@@ -13,7 +13,7 @@
 namespace sluice {
 
 class Http1Connection;
-class ListenerStats;
+struct ListenerStats;
 
 class ListenerRuntime : public std::enable_shared_from_this<ListenerRuntime> {
  public:

@@ -178,7 +178,7 @@ namespace {
 
 // The client context for a cluster's HTTPS endpoints: TLS 1.2+, ALPN http/1.1, and unless
 // `verify: false` the chain checked against ca_file (else the system store).
-std::shared_ptr<SSL_CTX> client_context(const config::Cluster::Tls& tls) {
+std::shared_ptr<SSL_CTX> client_context(const config::ClusterTls& tls) {
   std::shared_ptr<SSL_CTX> ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
   if (!ctx) return nullptr;
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);

@@ -21,7 +21,7 @@ struct ssl_ctx_st;
 using SSL_CTX = ssl_ctx_st;
 
 namespace sluice {
-class ClusterStats;
+struct ClusterStats;
 class WorkerStats;
 }  // namespace sluice
 
