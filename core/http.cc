@@ -163,4 +163,9 @@ std::string_view status_class(unsigned status) {
   return kClasses[status / 100 - 1];
 }
 
+void set_forwarded_client_cert(HeaderMap& headers, std::string_view verified) {
+  headers.remove("x-forwarded-client-cert");
+  if (!verified.empty()) headers.add("x-forwarded-client-cert", verified);
+}
+
 }  // namespace sluice

@@ -73,6 +73,10 @@ inline bool status_has_no_body(unsigned status) {
 bool is_hop_by_hop(std::string_view name);
 void remove_hop_by_hop(HeaderMap& headers);
 
+// Only sluice vouches for a client certificate: a client's own x-forwarded-client-cert is
+// removed, and `verified` (the connection's verified certificate; empty: none) is added.
+void set_forwarded_client_cert(HeaderMap& headers, std::string_view verified);
+
 // The status class label used by metrics: "1xx" … "5xx".
 std::string_view status_class(unsigned status);
 

@@ -81,6 +81,13 @@ TlsSession::Result TlsSession::read(char* out, size_t capacity, size_t* produced
   return Result::ok;
 }
 
+TlsSession::Result TlsSession::decrypt_in_place(char* buf, size_t* n, size_t capacity) {
+  put_input({buf, *n});
+  Result r = read(buf, capacity, n);
+  more_ = r == Result::ok && *n == capacity;
+  return r;
+}
+
 TlsSession::Result TlsSession::write(std::string_view plaintext) {
   while (!plaintext.empty()) {
     size_t n = 0;

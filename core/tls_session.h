@@ -39,6 +39,13 @@ class TlsSession {
   // Advances the handshake, then decrypts into [out, out + capacity). `*produced` is the
   // plaintext length. After a full buffer call again: more may be ready (has_plaintext()).
   Result read(char* out, size_t capacity, size_t* produced);
+  // The connections' receive step: the `n` ciphertext bytes just read into `buf` go in, and
+  // the plaintext comes back over them, up to `capacity` bytes (plaintext is never longer
+  // than the ciphertext it came from). `*n` becomes the plaintext length.
+  Result decrypt_in_place(char* buf, size_t* n, size_t capacity);
+  // The last decrypt filled its capacity: more plaintext may wait inside OpenSSL, so read
+  // again before waiting on the socket.
+  bool more() const { return more_; }
   // Encrypts `plaintext` (all of it) and appends records to the output.
   Result write(std::string_view plaintext);
   // Queues a close_notify alert.
@@ -65,6 +72,7 @@ class TlsSession {
   bio_st* in_ = nullptr;   // ciphertext from the peer, owned by ssl_
   bio_st* out_ = nullptr;  // ciphertext to the peer, owned by ssl_
   bool handshake_done_ = false;
+  bool more_ = false;
   std::string error_;
 };
 

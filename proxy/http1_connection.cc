@@ -90,7 +90,7 @@ void Http1Connection::read() {
   if (reading_ || closed_ || paused_) return;
   // One request at a time: bytes of a pipelined request stay unread until this one is done.
   if (stream_ && request_complete_) return;
-  if (tls_more_) {
+  if (tls_ && tls_->more()) {
     // Plaintext is waiting inside OpenSSL, not on the socket.
     reading_ = true;
     asio::post(socket_.get_executor(), [self = shared_from_this()] {
@@ -138,15 +138,9 @@ void Http1Connection::prepare_read_space() {
 }
 
 bool Http1Connection::tls_receive(size_t& n) {
-  // The n ciphertext bytes at read_end_ go into OpenSSL; the plaintext comes back over them
-  // (never longer than the ciphertext it came from).
-  tls_->put_input({read_buf_.data() + read_end_, n});
   const bool was_done = tls_->handshake_done();
-  const size_t capacity = read_buf_.size() - read_end_;
-  size_t produced = 0;
-  TlsSession::Result r = tls_->read(read_buf_.data() + read_end_, capacity, &produced);
-  tls_more_ = r == TlsSession::Result::ok && produced == capacity;
-  n = produced;
+  TlsSession::Result r =
+      tls_->decrypt_in_place(read_buf_.data() + read_end_, &n, read_buf_.size() - read_end_);
   if (!was_done && tls_->handshake_done()) {
     listener_->stats().tls_handshakes_ok.add();
     client_certificate_ = tls_->client_certificate();
@@ -157,11 +151,7 @@ bool Http1Connection::tls_receive(size_t& n) {
   if (r == TlsSession::Result::error) {
     if (!tls_->handshake_done()) listener_->stats().tls_handshakes_failed.add();
     if (stream_) stream_->reset(tls_->error());
-    // Send the alert OpenSSL queued, best effort, then close.
-    std::string alert;
-    tls_->take_output(alert);
-    error_code ignored;
-    if (!alert.empty()) socket_.write_some(asio::buffer(alert), ignored);
+    send_tls_output_now();  // the alert OpenSSL queued
     close();
     return false;
   }
@@ -173,6 +163,13 @@ bool Http1Connection::tls_receive(size_t& n) {
   }
   if (tls_->has_output()) flush();  // handshake messages, session tickets
   return true;
+}
+
+void Http1Connection::send_tls_output_now() {
+  std::string out;
+  tls_->take_output(out);
+  error_code ignored;
+  if (!out.empty()) socket_.write_some(asio::buffer(out), ignored);  // a few bytes; best effort
 }
 
 void Http1Connection::read_ready() {
@@ -290,10 +287,7 @@ void Http1Connection::on_request_head(RequestHead& head, bool end_stream) {
   snapshot_ = listener_->snapshot();  // a reload applies from the next request on
   request_version_ = head.version;
   if (tls_) head.scheme = "https";
-  // Only sluice vouches for a client certificate: a client's own claim never passes.
-  head.headers.remove("x-forwarded-client-cert");
-  if (!client_certificate_.empty())
-    head.headers.add("x-forwarded-client-cert", client_certificate_);
+  set_forwarded_client_cert(head.headers, client_certificate_);
   head_request_ = head.method == "HEAD";
   request_complete_ = false;
   response_complete_ = false;
@@ -640,9 +634,7 @@ void Http1Connection::graceful_close() {
   if (tls_ && !writing_) {
     // close_notify first, so the client can tell a complete stream from a truncated one.
     tls_->shutdown();
-    std::string alert;
-    tls_->take_output(alert);
-    if (!alert.empty()) socket_.write_some(asio::buffer(alert), ignored);
+    send_tls_output_now();
   }
   socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
   lingering_ = true;

@@ -11,11 +11,11 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "core/lazy_timer.h"
+#include "core/tls_session.h"
 #include "proxy/http1_codec.h"
 #include "proxy/http2_codec.h"
 #include "proxy/stream.h"
 #include "proxy/tls_context.h"
-#include "core/tls_session.h"
 
 namespace sluice {
 
@@ -59,6 +59,9 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   // TLS: turns the n ciphertext bytes just read into plaintext in place (n becomes its
   // length). False when the connection was closed (bad handshake or record, close_notify).
   bool tls_receive(size_t& n);
+  // Writes queued TLS records (an alert, close_notify) at once, without waiting: the
+  // connection is about to close.
+  void send_tls_output_now();
   std::string take_buffer();
   void release_buffers();
   void process();
@@ -119,9 +122,7 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   bool close_when_flushed_ = false;
   bool flush_deferred_ = false;
   bool lingering_ = false;
-  bool tls_more_ =
-      false;  // the last decrypt filled the buffer: OpenSSL may hold more  // half-closed,
-              // discarding what the client still sends  // a flush of the response head is queued
+  // discarding what the client still sends  // a flush of the response head is queued
 };
 
 }  // namespace sluice

@@ -76,10 +76,7 @@ class Http2Stream : public StreamEncoder {
     head_.scheme = env.scheme;
     // The HTTP/1.1 upstream needs Host; it is the authority.
     if (!head_.authority.empty()) head_.headers.add("host", head_.authority);
-    head_.headers.remove("x-forwarded-client-cert");
-    if (!env.client_certificate.empty()) {
-      head_.headers.add("x-forwarded-client-cert", env.client_certificate);
-    }
+    set_forwarded_client_cert(head_.headers, env.client_certificate);
     SnapshotPtr snapshot = env.listener->snapshot();
     StreamInfo info;
     info.listener = env.listener->config().name;

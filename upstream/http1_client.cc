@@ -155,22 +155,8 @@ void Http1ClientConnection::handshake_step(
                     [buf, next](const error_code& ec, size_t) { next(ec); });
 }
 
-bool Http1ClientConnection::tls_receive(size_t& n, std::string* error) {
-  tls_->put_input({read_buf_.data() + read_len_, n});
-  size_t produced = 0;
-  const size_t capacity = read_buf_.size() - read_len_;
-  TlsSession::Result r = tls_->read(read_buf_.data() + read_len_, capacity, &produced);
-  tls_more_ = r == TlsSession::Result::ok && produced == capacity;
-  n = produced;
-  if (r == TlsSession::Result::error) {
-    *error = tls_->error();
-    return false;
-  }
-  if (r == TlsSession::Result::closed) {
-    *error = "close_notify";
-    return false;
-  }
-  return true;
+TlsSession::Result Http1ClientConnection::tls_receive(size_t& n) {
+  return tls_->decrypt_in_place(read_buf_.data() + read_len_, &n, read_buf_.size() - read_len_);
 }
 
 void Http1ClientConnection::start_request(ResponseHandler& handler, const RequestHead& head,
@@ -292,7 +278,7 @@ void Http1ClientConnection::read_more() {
     read_buf_.resize(read_buf_.size() * 2);
   }
   reading_ = true;
-  if (tls_more_) {
+  if (tls_ && tls_->more()) {
     // Decrypted bytes wait inside OpenSSL, not on the socket.
     asio::post(socket_.get_executor(), [self = shared_from_this()] { self->on_read({}, 0); });
     return;
@@ -329,14 +315,19 @@ void Http1ClientConnection::on_read(const error_code& ec, size_t n) {
     return;
   }
   if (tls_) {
-    std::string error;
-    if (!tls_receive(n, &error)) {
-      if (error == "close_notify" && head_received_ && !response_done_) {
-        on_read(asio::error::eof, 0);  // as a TCP close: may end a close-delimited body
+    switch (tls_receive(n)) {
+      case TlsSession::Result::ok:
+        break;
+      case TlsSession::Result::closed:  // close_notify, as a TCP close would be
+        if (head_received_ && !response_done_) {
+          on_read(asio::error::eof, 0);  // may end a close-delimited body
+        } else {
+          fail(ErrorKind::upstream_reset, "TLS: close_notify");
+        }
         return;
-      }
-      fail(ErrorKind::upstream_reset, "TLS: " + error);
-      return;
+      case TlsSession::Result::error:
+        fail(ErrorKind::upstream_reset, "TLS: " + tls_->error());
+        return;
     }
     if (n == 0) {  // a record not yet complete, or only TLS messages
       read_more();
@@ -496,8 +487,7 @@ void Http1ClientConnection::on_readable(const error_code& ec) {
       watch_idle();
       return;
     }
-    std::string error;
-    if (!rec && n > 0 && tls_receive(n, &error) && n == 0) {
+    if (!rec && n > 0 && tls_receive(n) == TlsSession::Result::ok && n == 0) {
       watch_idle();
       return;
     }

@@ -86,8 +86,8 @@ class Http1ClientConnection : public std::enable_shared_from_this<Http1ClientCon
   void on_read(const boost::system::error_code& ec, size_t n);
   void on_readable(const boost::system::error_code& ec);
   void handshake_step(std::shared_ptr<std::function<void(const std::string&)>> done);
-  // Decrypts the n bytes just read at read_len_ in place; false when the connection failed.
-  bool tls_receive(size_t& n, std::string* error);
+  // Decrypts the n bytes just read at read_len_ in place (n becomes the plaintext length).
+  TlsSession::Result tls_receive(size_t& n);
   void parse_buffered();
   void fail(ErrorKind kind, std::string detail);
   void finish_exchange();
@@ -122,7 +122,6 @@ class Http1ClientConnection : public std::enable_shared_from_this<Http1ClientCon
   size_t read_len_ = 0;
   std::string body_chunk_;  // reused buffer handed to the handler
   std::unique_ptr<TlsSession> tls_;
-  bool tls_more_ = false;  // the last decrypt filled the buffer: OpenSSL may hold more
 };
 
 using Http1ClientConnectionPtr = std::shared_ptr<Http1ClientConnection>;
