@@ -38,6 +38,9 @@ struct Cluster {
   Duration idle_timeout{std::chrono::seconds(60)};  // idle pooled upstream connections
   uint32_t max_idle_connections = 64;               // per worker per host
   std::optional<ClusterTls> tls;                    // HTTPS to the endpoints
+  enum class Protocol { http1, h2 };
+  Protocol protocol = Protocol::http1;
+  uint32_t max_concurrent_streams = 100;  // h2: streams per connection before another opens
 };
 
 struct Limits {

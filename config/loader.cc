@@ -35,8 +35,16 @@ constexpr std::string_view kHttp2Keys[] = {"cleartext", "max_concurrent_streams"
 constexpr std::string_view kLimitsKeys[] = {
     "max_connections", "max_request_header_bytes", "max_request_headers", "max_request_body_bytes",
     "max_uri_bytes",   "header_timeout",           "idle_timeout"};
-constexpr std::string_view kClusterKeys[] = {
-    "name", "endpoints", "lb", "connect_timeout", "idle_timeout", "max_idle_connections", "tls"};
+constexpr std::string_view kClusterKeys[] = {"name",
+                                             "endpoints",
+                                             "lb",
+                                             "connect_timeout",
+                                             "idle_timeout",
+                                             "max_idle_connections",
+                                             "tls",
+                                             "protocol",
+                                             "max_concurrent_streams"};
+constexpr std::string_view kClusterProtocols[] = {"http1", "h2"};
 constexpr std::string_view kClusterTlsKeys[] = {"sni", "ca_file", "verify"};
 constexpr std::string_view kEndpointKeys[] = {"address", "weight"};
 
@@ -300,6 +308,21 @@ void Loader::load_cluster(const YAML::Node& node) {
   if (const Field* f = m.get("max_idle_connections")) {
     if (auto n = read_integer(diag_, *f, 0, 100'000)) {
       c.max_idle_connections = static_cast<uint32_t>(*n);
+    }
+  }
+  if (const Field* f = m.get("protocol")) {
+    if (auto p = read_nonempty(diag_, *f)) {
+      if (*p == "h2") {
+        c.protocol = Cluster::Protocol::h2;
+      } else if (*p != "http1") {
+        diag_.error(f->mark(), "protocol: unknown upstream protocol " + quote(*p) +
+                                   hint(*p, kClusterProtocols));
+      }
+    }
+  }
+  if (const Field* f = m.get("max_concurrent_streams")) {
+    if (auto n = read_integer(diag_, *f, 1, 1'000'000)) {
+      c.max_concurrent_streams = static_cast<uint32_t>(*n);
     }
   }
   if (const Field* f = m.get("tls")) {

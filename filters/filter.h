@@ -31,12 +31,12 @@ struct StreamInfo {
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   std::chrono::system_clock::time_point start_wall = std::chrono::system_clock::now();
   std::string listener;
-  std::string client_address;  // "ip:port"
-  std::string route;           // name of the matched route, empty if none
-  std::string upstream_host;   // "ip:port" of the host that answered, empty if none
-  unsigned status = 0;         // status sent downstream; 0 when none was sent
-  uint64_t bytes_received = 0;  // request body bytes from the client
-  uint64_t bytes_sent = 0;      // response body bytes to the client
+  std::string client_address;     // "ip:port"
+  std::string route;              // name of the matched route, empty if none
+  std::string upstream_host;      // "ip:port" of the host that answered, empty if none
+  unsigned status = 0;            // status sent downstream; 0 when none was sent
+  uint64_t bytes_received = 0;    // request body bytes from the client
+  uint64_t bytes_sent = 0;        // response body bytes to the client
   bool response_aborted = false;  // the response started but could not be completed
   std::string error;              // short reason when the exchange failed
 };
@@ -67,6 +67,8 @@ class FilterCallbacks {
   virtual void encode_headers(ResponseHead& head, bool end_stream) = 0;
   virtual void encode_1xx(ResponseHead& head) = 0;  // interim response (100 Continue, 103 …)
   virtual void encode_data(std::string& data, bool end_stream) = 0;
+  // Ends the response with trailers (gRPC's grpc-status, say).
+  virtual void encode_trailers(HeaderMap& trailers) = 0;
   // The response can not be completed (upstream reset mid-body): abort the downstream.
   virtual void abort_response(std::string_view reason) = 0;
 
@@ -88,12 +90,15 @@ class Filter {
   virtual FilterStatus on_request_body(std::string& /*data*/, bool /*end_stream*/) {
     return FilterStatus::Continue;
   }
+  // Trailers end the request (or response) body; they follow any body data.
+  virtual FilterStatus on_request_trailers(HeaderMap&) { return FilterStatus::Continue; }
   virtual FilterStatus on_response_headers(ResponseHead&, bool /*end_stream*/) {
     return FilterStatus::Continue;
   }
   virtual FilterStatus on_response_body(std::string& /*data*/, bool /*end_stream*/) {
     return FilterStatus::Continue;
   }
+  virtual FilterStatus on_response_trailers(HeaderMap&) { return FilterStatus::Continue; }
   // The downstream can take more response data (after the stream asked the terminal filter
   // to pause reading); only meaningful for the terminal filter.
   virtual void on_downstream_watermark(bool /*above_high*/) {}

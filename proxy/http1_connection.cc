@@ -425,6 +425,24 @@ void Http1Connection::encode_data(std::string_view data, bool end_stream) {
   }
 }
 
+void Http1Connection::encode_trailers(const HeaderMap& trailers) {
+  if (closed_) return;
+  if (framing_ != Framing::chunked) {
+    encode_data({}, true);  // a body framed otherwise has no place for them
+    return;
+  }
+  out_ += "0\r\n";
+  for (const auto& h : trailers) {
+    out_ += h.name;
+    out_ += ": ";
+    out_ += h.value;
+    out_ += "\r\n";
+  }
+  out_ += "\r\n";
+  response_complete_ = true;
+  flush();
+}
+
 void Http1Connection::abort_response() {
   // Never let a truncated response look complete: close without the last byte or chunk.
   close_after_response_ = true;

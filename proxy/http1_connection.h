@@ -45,6 +45,7 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   void encode_100_continue() override;
   void encode_headers(ResponseHead& head, bool end_stream) override;
   void encode_data(std::string_view data, bool end_stream) override;
+  void encode_trailers(const HeaderMap& trailers) override;
   void abort_response() override;
   void pause_request_body() override;
   void resume_request_body() override;

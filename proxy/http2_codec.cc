@@ -63,8 +63,19 @@ class Http2Stream : public StreamEncoder {
       if (head_.authority.empty()) host_ = value;  // :authority wins
       return true;
     }
-    if (name == "te") return true;  // only "trailers" gets here (nghttp2 checks); hop-by-hop
+    // TE is hop-by-hop, but nghttp2 lets only "trailers" through, which gRPC servers need to
+    // see; the router drops it for HTTP/1.1 upstreams.
     head_.headers.add(name, value);
+    return true;
+  }
+
+  bool add_trailer(std::string_view name, std::string_view value) {
+    header_bytes_ += name.size() + value.size() + 32;
+    if (++header_count_ > codec_.settings_.max_headers ||
+        header_bytes_ > codec_.settings_.max_header_list_bytes) {
+      return false;
+    }
+    trailers_.add(name, value);
     return true;
   }
 
@@ -98,6 +109,11 @@ class Http2Stream : public StreamEncoder {
     request_ended_ = true;
     body_.clear();
     stream_->decode_data(body_, true);
+  }
+  void end_request_with_trailers() {
+    if (!stream_ || request_ended_) return;
+    request_ended_ = true;
+    stream_->decode_trailers(std::move(trailers_));
   }
   void closed(uint32_t error_code) {
     if (stream_ && !stream_->response_complete()) {
@@ -148,6 +164,16 @@ class Http2Stream : public StreamEncoder {
     }
     codec_.env_.want_write();
   }
+  void encode_trailers(const HeaderMap& trailers) override {
+    trailers_out_ = trailers;
+    has_trailers_ = true;
+    response_ended_ = true;
+    if (deferred_) {
+      deferred_ = false;
+      nghttp2_session_resume_data(codec_.session_, id_);
+    }
+    codec_.env_.want_write();
+  }
   void abort_response() override {
     nghttp2_submit_rst_stream(codec_.session_, NGHTTP2_FLAG_NONE, id_, NGHTTP2_INTERNAL_ERROR);
     codec_.env_.want_write();
@@ -169,7 +195,11 @@ class Http2Stream : public StreamEncoder {
     storage.reserve(2 + 2 * head.headers.size());
     storage.emplace_back(":status");
     storage.emplace_back(std::to_string(head.status));
-    for (const auto& h : head.headers) {
+    build_fields(head.headers, storage, nva);
+  }
+  static void build_fields(const HeaderMap& headers, std::vector<std::string>& storage,
+                           std::vector<nghttp2_nv>& nva) {
+    for (const auto& h : headers) {
       if (connection_specific(h.name)) continue;
       std::string name = h.name;
       std::transform(name.begin(), name.end(), name.begin(),
@@ -183,8 +213,8 @@ class Http2Stream : public StreamEncoder {
     }
   }
 
-  static ssize_t read_body(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
-                           nghttp2_data_source* source, void*) {
+  static ssize_t read_body(nghttp2_session* session, int32_t id, uint8_t* buf, size_t length,
+                           uint32_t* flags, nghttp2_data_source* source, void*) {
     auto* self = static_cast<Http2Stream*>(source->ptr);
     size_t n = std::min(length, self->out_.size() - self->out_pos_);
     std::copy_n(self->out_.data() + self->out_pos_, n, buf);
@@ -194,6 +224,13 @@ class Http2Stream : public StreamEncoder {
       self->out_pos_ = 0;
       if (self->response_ended_) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (self->has_trailers_) {
+          *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+          std::vector<std::string> storage;
+          std::vector<nghttp2_nv> nva;
+          build_fields(self->trailers_out_, storage, nva);
+          nghttp2_submit_trailer(session, id, nva.data(), nva.size());
+        }
       } else if (n == 0) {
         self->deferred_ = true;
         return NGHTTP2_ERR_DEFERRED;
@@ -216,6 +253,9 @@ class Http2Stream : public StreamEncoder {
   bool scheme_seen_ = false;
   std::unique_ptr<Stream> stream_;
   std::string body_;
+  HeaderMap trailers_;      // request trailers being received
+  HeaderMap trailers_out_;  // response trailers, sent after the body
+  bool has_trailers_ = false;
   std::string out_;  // response body not yet taken by nghttp2
   size_t out_pos_ = 0;
   size_t unconsumed_ = 0;
@@ -246,9 +286,11 @@ struct Http2Callbacks {
                        size_t namelen, const uint8_t* value, size_t valuelen, uint8_t, void* p) {
     if (frame->hd.type != NGHTTP2_HEADERS) return 0;
     Http2Stream* s = stream(codec(p), frame->hd.stream_id);
-    if (!s) return 0;  // trailers, or a stream already gone
-    if (!s->add_header({reinterpret_cast<const char*>(name), namelen},
-                       {reinterpret_cast<const char*>(value), valuelen})) {
+    if (!s) return 0;  // a stream already gone
+    std::string_view n(reinterpret_cast<const char*>(name), namelen);
+    std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+    bool trailer = frame->headers.cat == NGHTTP2_HCAT_HEADERS;
+    if (!(trailer ? s->add_trailer(n, v) : s->add_header(n, v))) {
       nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                                 NGHTTP2_REFUSED_STREAM);
       return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -263,8 +305,10 @@ struct Http2Callbacks {
     const bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
     if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
       s->start(end);
-    } else if (end && (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS)) {
-      s->end_request();  // last DATA, or trailers (not forwarded, like HTTP/1.1 trailers)
+    } else if (end && frame->hd.type == NGHTTP2_HEADERS) {
+      s->end_request_with_trailers();
+    } else if (end && frame->hd.type == NGHTTP2_DATA) {
+      s->end_request();
     }
     return 0;
   }

@@ -50,26 +50,26 @@ void ListenerRuntime::start() {
 
 void ListenerRuntime::accept() {
   if (!accepting_) return;
-  acceptor_.async_accept([self = shared_from_this()](const error_code& ec,
-                                                      asio::ip::tcp::socket socket) {
-    if (!self->accepting_) return;
-    if (ec) {
-      if (ec == asio::error::operation_aborted) return;
-      // EMFILE and friends: back off briefly instead of spinning.
-      auto timer = std::make_shared<asio::steady_timer>(self->acceptor_.get_executor());
-      timer->expires_after(std::chrono::milliseconds(50));
-      timer->async_wait([self, timer](const error_code&) { self->accept(); });
-      return;
-    }
-    if (self->active_ >= self->config_.limits.max_connections) {
-      error_code ignored;
-      socket.close(ignored);
-    } else {
-      auto conn = std::make_shared<Http1Connection>(std::move(socket), self, self->ctx_);
-      conn->start();
-    }
-    self->accept();
-  });
+  acceptor_.async_accept(
+      [self = shared_from_this()](const error_code& ec, asio::ip::tcp::socket socket) {
+        if (!self->accepting_) return;
+        if (ec) {
+          if (ec == asio::error::operation_aborted) return;
+          // EMFILE and friends: back off briefly instead of spinning.
+          auto timer = std::make_shared<asio::steady_timer>(self->acceptor_.get_executor());
+          timer->expires_after(std::chrono::milliseconds(50));
+          timer->async_wait([self, timer](const error_code&) { self->accept(); });
+          return;
+        }
+        if (self->active_ >= self->config_.limits.max_connections) {
+          error_code ignored;
+          socket.close(ignored);
+        } else {
+          auto conn = std::make_shared<Http1Connection>(std::move(socket), self, self->ctx_);
+          conn->start();
+        }
+        self->accept();
+      });
 }
 
 void ListenerRuntime::stop_accepting() {

@@ -58,6 +58,10 @@ void Stream::run_request_headers(size_t from) {
     body.swap(held_body_);
     run_request_body(body, held_end_, 0);
   }
+  if (trailers_held_ && !local_reply_ && !filters_destroyed_) {
+    trailers_held_ = false;
+    run_request_trailers();
+  }
 }
 
 void Stream::continue_request() {
@@ -84,6 +88,24 @@ void Stream::run_request_body(std::string& data, bool end_stream, size_t from) {
   // does not see it.
   for (size_t i = from; i < filters_.size(); ++i) {
     FilterStatus status = filters_[i]->on_request_body(data, end_stream);
+    if (local_reply_ || filters_destroyed_ || status == FilterStatus::Stop) return;
+  }
+}
+
+void Stream::decode_trailers(HeaderMap&& trailers) {
+  request_ended_ = true;
+  if (local_reply_ || filters_destroyed_) return;
+  request_trailers_ = std::move(trailers);
+  if (headers_stopped_) {
+    trailers_held_ = true;
+    return;
+  }
+  run_request_trailers();
+}
+
+void Stream::run_request_trailers() {
+  for (auto& f : filters_) {
+    FilterStatus status = f->on_request_trailers(request_trailers_);
     if (local_reply_ || filters_destroyed_ || status == FilterStatus::Stop) return;
   }
 }
@@ -150,6 +172,14 @@ void Stream::encode_data(std::string& data, bool end_stream) {
   info_.bytes_sent += data.size();
   if (end_stream) response_complete_ = true;
   encoder_.encode_data(data, end_stream);
+}
+
+void Stream::encode_trailers(HeaderMap& trailers) {
+  for (size_t i = filters_.size() - 1; i-- > 0;) {
+    filters_[i]->on_response_trailers(trailers);
+  }
+  response_complete_ = true;
+  encoder_.encode_trailers(trailers);
 }
 
 void Stream::abort_response(std::string_view reason) {

@@ -22,6 +22,9 @@ class StreamEncoder {
   virtual void encode_100_continue() = 0;
   virtual void encode_headers(ResponseHead& head, bool end_stream) = 0;
   virtual void encode_data(std::string_view data, bool end_stream) = 0;
+  // Ends the response with trailers. HTTP/1.1 sends them in a chunked body's last chunk and
+  // drops them otherwise.
+  virtual void encode_trailers(const HeaderMap& trailers) = 0;
   // The response cannot be completed: end the downstream message visibly incomplete.
   virtual void abort_response() = 0;
   virtual void pause_request_body() = 0;
@@ -68,6 +71,8 @@ class Stream : public FilterCallbacks {
 
   void decode_headers(RequestHead&& head, bool end_stream);
   void decode_data(std::string& data, bool end_stream);
+  // The request ends with trailers.
+  void decode_trailers(HeaderMap&& trailers);
   // The downstream write buffer crossed a watermark.
   void on_downstream_watermark(bool above_high);
   // The exchange ends abnormally (client gone, protocol error): filters cancel their work,
@@ -90,6 +95,7 @@ class Stream : public FilterCallbacks {
   void encode_headers(ResponseHead& head, bool end_stream) override;
   void encode_1xx(ResponseHead& head) override;
   void encode_data(std::string& data, bool end_stream) override;
+  void encode_trailers(HeaderMap& trailers) override;
   void abort_response(std::string_view reason) override;
   void pause_request_body() override { encoder_.pause_request_body(); }
   void resume_request_body() override { encoder_.resume_request_body(); }
@@ -97,6 +103,7 @@ class Stream : public FilterCallbacks {
  private:
   void run_request_headers(size_t from);
   void run_request_body(std::string& data, bool end_stream, size_t from);
+  void run_request_trailers();
   void destroy_filters();
 
   StreamContext& ctx_;
@@ -111,6 +118,8 @@ class Stream : public FilterCallbacks {
   bool headers_end_stream_ = false;  // the request had no body at all
   std::string held_body_;            // body that arrived while the headers phase was stopped
   bool held_end_ = false;
+  HeaderMap request_trailers_;
+  bool trailers_held_ = false;  // the trailers arrived while the headers phase was stopped
   bool local_reply_ = false;
   bool response_started_ = false;
   bool response_complete_ = false;

@@ -2,9 +2,7 @@
 
 #include <algorithm>
 
-#include <boost/asio/connect.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -19,7 +17,12 @@ using boost::system::error_code;
 HostPool::HostPool(asio::io_context& ioc, config::SocketAddress address, ClusterStats& stats)
     : ioc_(ioc), address_(std::move(address)), name_(address_.str()), stats_(stats) {}
 
-HostPool::~HostPool() { close_idle(); }
+HostPool::~HostPool() {
+  close_idle();
+  // Streams still running hold their connections: close them so nothing outlives the pool.
+  auto h2 = std::move(h2_conns_);
+  for (auto& c : h2) c->close();
+}
 
 void HostPool::set_tls(std::shared_ptr<SSL_CTX> ctx, std::string sni, std::string verify_name) {
   if (ctx != tls_ctx_) close_idle();  // connections made under other TLS settings
@@ -59,6 +62,10 @@ bool HostPool::resolve(asio::ip::tcp::endpoint& out, Error& err) {
 }
 
 void HostPool::acquire(std::chrono::milliseconds timeout, ConnectCallback cb, bool probe_idle) {
+  if (h2_) {
+    acquire_h2(timeout, std::move(cb));
+    return;
+  }
   expire_idle();
   while (!idle_.empty()) {
     // Most recently used first: the one least likely to have been closed by the backend.
@@ -70,75 +77,119 @@ void HostPool::acquire(std::chrono::milliseconds timeout, ConnectCallback cb, bo
     }
     conn->close();
   }
+  connect(timeout,
+          [this, self = shared_from_this(), cb = std::move(cb)](
+              asio::ip::tcp::socket socket, std::unique_ptr<TlsSession> tls, const Error* err) {
+            if (err) {
+              cb(nullptr, err);
+              return;
+            }
+            cb(std::make_shared<Http1ClientConnection>(std::move(socket), weak_from_this(), false,
+                                                       std::move(tls)),
+               nullptr);
+          });
+}
 
+void HostPool::acquire_h2(std::chrono::milliseconds timeout, ConnectCallback cb) {
+  for (auto& conn : h2_conns_) {
+    if (conn->can_take_stream()) {
+      asio::post(ioc_, [s = conn->new_stream(), cb = std::move(cb)]() { cb(s, nullptr); });
+      return;
+    }
+  }
+  // A connection on its way takes as many requests as the last one could carry.
+  for (auto& pending : h2_connecting_) {
+    if (pending->waiters.size() < std::min(h2_max_streams_, h2_stream_limit_)) {
+      pending->waiters.push_back(std::move(cb));
+      return;
+    }
+  }
+  auto pending = std::make_shared<H2Connecting>();
+  pending->waiters.push_back(std::move(cb));
+  h2_connecting_.push_back(pending);
+  connect(timeout, [this, self = shared_from_this(), pending, timeout](
+                       asio::ip::tcp::socket socket, std::unique_ptr<TlsSession> tls,
+                       const Error* err) {
+    if (err) {
+      h2_connection_failed(pending, *err);
+      return;
+    }
+    auto conn = std::make_shared<Http2ClientConnection>(
+        std::move(socket), std::move(tls), weak_from_this(), h2_max_streams_, idle_timeout_);
+    // Requests wait for the server's SETTINGS, so none goes over its stream limit.
+    std::weak_ptr<Http2ClientConnection> weak = conn;
+    conn->start(
+        [this, self, pending, timeout, weak](bool ok) {
+          auto conn = weak.lock();
+          if (!ok || !conn) {
+            h2_connection_failed(pending, Error{ErrorKind::connect_failed, ErrorSource::upstream,
+                                                true, "HTTP/2 connection to " + name_ + " failed"});
+            return;
+          }
+          h2_connecting_.erase(std::remove(h2_connecting_.begin(), h2_connecting_.end(), pending),
+                               h2_connecting_.end());
+          h2_conns_.push_back(conn);
+          h2_stream_limit_ = conn->stream_limit();
+          for (auto& w : pending->waiters) {
+            if (conn->can_take_stream()) {
+              w(conn->new_stream(), nullptr);
+            } else {
+              acquire_h2(timeout, std::move(w));
+            }
+          }
+          pending->waiters.clear();
+        },
+        timeout);
+  });
+}
+
+void HostPool::h2_connection_failed(const std::shared_ptr<H2Connecting>& pending,
+                                    const Error& err) {
+  h2_connecting_.erase(std::remove(h2_connecting_.begin(), h2_connecting_.end(), pending),
+                       h2_connecting_.end());
+  auto waiters = std::move(pending->waiters);
+  pending->waiters.clear();
+  for (auto& w : waiters) w(nullptr, &err);
+}
+
+void HostPool::connect(std::chrono::milliseconds timeout, ConnectDone done) {
   asio::ip::tcp::endpoint endpoint;
   Error err;
   if (!resolve(endpoint, err)) {
     stats_.connect_failures.add();
-    asio::post(ioc_, [cb = std::move(cb), err]() { cb(nullptr, &err); });
+    asio::post(ioc_, [done = std::move(done), err, this]() {
+      done(asio::ip::tcp::socket(ioc_), nullptr, &err);
+    });
     return;
   }
-
-  struct Attempt {
-    asio::ip::tcp::socket socket;
-    asio::steady_timer timer;
-    Http1ClientConnectionPtr conn;  // set while the TLS handshake runs
-    bool done = false;
-    Attempt(asio::io_context& ioc) : socket(ioc), timer(ioc) {}
-  };
-  auto attempt = std::make_shared<Attempt>(ioc_);
-  auto self = shared_from_this();
-  // connect_timeout covers the TLS handshake too.
-  attempt->timer.expires_after(timeout);
-  attempt->timer.async_wait([attempt](const error_code& ec) {
-    if (ec || attempt->done) return;
-    error_code ignored;
-    attempt->socket.close(ignored);             // fails the pending connect with operation_aborted
-    if (attempt->conn) attempt->conn->close();  // fails the handshake
-  });
   stats_.connections_created.add();
-  attempt->socket.async_connect(
-      endpoint, [this, self, attempt, cb = std::move(cb), endpoint](const error_code& ec) mutable {
-        bool timed_out = !attempt->socket.is_open();
-        if (ec || !tls_ctx_) {
-          attempt->done = true;
-          attempt->timer.cancel();
-        }
-        if (ec) {
-          stats_.connect_failures.add();
-          Error err{ErrorKind::connect_failed, ErrorSource::upstream, true,
-                    timed_out ? "connect to " + name_ + " timed out"
-                              : "connect to " + name_ + " failed: " + ec.message()};
-          cb(nullptr, &err);
-          return;
-        }
-        error_code ignored;
-        attempt->socket.set_option(asio::ip::tcp::no_delay(true), ignored);
-        std::unique_ptr<TlsSession> tls;
-        if (tls_ctx_)
-          tls = std::make_unique<TlsSession>(tls_ctx_.get(), tls_sni_, tls_verify_name_);
-        auto conn = std::make_shared<Http1ClientConnection>(
-            std::move(attempt->socket), weak_from_this(), false, std::move(tls));
-        if (!tls_ctx_) {
-          cb(std::move(conn), nullptr);
-          return;
-        }
-        attempt->conn = conn;
-        conn->handshake([this, self, attempt, cb = std::move(cb)](const std::string& error) {
-          attempt->done = true;
-          attempt->timer.cancel();
-          auto conn = std::move(attempt->conn);
-          if (!error.empty() || !conn->is_open()) {
-            stats_.connect_failures.add();
-            Error err{ErrorKind::connect_failed, ErrorSource::upstream, true,
-                      "TLS handshake with " + name_ +
-                          " failed: " + (error.empty() ? std::string("timed out") : error)};
-            cb(nullptr, &err);
-            return;
-          }
-          cb(std::move(conn), nullptr);
-        });
+  ConnectOptions options;
+  options.tls_ctx = tls_ctx_.get();
+  options.sni = tls_sni_;
+  options.verify_name = tls_verify_name_;
+  options.require_h2 = h2_;
+  // connect_timeout covers the TLS handshake too.
+  connect_upstream(
+      ioc_, endpoint, timeout, options, name_,
+      [this, self = shared_from_this(), done = std::move(done)](
+          asio::ip::tcp::socket socket, std::unique_ptr<TlsSession> tls, const Error* err) {
+        if (err) stats_.connect_failures.add();
+        done(std::move(socket), std::move(tls), err);
       });
+}
+
+void HostPool::set_protocol(bool h2, uint32_t max_streams) {
+  if (h2 != h2_) {
+    close_idle();  // connections of the other protocol
+    h2_ = h2;
+  }
+  h2_max_streams_ = max_streams;
+}
+
+void HostPool::remove_h2(Http2ClientConnection* conn) {
+  h2_conns_.erase(std::remove_if(h2_conns_.begin(), h2_conns_.end(),
+                                 [&](const auto& c) { return c.get() == conn; }),
+                  h2_conns_.end());
 }
 
 void HostPool::release(Http1ClientConnectionPtr conn) {
@@ -167,6 +218,8 @@ void HostPool::expire_idle() {
 void HostPool::close_idle() {
   for (auto& i : idle_) i.conn->close();
   idle_.clear();
+  auto h2 = h2_conns_;  // drain() may remove a connection from the list
+  for (auto& c : h2) c->drain();
 }
 
 ClusterManager::ClusterManager(asio::io_context& ioc, WorkerStats& stats)
@@ -176,15 +229,20 @@ ClusterManager::~ClusterManager() { close_idle(); }
 
 namespace {
 
-// The client context for a cluster's HTTPS endpoints: TLS 1.2+, ALPN http/1.1, and unless
+// The client context for a cluster's HTTPS endpoints: TLS 1.2+, ALPN http/1.1 or h2, and unless
 // `verify: false` the chain checked against ca_file (else the system store).
-std::shared_ptr<SSL_CTX> client_context(const config::ClusterTls& tls) {
+std::shared_ptr<SSL_CTX> client_context(const config::ClusterTls& tls, bool h2) {
   std::shared_ptr<SSL_CTX> ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
   if (!ctx) return nullptr;
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
-  static const unsigned char kAlpn[] = "\x08http/1.1";
-  SSL_CTX_set_alpn_protos(ctx.get(), kAlpn, sizeof(kAlpn) - 1);
+  static const unsigned char kHttp1[] = "\x08http/1.1";
+  static const unsigned char kH2[] = "\x02h2";
+  if (h2) {
+    SSL_CTX_set_alpn_protos(ctx.get(), kH2, sizeof(kH2) - 1);
+  } else {
+    SSL_CTX_set_alpn_protos(ctx.get(), kHttp1, sizeof(kHttp1) - 1);
+  }
   if (tls.verify) {
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
     if (tls.ca_file.empty()) {
@@ -210,7 +268,8 @@ void ClusterManager::update(const config::Config& config) {
   std::map<std::string, HostPoolPtr> pools;
   for (const auto& c : config.clusters) {
     std::shared_ptr<SSL_CTX> tls_ctx;
-    if (c.tls) tls_ctx = client_context(*c.tls);
+    const bool h2 = c.protocol == config::Cluster::Protocol::h2;
+    if (c.tls) tls_ctx = client_context(*c.tls, h2);
     ClusterState state;
     state.config = &c;
     state.stats = &stats_.cluster(c.name);
@@ -227,6 +286,7 @@ void ClusterManager::update(const config::Config& config) {
         pool = std::make_shared<HostPool>(ioc_, ep.address, *state.stats);
       }
       pool->set_limits(c.max_idle_connections, c.idle_timeout);
+      pool->set_protocol(h2, c.max_concurrent_streams);
       if (c.tls) {
         // SNI and the verified name: `sni`, else the endpoint's host when it is a name.
         std::string name = !c.tls->sni.empty()              ? c.tls->sni

@@ -35,6 +35,7 @@ class ResponseParser : public http::basic_parser<false> {
     eager(true);
   }
   ResponseHead head;
+  HeaderMap trailers;  // from a chunked body's last chunk
   std::vector<std::string> connection_tokens;
 
  private:
@@ -54,6 +55,10 @@ class ResponseParser : public http::basic_parser<false> {
                      error_code&) override {
     std::string_view n(name.data(), name.size());
     std::string_view v(value.data(), value.size());
+    if (is_header_done()) {
+      if (!is_hop_by_hop(n) && !iequals(n, "content-length")) trailers.add(n, v);
+      return;
+    }
     if (iequals(n, "connection")) {
       // Fields named in Connection are hop-by-hop too.
       size_t pos = 0;
@@ -106,54 +111,6 @@ Http1ClientConnection::Http1ClientConnection(asio::ip::tcp::socket socket,
 }
 
 Http1ClientConnection::~Http1ClientConnection() = default;
-
-void Http1ClientConnection::handshake(std::function<void(const std::string&)> done) {
-  auto shared = std::make_shared<std::function<void(const std::string&)>>(std::move(done));
-  asio::post(socket_.get_executor(),
-             [self = shared_from_this(), shared] { self->handshake_step(shared); });
-}
-
-void Http1ClientConnection::handshake_step(
-    std::shared_ptr<std::function<void(const std::string&)>> done) {
-  size_t produced = 0;
-  if (!socket_.is_open()) {
-    (*done)("");  // closed by the connect timeout; the caller sees !is_open()
-    return;
-  }
-  if (tls_->read(read_buf_.data(), read_buf_.size(), &produced) == TlsSession::Result::error) {
-    (*done)(tls_->error());
-    return;
-  }
-  std::string out;
-  tls_->take_output(out);
-  auto self = shared_from_this();
-  auto next = [self, done](const error_code& ec) {
-    if (ec) {
-      (*done)(ec.message());
-      return;
-    }
-    if (self->tls_->handshake_done()) {
-      (*done)("");
-      return;
-    }
-    self->socket_.async_read_some(asio::buffer(self->read_buf_), [self, done](const error_code& ec,
-                                                                              size_t n) {
-      if (ec) {
-        (*done)(ec == asio::error::eof ? "connection closed during the handshake" : ec.message());
-        return;
-      }
-      self->tls_->put_input({self->read_buf_.data(), n});
-      self->handshake_step(done);
-    });
-  };
-  if (out.empty()) {
-    next({});
-    return;
-  }
-  auto buf = std::make_shared<std::string>(std::move(out));
-  asio::async_write(socket_, asio::buffer(*buf),
-                    [buf, next](const error_code& ec, size_t) { next(ec); });
-}
 
 TlsSession::Result Http1ClientConnection::tls_receive(size_t& n) {
   return tls_->decrypt_in_place(read_buf_.data() + read_len_, &n, read_buf_.size() - read_len_);
@@ -221,6 +178,23 @@ bool Http1ClientConnection::write_body(std::string_view data, bool end_stream) {
     return false;
   }
   return true;
+}
+
+void Http1ClientConnection::write_trailers(const HeaderMap& trailers) {
+  if (!request_chunked_ || !socket_.is_open()) {
+    write_body({}, true);  // only a chunked body has room for them
+    return;
+  }
+  request_ended_ = true;
+  out_ += "0\r\n";
+  for (const auto& h : trailers) {
+    out_ += h.name;
+    out_ += ": ";
+    out_ += h.value;
+    out_ += "\r\n";
+  }
+  out_ += "\r\n";
+  flush();
 }
 
 void Http1ClientConnection::flush() {
@@ -378,10 +352,16 @@ void Http1ClientConnection::parse_buffered() {
     if (!parser_->keep_alive()) keep_alive_ = false;
   }
   if (head_received_ && !end_delivered_ && (!body_chunk_.empty() || done)) {
+    const bool trailers = done && !parser_->trailers.empty();
     end_delivered_ = done;
-    handler_->on_upstream_data(body_chunk_, done);
+    if (!body_chunk_.empty() || !trailers)
+      handler_->on_upstream_data(body_chunk_, done && !trailers);
     body_chunk_.clear();
     if (!handler_) return;  // the handler detached from inside the callback
+    if (trailers) {
+      handler_->on_upstream_trailers(parser_->trailers);
+      if (!handler_) return;
+    }
   }
   if (done) {
     parsed_done();

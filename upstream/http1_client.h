@@ -7,68 +7,44 @@
 // request; it is notified of response events and may detach at any time (the stream went
 // away), after which the connection closes itself unless it was idle-safe.
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "core/error.h"
 #include "core/http.h"
 #include "core/tls_session.h"
+#include "upstream/upstream_request.h"
 
 namespace sluice::upstream {
 
 class HostPool;
 class ResponseParser;
 
-class ResponseHandler {
+class Http1ClientConnection : public UpstreamRequest,
+                              public std::enable_shared_from_this<Http1ClientConnection> {
  public:
-  virtual ~ResponseHandler() = default;
-  virtual void on_upstream_1xx(ResponseHead& head) = 0;
-  virtual void on_upstream_head(ResponseHead& head, bool end_stream) = 0;
-  virtual void on_upstream_data(std::string& data, bool end_stream) = 0;
-  // The exchange failed. `response_started` tells whether on_upstream_head was called.
-  virtual void on_upstream_error(const Error& error, bool response_started) = 0;
-  // The request body buffer drained below the low watermark (after write_body returned false).
-  virtual void on_upstream_writable() = 0;
-};
-
-enum class BodyFraming { none, content_length, chunked };
-
-class Http1ClientConnection : public std::enable_shared_from_this<Http1ClientConnection> {
- public:
-  // `tls` set: an HTTPS connection; call handshake() before the first request.
+  // `tls` set: an HTTPS connection whose handshake is done (see connector.h).
   Http1ClientConnection(boost::asio::ip::tcp::socket socket, std::weak_ptr<HostPool> pool,
                         bool reused_before, std::unique_ptr<TlsSession> tls = nullptr);
-  ~Http1ClientConnection();
+  ~Http1ClientConnection() override;
 
-  // Sends the request head. `head` is already prepared for the upstream (hop-by-hop headers
-  // removed, framing headers set by the caller according to `framing`).
+  // UpstreamRequest
   void start_request(ResponseHandler& handler, const RequestHead& head, BodyFraming framing,
-                     bool expect_no_response_body);
-  // Queues request body bytes. Returns false when the caller should pause its producer until
-  // on_upstream_writable().
-  bool write_body(std::string_view data, bool end_stream);
-  void pause_reading();
-  void resume_reading();
-  // `handler` is going away. If its exchange was complete the connection is already back in
-  // the pool (perhaps serving someone else) and this does nothing; otherwise it is closed.
-  void detach(ResponseHandler& handler);
-
-  // True when this connection had served a request before this one: a failure before any
-  // response byte may then be the backend having closed an idle connection, safe to retry
-  // on a fresh connection.
-  bool reused() const { return reused_; }
+                     bool expect_no_response_body) override;
+  bool write_body(std::string_view data, bool end_stream) override;
+  void write_trailers(const HeaderMap& trailers) override;
+  void pause_reading() override;
+  void resume_reading() override;
+  void detach(ResponseHandler& handler) override;
+  // Closes it: an unused connection is cheap to replace and may have gone stale meanwhile.
+  void release_unused() override { close(); }
+  bool reused() const override { return reused_; }
   bool response_started() const { return head_received_; }
   bool request_body_sent() const { return body_bytes_written_ > 0; }
-
-  // Runs the TLS handshake; `done("")` on success, else with the reason. Runs later, never
-  // inline.
-  void handshake(std::function<void(const std::string& error)> done);
 
   // Idle-pool support: starts watching the idle socket so a close by the backend removes it
   // from the pool immediately.
@@ -85,7 +61,6 @@ class Http1ClientConnection : public std::enable_shared_from_this<Http1ClientCon
   void read_more();
   void on_read(const boost::system::error_code& ec, size_t n);
   void on_readable(const boost::system::error_code& ec);
-  void handshake_step(std::shared_ptr<std::function<void(const std::string&)>> done);
   // Decrypts the n bytes just read at read_len_ in place (n becomes the plaintext length).
   TlsSession::Result tls_receive(size_t& n);
   void parse_buffered();

@@ -10,6 +10,7 @@ namespace asio = boost::asio;
 namespace {
 constexpr size_t kPendingBodyLimit = 256 * 1024;
 constexpr unsigned kMaxStaleRetries = 2;
+constexpr size_t kResendBodyLimit = 64 * 1024;  // larger bodies are not resent
 
 }  // namespace
 
@@ -42,6 +43,7 @@ FilterStatus RouterFilter::on_request_headers(RequestHead& head, bool end_stream
     return FilterStatus::Stop;
   }
   head_request_ = head.method == "HEAD";
+  keep_sent_body_ = cluster_->config->protocol == config::Cluster::Protocol::h2;
   request_ended_ = end_stream;
   if (end_stream) {
     framing_ = upstream::BodyFraming::none;
@@ -83,6 +85,8 @@ void RouterFilter::build_upstream_head(const CompiledRoute& route, const Request
     h.add("x-forwarded-for", client_ip);
   }
   h.set("x-forwarded-proto", head.scheme);
+  // TE: trailers comes from HTTP/2 clients (gRPC) and only means something to HTTP/2.
+  if (cluster_->config->protocol != config::Cluster::Protocol::h2) h.remove("te");
   if (!head.authority.empty()) h.set("x-forwarded-host", head.authority);
 }
 
@@ -106,12 +110,10 @@ void RouterFilter::connect() {
   ++connect_attempts_;
   host_->acquire(
       cluster_->config->connect_timeout,
-      [this, alive = std::weak_ptr<bool>(alive_)](upstream::Http1ClientConnectionPtr conn,
+      [this, alive = std::weak_ptr<bool>(alive_)](upstream::UpstreamRequestPtr conn,
                                                   const Error* err) {
         if (alive.expired() || done_) {
-          // The stream went away while connecting: an unused connection is
-          // still good for the pool.
-          if (conn) conn->close();
+          if (conn) conn->release_unused();  // the stream went away while connecting
           return;
         }
         if (err) {
@@ -136,7 +138,7 @@ bool RouterFilter::can_resend_on_stale() const {
   return idempotent && framing_ == upstream::BodyFraming::none && stale_retries_ < kMaxStaleRetries;
 }
 
-void RouterFilter::on_connected(upstream::Http1ClientConnectionPtr conn) {
+void RouterFilter::on_connected(upstream::UpstreamRequestPtr conn) {
   conn_ = std::move(conn);
   body_written_ = false;
   callbacks().info().upstream_host = host_->name();
@@ -144,13 +146,28 @@ void RouterFilter::on_connected(upstream::Http1ClientConnectionPtr conn) {
   if (!pending_body_.empty() || pending_end_) {
     std::string body;
     body.swap(pending_body_);
-    body_written_ = !body.empty();
-    bool writable = conn_->write_body(body, pending_end_);
+    bool writable = send_body(body, pending_end_);
     if (downstream_paused_ && writable) {
       downstream_paused_ = false;
       callbacks().resume_request_body();
     }
   }
+  if (has_trailers_ && conn_) conn_->write_trailers(trailers_);
+}
+
+bool RouterFilter::send_body(std::string_view data, bool end_stream) {
+  if (!data.empty()) {
+    body_written_ = true;
+    if (keep_sent_body_) {
+      if (sent_body_.size() + data.size() <= kResendBodyLimit) {
+        sent_body_.append(data);
+      } else {
+        keep_sent_body_ = false;
+        std::string().swap(sent_body_);
+      }
+    }
+  }
+  return conn_->write_body(data, end_stream);
 }
 
 FilterStatus RouterFilter::on_request_body(std::string& data, bool end_stream) {
@@ -165,11 +182,19 @@ FilterStatus RouterFilter::on_request_body(std::string& data, bool end_stream) {
     }
     return FilterStatus::Stop;
   }
-  if (!data.empty()) body_written_ = true;
-  if (!conn_->write_body(data, end_stream) && !downstream_paused_) {
+  if (!send_body(data, end_stream) && !downstream_paused_) {
     downstream_paused_ = true;
     callbacks().pause_request_body();
   }
+  return FilterStatus::Stop;
+}
+
+FilterStatus RouterFilter::on_request_trailers(HeaderMap& trailers) {
+  if (done_) return FilterStatus::Stop;
+  request_ended_ = true;
+  trailers_ = trailers;
+  has_trailers_ = true;
+  if (conn_) conn_->write_trailers(trailers_);
   return FilterStatus::Stop;
 }
 
@@ -195,9 +220,7 @@ void RouterFilter::on_upstream_head(ResponseHead& head, bool end_stream) {
   response_started_ = true;
   cluster_->stats->requests.add(head.status);
   if (end_stream) {
-    done_ = true;
-    if (timer_) timer_->cancel();
-    conn_.reset();  // finished: the connection returns itself to its pool
+    response_finished();
   } else {
     arm_timeout();  // now bounds the gap between pieces of the body
   }
@@ -206,13 +229,22 @@ void RouterFilter::on_upstream_head(ResponseHead& head, bool end_stream) {
 
 void RouterFilter::on_upstream_data(std::string& data, bool end_stream) {
   if (end_stream) {
-    done_ = true;
-    if (timer_) timer_->cancel();
-    conn_.reset();  // finished: the connection has returned itself to its pool
+    response_finished();
   } else {
     arm_timeout();
   }
   callbacks().encode_data(data, end_stream);
+}
+
+void RouterFilter::on_upstream_trailers(HeaderMap& trailers) {
+  response_finished();
+  callbacks().encode_trailers(trailers);
+}
+
+void RouterFilter::response_finished() {
+  done_ = true;
+  if (timer_) timer_->cancel();
+  conn_.reset();  // finished: the connection has returned itself to its pool
 }
 
 void RouterFilter::on_upstream_error(const Error& error, bool response_started) {
@@ -226,10 +258,17 @@ void RouterFilter::on_upstream_error(const Error& error, bool response_started) 
   }
   // A reused connection that failed before any response byte was most likely closed by the
   // backend while idle: the request never reached the application, so it goes again on a
-  // fresh connection, provided no body byte was sent (nothing to replay).
-  if (conn && conn->reused() && !body_written_ && stale_retries_ < kMaxStaleRetries) {
+  // fresh connection, provided no body byte was sent (nothing to replay). A request the
+  // upstream said it did not process (HTTP/2 REFUSED_STREAM, GOAWAY) goes again with the
+  // body kept for it.
+  const bool stale = conn && conn->reused() && !body_written_;
+  const bool refused = error.retry_safe && (!body_written_ || keep_sent_body_);
+  if ((stale || refused) && stale_retries_ < kMaxStaleRetries) {
     ++stale_retries_;
     connect_attempts_ = 0;
+    pending_body_.insert(0, sent_body_);
+    sent_body_.clear();
+    pending_end_ = request_ended_ && !has_trailers_;
     connect();
     return;
   }

@@ -9,7 +9,7 @@
 #include "core/lazy_timer.h"
 #include "filters/filter.h"
 #include "filters/router/route_table.h"
-#include "upstream/http1_client.h"
+#include "upstream/upstream_request.h"
 
 namespace sluice::upstream {
 struct ClusterState;
@@ -35,6 +35,7 @@ class RouterFilter : public Filter, public upstream::ResponseHandler {
 
   FilterStatus on_request_headers(RequestHead& head, bool end_stream) override;
   FilterStatus on_request_body(std::string& data, bool end_stream) override;
+  FilterStatus on_request_trailers(HeaderMap& trailers) override;
   void on_downstream_watermark(bool above_high) override;
   void on_destroy() override;
 
@@ -42,6 +43,7 @@ class RouterFilter : public Filter, public upstream::ResponseHandler {
   void on_upstream_1xx(ResponseHead& head) override;
   void on_upstream_head(ResponseHead& head, bool end_stream) override;
   void on_upstream_data(std::string& data, bool end_stream) override;
+  void on_upstream_trailers(HeaderMap& trailers) override;
   void on_upstream_error(const Error& error, bool response_started) override;
   void on_upstream_writable() override;
 
@@ -52,7 +54,10 @@ class RouterFilter : public Filter, public upstream::ResponseHandler {
   void connect();
   // A reused connection that fails before the response can be replaced by a fresh one.
   bool can_resend_on_stale() const;
-  void on_connected(upstream::Http1ClientConnectionPtr conn);
+  void on_connected(upstream::UpstreamRequestPtr conn);
+  // Writes body bytes to the upstream, keeping a copy while a resend may still need them.
+  bool send_body(std::string_view data, bool end_stream);
+  void response_finished();
   void arm_timeout();
   void on_timeout();
   void fail(const Error& error);
@@ -62,13 +67,18 @@ class RouterFilter : public Filter, public upstream::ResponseHandler {
   const CompiledRoute* route_ = nullptr;
   std::shared_ptr<upstream::ClusterState> cluster_;  // kept across a reload
   upstream::HostPool* host_ = nullptr;
-  upstream::Http1ClientConnectionPtr conn_;
+  upstream::UpstreamRequestPtr conn_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::optional<LazyTimer> timer_;  // route timeout, re-armed by each piece of the response
   RequestHead upstream_head_;
   upstream::BodyFraming framing_ = upstream::BodyFraming::none;
   std::string pending_body_;  // body that arrived before the upstream connection
   bool pending_end_ = false;
+  HeaderMap trailers_;  // the request's trailers, sent after its body
+  bool has_trailers_ = false;
+  // HTTP/2 upstreams: the body sent so far, for a resend after REFUSED_STREAM or GOAWAY.
+  std::string sent_body_;
+  bool keep_sent_body_ = false;
   bool request_ended_ = false;
   bool body_written_ = false;  // some body bytes went to the current connection
   bool response_started_ = false;

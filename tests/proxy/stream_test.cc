@@ -76,6 +76,14 @@ class TestFilter : public Filter {
     if (hooks_.response_body) hooks_.response_body(*this, data, end_stream);
     return FilterStatus::Continue;
   }
+  FilterStatus on_request_trailers(HeaderMap& t) override {
+    log_.push_back(name_ + ":req_trailers " + std::to_string(t.size()));
+    return FilterStatus::Continue;
+  }
+  FilterStatus on_response_trailers(HeaderMap& t) override {
+    log_.push_back(name_ + ":resp_trailers " + std::to_string(t.size()));
+    return FilterStatus::Continue;
+  }
   void on_downstream_watermark(bool above_high) override {
     log_.push_back(name_ + (above_high ? ":watermark high" : ":watermark low"));
   }
@@ -123,12 +131,17 @@ class FakeEncoder : public StreamEncoder {
     events.push_back(std::string("data ") + std::string(data) + (end_stream ? " end" : ""));
     body.append(data);
   }
+  void encode_trailers(const HeaderMap& t) override {
+    events.push_back("trailers " + std::to_string(t.size()));
+    trailers = t;
+  }
   void abort_response() override { events.push_back("abort"); }
   void pause_request_body() override { events.push_back("pause"); }
   void resume_request_body() override { events.push_back("resume"); }
 
   Log events;
   ResponseHead head;
+  HeaderMap trailers;
   std::string body;
 };
 
@@ -289,7 +302,7 @@ TEST_F(StreamTest, HeldBodyIncludingItsEndIsReplayedAfterHeaders) {
   decode_data("two", true);
   EXPECT_THAT(of("T"), IsEmpty());
   run();
-  // Later filters see headers first, then the whole body once, in order. 
+  // Later filters see headers first, then the whole body once, in order.
   for (const std::string name : {"B", "T"}) {
     Log l = of(name);
     ASSERT_EQ(l.size(), 2u) << name;
@@ -310,6 +323,50 @@ TEST_F(StreamTest, HeadersAfterContinueDoNotClaimEndStreamWhenABodyWasHeld) {
   run();
   EXPECT_THAT(of("B"), ElementsAre("B:req_headers", "B:req_body body end"));
   EXPECT_THAT(of("T"), ElementsAre("T:req_headers", "T:req_body body end"));
+}
+
+TEST_F(StreamTest, TrailersEndTheRequestAndTheResponseThroughEveryFilter) {
+  t_.request_headers = [](TestFilter&, RequestHead&, bool) { return FilterStatus::Stop; };
+  stream().decode_headers(make_request("POST", "/grpc"), false);
+  decode_data("msg", false);
+  HeaderMap req_trailers;
+  req_trailers.add("x-checksum", "1");
+  stream().decode_trailers(std::move(req_trailers));
+  EXPECT_THAT(of("T"), ElementsAre("T:req_headers", "T:req_body msg", "T:req_trailers 1"));
+
+  ResponseHead head;
+  head.status = 200;
+  TestFilter& t = *t_.instance;
+  t.cb().encode_headers(head, false);
+  std::string out = "out";
+  t.cb().encode_data(out, false);
+  HeaderMap resp_trailers;
+  resp_trailers.add("grpc-status", "0");
+  resp_trailers.add("grpc-message", "");
+  t.cb().encode_trailers(resp_trailers);
+  EXPECT_THAT(of("A"), ElementsAre("A:req_headers", "A:req_body msg", "A:req_trailers 1",
+                                   "A:resp_headers 200", "A:resp_body out", "A:resp_trailers 2"));
+  EXPECT_THAT(encoder_.events,
+              ElementsAre("100-continue", "headers 200", "data out", "trailers 2"));
+  EXPECT_THAT(encoder_.trailers.get("grpc-status"), Optional(std::string_view("0")));
+  EXPECT_TRUE(stream().response_complete());
+}
+
+TEST_F(StreamTest, TrailersHeldWithTheBodyWhileHeadersAreStopped) {
+  a_.request_headers = [](TestFilter& a, RequestHead&, bool) {
+    asio::post(a.cb().executor(), [&a] { a.cb().continue_request(); });
+    return FilterStatus::Stop;
+  };
+  stream().decode_headers(make_request("POST", "/"), false);
+  decode_data("one", false);
+  HeaderMap trailers;
+  trailers.add("x-a", "1");
+  stream().decode_trailers(std::move(trailers));
+  EXPECT_THAT(of("T"), IsEmpty());
+  run();
+  ASSERT_EQ(of("T").size(), 3u);
+  EXPECT_EQ(of("T")[1], "T:req_body one");  // not end: the trailers end the request
+  EXPECT_EQ(of("T")[2], "T:req_trailers 1");
 }
 
 TEST_F(StreamTest, ContinueRequestWithoutStopDoesNothing) {

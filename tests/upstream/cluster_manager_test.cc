@@ -39,6 +39,7 @@ struct SimpleHandler : ResponseHandler {
     done = done || end_stream;
   }
   void on_upstream_data(std::string&, bool end_stream) override { done = done || end_stream; }
+  void on_upstream_trailers(HeaderMap&) override { done = true; }
   void on_upstream_error(const Error& e, bool) override { error = e; }
   void on_upstream_writable() override {}
   unsigned status = 0;
@@ -69,9 +70,9 @@ class HostPoolTest : public ::testing::Test {
   std::shared_ptr<AcquireResult> acquire_async(HostPool& pool,
                                                std::chrono::milliseconds timeout = 2s) {
     auto r = std::make_shared<AcquireResult>();
-    pool.acquire(timeout, [r](Http1ClientConnectionPtr c, const Error* e) {
+    pool.acquire(timeout, [r](UpstreamRequestPtr c, const Error* e) {
       r->called = true;
-      r->conn = std::move(c);
+      r->conn = std::static_pointer_cast<Http1ClientConnection>(c);
       if (e) r->error = *e;
     });
     return r;
@@ -416,9 +417,9 @@ class ClusterManagerTest : public ::testing::Test {
   Http1ClientConnectionPtr exchange(HostPool& pool, test::LoopbackServer& server) {
     Http1ClientConnectionPtr conn;
     bool called = false;
-    pool.acquire(2s, [&](Http1ClientConnectionPtr c, const Error*) {
+    pool.acquire(2s, [&](UpstreamRequestPtr c, const Error*) {
       called = true;
-      conn = std::move(c);
+      conn = std::static_pointer_cast<Http1ClientConnection>(c);
     });
     EXPECT_TRUE(run_until(ioc_, [&] { return called && server.accepted() > 0; }));
     if (!conn) return nullptr;

@@ -42,6 +42,11 @@ struct FakeHandler : ResponseHandler {
     body += data;
     if (end_stream) complete = true;
   }
+  void on_upstream_trailers(HeaderMap& t) override {
+    events.push_back("trailers");
+    trailers = t;
+    complete = true;
+  }
   void on_upstream_error(const Error& e, bool response_started) override {
     events.push_back("error");
     error = e;
@@ -55,6 +60,7 @@ struct FakeHandler : ResponseHandler {
   std::vector<ResponseHead> interim;
   std::optional<ResponseHead> head;
   std::string body;
+  HeaderMap trailers;
   bool complete = false;
   std::optional<Error> error;
   bool error_started = false;
@@ -77,9 +83,9 @@ class Http1ClientTest : public ::testing::Test {
   Http1ClientConnectionPtr connect() {
     Http1ClientConnectionPtr conn;
     bool called = false;
-    pool_->acquire(2s, [&](Http1ClientConnectionPtr c, const Error* e) {
+    pool_->acquire(2s, [&](UpstreamRequestPtr c, const Error* e) {
       called = true;
-      conn = std::move(c);
+      conn = std::static_pointer_cast<Http1ClientConnection>(c);
       if (e) ADD_FAILURE() << "connect failed: " << e->detail;
     });
     EXPECT_TRUE(run_until(ioc_, [&] { return called; }));
