@@ -315,8 +315,10 @@ void Loader::load_cluster(const YAML::Node& node) {
       if (*p == "h2") {
         c.protocol = Cluster::Protocol::h2;
       } else if (*p != "http1") {
-        diag_.error(f->mark(), "protocol: unknown upstream protocol " + quote(*p) +
-                                   hint(*p, kClusterProtocols));
+        // "http2", "h2c", "HTTP/2": the spelling differs, the meaning is clear.
+        std::string suggestion = p->find('2') != std::string::npos ? " (did you mean 'h2'?)"
+                                                                   : hint(*p, kClusterProtocols);
+        diag_.error(f->mark(), "protocol: unknown upstream protocol " + quote(*p) + suggestion);
       }
     }
   }

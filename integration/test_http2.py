@@ -100,6 +100,20 @@ def test_request_body_and_local_replies_over_h2(backend, start_sluice, tmp_path)
     assert out.stdout == b"404"
 
 
+def test_trailers_of_a_chunked_http11_response_reach_h2_clients(backend, start_sluice):
+    s = start_sluice(h2c_config(backend))
+    out = subprocess.run(["nghttp", "-v", s.url("/chunked/5000?trailer=1")], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    # The trailers arrive in a HEADERS frame that ends the stream, after the DATA (nghttp
+    # prints a frame's fields before the frame).
+    trailer_frame = out.stdout.rsplit("recv DATA frame", 1)[1]
+    assert "recv HEADERS frame" in trailer_frame
+    assert "END_STREAM" in trailer_frame.split("recv HEADERS frame")[1]
+    assert "x-checksum: 5000" in trailer_frame
+    assert "x-served-by: sluice_test_backend" in trailer_frame
+
+
 def test_many_concurrent_streams_on_one_connection(backend, start_sluice):
     s = start_sluice(h2c_config(backend))
     out = subprocess.run(["nghttp", "-n", "-s", "-m", "50", s.url("/delay/50")],

@@ -149,6 +149,15 @@ def test_chunked_and_length_responses(proxy):
     assert r.status == 200 and len(r.body) == 300000 and r.header("content-length") == "300000"
 
 
+def test_response_trailers_are_forwarded_in_the_last_chunk(proxy):
+    with proxy.raw() as c:
+        c.send(request_bytes("GET", "/chunked/1000?trailer=1", headers=[("Connection", "close")]))
+        data = c.read_until_close(timeout=5)
+    assert data.startswith(b"HTTP/1.1 200")
+    assert b"transfer-encoding: chunked" in data.lower()
+    assert data.endswith(b"\r\n0\r\nX-Checksum: 1000\r\nX-Served-By: sluice_test_backend\r\n\r\n")
+
+
 # ----------------------------------------------------------------------------- Connection
 
 

@@ -264,8 +264,7 @@ class Session {
       std::string body = "{\"connections_accepted\":" + std::to_string(srv_.connections_accepted) +
                          ",\"connections_active\":" + std::to_string(srv_.connections_active) +
                          ",\"requests\":" + std::to_string(srv_.requests) +
-                         ",\"requests_complete\":" + std::to_string(srv_.requests_complete) +
-                         "}\n";
+                         ",\"requests_complete\":" + std::to_string(srv_.requests_complete) + "}\n";
       co_return co_await write_simple(200, body, true, true, "application/json");
     }
     if (path_ == "/close") co_return co_await write_simple(200, srv_.hello, false);
@@ -409,10 +408,16 @@ class Session {
   // Streams n filler bytes. For End::close/reset only about n/2 are sent before the socket is
   // closed (FIN) or aborted (RST), and chunked responses then lack their terminating chunk.
   // Query: chunk=BYTES (piece size, default 16 KiB, max 64 KiB; for /chunked also the chunk size),
-  // delay=MS (pause after each piece).
+  // delay=MS (pause after each piece), trailer=1 (/chunked: the last chunk carries
+  // "X-Checksum: N" and "X-Served-By: sluice_test_backend").
   asio::awaitable<End> stream(uint64_t n, bool chunked, End end) {
     uint64_t chunk = kChunk;
     uint64_t delay_ms = 0;
+    uint64_t trailer = 0;
+    parse_u64(query_param(query_, "trailer"), trailer);
+    const std::string last_chunk = trailer ? "0\r\nX-Checksum: " + std::to_string(n) +
+                                                 "\r\nX-Served-By: sluice_test_backend\r\n\r\n"
+                                           : std::string("0\r\n\r\n");
     parse_u64(query_param(query_, "chunk"), chunk);
     parse_u64(query_param(query_, "delay"), delay_ms);
     chunk = std::clamp<uint64_t>(chunk, 1, kWriteMax);
@@ -468,7 +473,7 @@ class Session {
         bufs.push_back(asio::buffer("\r\n", 2));
       }
       if (remaining == 0 && chunked && end == End::keep_alive && !head_) {
-        bufs.push_back(asio::buffer("0\r\n\r\n", 5));
+        bufs.push_back(asio::buffer(last_chunk));
       }
       auto [ec, wn] = co_await asio::async_write(sock_, bufs, kTok);
       if (ec) co_return End::close;

@@ -341,6 +341,17 @@ TEST(Errors, UnknownLbPolicy) {
                           "round_robin)"));
 }
 
+TEST(Errors, ClusterProtocol) {
+  EXPECT_THAT(errors_of("clusters:\n"
+                        "  - name: a\n"
+                        "    endpoints: [127.0.0.1:1]\n"
+                        "    protocol: http2\n"
+                        "    max_concurrent_streams: 0\n"),
+              ElementsAre("t.yaml:4:15: protocol: unknown upstream protocol 'http2' (did you "
+                          "mean 'h2'?)",
+                          "t.yaml:5:29: max_concurrent_streams: must be from 1 to 1000000, got 0"));
+}
+
 TEST(Errors, UnknownFilters) {
   EXPECT_THAT(errors_of("listeners:\n"
                         "  - name: l\n"

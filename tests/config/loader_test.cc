@@ -120,6 +120,8 @@ TEST(Loader, FullConfigParsesEveryKey) {
   EXPECT_EQ(cl->connect_timeout, seconds(1));
   EXPECT_EQ(cl->idle_timeout, hours(1));
   EXPECT_EQ(cl->max_idle_connections, 8u);
+  EXPECT_EQ(cl->protocol, Cluster::Protocol::h2);
+  EXPECT_EQ(cl->max_concurrent_streams, 50u);
   const Cluster* st = c.find_cluster("static");
   ASSERT_NE(st, nullptr);
   EXPECT_EQ(st->endpoints[0].address.str(), "localhost:9100");
@@ -156,6 +158,8 @@ TEST(Loader, MinimalConfigGetsDefaults) {
   EXPECT_EQ(cl.connect_timeout, seconds(2));
   EXPECT_EQ(cl.idle_timeout, seconds(60));
   EXPECT_EQ(cl.max_idle_connections, 64u);
+  EXPECT_EQ(cl.protocol, Cluster::Protocol::http1);
+  EXPECT_EQ(cl.max_concurrent_streams, 100u);
 }
 
 TEST(Loader, WorkersAutoAndNumber) {

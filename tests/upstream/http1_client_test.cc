@@ -159,6 +159,9 @@ TEST_F(Http1ClientTest, ChunkedBody) {
   EXPECT_FALSE(h.error) << h.error->detail;
   EXPECT_EQ(h.body, "hello world");
   EXPECT_FALSE(h.head->headers.contains("transfer-encoding"));
+  // The last chunk's fields end the response as trailers, after all the data.
+  EXPECT_THAT(h.events, ElementsAre("head", "data", "trailers"));
+  EXPECT_THAT(h.trailers.get("x-trailer"), Optional(std::string_view("t")));
   EXPECT_EQ(pool_->idle_count(), 1u);
 }
 
@@ -479,6 +482,23 @@ TEST_F(Http1ClientTest, ChunkedRequestBodyLastChunkWithData) {
   const std::string tail = "\r\n\r\n10\r\n" + std::string(16, 'y') + "\r\n0\r\n\r\n";
   ASSERT_TRUE(run_until(ioc_, [&] { return p->received.size() >= tail.size() + 40; }));
   EXPECT_TRUE(p->received.ends_with(tail)) << p->received;
+}
+
+TEST_F(Http1ClientTest, RequestTrailersGoInTheLastChunk) {
+  FakeHandler h;
+  auto conn = connect();
+  ASSERT_TRUE(conn);
+  conn->start_request(h, make_request("POST", "/"), BodyFraming::chunked, false);
+  EXPECT_TRUE(conn->write_body("abc", false));
+  HeaderMap trailers;
+  trailers.add("x-checksum", "42");
+  conn->write_trailers(trailers);
+  auto p = peer(0);
+  const std::string tail = "3\r\nabc\r\n0\r\nx-checksum: 42\r\n\r\n";
+  ASSERT_TRUE(run_until(ioc_, [&] { return p->received.ends_with(tail); })) << p->received;
+  p->send("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+  ASSERT_TRUE(run_until(ioc_, [&] { return h.finished(); }));
+  EXPECT_EQ(pool_->idle_count(), 1u);  // the request was complete: reusable
 }
 
 TEST_F(Http1ClientTest, ContentLengthRequestBodyIsSentRaw) {
