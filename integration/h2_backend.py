@@ -4,11 +4,14 @@ trailers, connection and stream numbers), and can be told to:
 
 - delay a response: path /delay/<ms>
 - end a response with trailers: path /trailers
+- send the head and part of the body, then drop the connection: path /die-mid
 - advertise SETTINGS_MAX_CONCURRENT_STREAMS (`max_streams`)
 - answer the first request of its first connection with GOAWAY(last_stream_id=0) and close
   without a response (`goaway_first=True`): that request was not processed.
 
-It counts connections and the highest number of streams open at once on any connection.
+It counts connections, connections closed by the client (`closed`, and `goaways` among
+them), streams the client reset (`resets`), and the highest number of streams open at once
+on any connection.
 Plain h2c, or TLS with ALPN h2 when given a certificate and key."""
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ class H2Backend:
         self.goaway_first = goaway_first
         self.connections = 0
         self.max_open = 0
+        self.resets = 0
+        self.goaways = 0
+        self.closed = 0
         self.requests: list[dict] = []
         self.alpn: list[Optional[str]] = []
         self._lock = threading.Lock()
@@ -104,9 +110,12 @@ class _Connection:
     def run(self) -> None:
         self.sock.settimeout(0.2)
         with self.lock:
+            # One SETTINGS frame carrying the limit, as servers normally send it.
+            self.h2.local_settings = h2.settings.Settings(
+                client=False,
+                initial_values={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS:
+                                self.b.max_streams})
             self.h2.initiate_connection()
-            self.h2.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS:
-                                     self.b.max_streams})
             self.send()
         while not self.b._stop.is_set():
             try:
@@ -114,6 +123,8 @@ class _Connection:
             except socket.timeout:
                 continue
             if not data:
+                with self.b._lock:
+                    self.b.closed += 1
                 return
             with self.lock:
                 for event in self.h2.receive_data(data):
@@ -142,8 +153,13 @@ class _Connection:
             self.first = False
             self.respond(event.stream_id)
         elif isinstance(event, h2.events.StreamReset):
+            with self.b._lock:
+                self.b.resets += 1
             if self.streams.pop(event.stream_id, None) is not None:
                 self.open -= 1
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            with self.b._lock:
+                self.b.goaways += 1
         return True
 
     def respond(self, sid: int) -> None:
@@ -163,7 +179,16 @@ class _Connection:
         if path.startswith("/delay/"):
             delay = int(path.split("/")[2]) / 1000
 
+        if path == "/die-mid":
+            self.h2.send_headers(sid, [(":status", "200"), ("content-type", "text/plain")])
+            self.h2.send_data(sid, b"partial")
+            self.send()
+            self.sock.shutdown(socket.SHUT_RDWR)
+            return
+
         def finish() -> None:  # with self.lock held
+            if sid not in self.streams:
+                return  # reset by the client meanwhile
             body = json.dumps(record).encode()
             trailers = path.startswith("/trailers")
             try:

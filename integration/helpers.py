@@ -194,10 +194,20 @@ def fill_ports(config: dict, ports: Optional[dict] = None) -> tuple[dict, int, d
     previous call) is reused so a rewritten config keeps its ports."""
     config = copy.deepcopy(config)
     ports = ports or {}
+    taken: set[int] = set(ports.values())
+
+    def fresh_port() -> int:
+        # free_port() may hand out the same port twice in a row: the kernel reuses it.
+        while True:
+            port = free_port()
+            if port not in taken:
+                taken.add(port)
+                return port
+
     admin = config.setdefault("admin", {})
     address = admin.get("address")
     if address is None or str(address).endswith(":0"):
-        admin_port = ports.get("__admin__") or free_port()
+        admin_port = ports.get("__admin__") or fresh_port()
         admin["address"] = f"{HOST}:{admin_port}"
     else:
         admin_port = int(str(address).rsplit(":", 1)[1])
@@ -206,7 +216,7 @@ def fill_ports(config: dict, ports: Optional[dict] = None) -> tuple[dict, int, d
         key = str(listener.get("name", i))
         address = listener.get("address")
         if address is None or str(address).endswith(":0"):
-            port = ports.get(key) or free_port()
+            port = ports.get(key) or fresh_port()
             listener["address"] = f"{HOST}:{port}"
         else:
             port = int(str(address).rsplit(":", 1)[1])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,7 +17,7 @@ import h2.events
 import pytest
 
 from h2_backend import H2Backend
-from helpers import HOST, basic_config, http_get, http_request, metric_value
+from helpers import HOST, basic_config, http_get, http_request, metric_value, wait_for
 from pki import Pki
 
 
@@ -98,6 +99,38 @@ def test_unprocessed_request_after_goaway_is_sent_again(start_h2_backend, start_
     assert seen["connection"] == 2  # the first connection sent GOAWAY without answering
     assert seen["body"] == "payload-bytes"  # the body went again with it
     assert b.connections == 2
+
+
+def test_client_going_away_resets_the_upstream_stream(start_h2_backend, start_sluice):
+    b = start_h2_backend()
+    s = start_sluice(h2_cluster_config(b))
+    out = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "--max-time", "0.5",
+                          s.url("/delay/3000")], capture_output=True, timeout=10)
+    assert out.returncode == 28  # curl gave up
+    wait_for(lambda: b.resets == 1, timeout=5)
+    assert http_get(s.url("/")).status == 200  # the connection itself stays in use
+    assert b.connections == 1
+
+
+def test_connection_lost_mid_response_aborts_the_downstream(start_h2_backend, start_sluice):
+    b = start_h2_backend()
+    s = start_sluice(h2_cluster_config(b))
+    with s.raw() as c:
+        c.send(b"GET /die-mid HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = c.read_until_close(timeout=5)
+    assert data.startswith(b"HTTP/1.1 200")
+    assert b"partial" in data
+    assert not data.endswith(b"0\r\n\r\n")  # never presented as complete
+    assert http_get(s.url("/")).status == 200  # a new connection serves the next request
+    assert b.connections == 2
+
+
+def test_idle_connection_is_closed_with_goaway(start_h2_backend, start_sluice):
+    b = start_h2_backend()
+    s = start_sluice(h2_cluster_config(b, idle_timeout="300ms"))
+    assert http_get(s.url("/")).status == 200
+    wait_for(lambda: b.closed == 1, timeout=5)
+    assert b.goaways == 1
 
 
 def test_backend_down_is_503_and_never_hangs(start_sluice):
