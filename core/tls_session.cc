@@ -99,6 +99,10 @@ TlsSession::Result TlsSession::write(std::string_view plaintext) {
   return Result::ok;
 }
 
+void TlsSession::release_buffers() {
+  if (handshake_done_) SSL_free_buffers(ssl_);  // refuses (harmlessly) while bytes are held
+}
+
 void TlsSession::shutdown() {
   if (handshake_done_) SSL_shutdown(ssl_);
   ERR_clear_error();

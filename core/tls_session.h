@@ -54,6 +54,10 @@ class TlsSession {
   void take_output(std::string& out);
   bool has_output() const;
 
+  // Frees OpenSSL's record buffers while nothing is buffered in them: for idle connections,
+  // which then cost no buffer memory until their next record.
+  void release_buffers();
+
   bool handshake_done() const { return handshake_done_; }
   // Decrypted bytes or whole records are waiting inside OpenSSL: read() before waiting on
   // the socket.

@@ -104,6 +104,7 @@ void Http1Connection::read() {
   if (!stream_ && read_begin_ == read_end_) {
     // Idle between requests: wait for readability holding no buffers, then take one.
     release_buffers();
+    if (tls_ && (!h2_ || h2_->active_streams() == 0)) tls_->release_buffers();
     reading_ = true;
     socket_.async_wait(asio::socket_base::wait_read,
                        [self = shared_from_this()](const error_code& ec) {

@@ -23,6 +23,9 @@ bool connection_specific(std::string_view name) {
          iequals(name, "upgrade");
 }
 
+// Reused to submit header blocks; nghttp2 copies what it points to.
+thread_local std::vector<nghttp2_nv> t_nva;
+
 nghttp2_nv make_nv(const std::string& name, const std::string& value) {
   return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
                     reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
@@ -130,19 +133,18 @@ class Http2Stream : public StreamEncoder {
   }
 
   // StreamEncoder
-  void encode_1xx(const ResponseHead& head) override {
-    std::vector<std::string> storage;
-    std::vector<nghttp2_nv> nva;
-    build_nva(head, storage, nva);
+  void encode_1xx(const ResponseHead& interim) override {
+    ResponseHead head = interim;
+    std::string status;
+    auto& nva = build_nva(head, status);
     nghttp2_submit_headers(codec_.session_, NGHTTP2_FLAG_NONE, id_, nullptr, nva.data(), nva.size(),
                            nullptr);
     codec_.env_.want_write();
   }
   void encode_100_continue() override {}  // HTTP/2 clients send the body without asking
   void encode_headers(ResponseHead& head, bool end_stream) override {
-    std::vector<std::string> storage;
-    std::vector<nghttp2_nv> nva;
-    build_nva(head, storage, nva);
+    std::string status;
+    auto& nva = build_nva(head, status);
     response_ended_ = end_stream;
     nghttp2_data_provider provider;
     provider.source.ptr = this;
@@ -190,26 +192,24 @@ class Http2Stream : public StreamEncoder {
   }
 
  private:
-  static void build_nva(const ResponseHead& head, std::vector<std::string>& storage,
-                        std::vector<nghttp2_nv>& nva) {
-    storage.reserve(2 + 2 * head.headers.size());
-    storage.emplace_back(":status");
-    storage.emplace_back(std::to_string(head.status));
-    build_fields(head.headers, storage, nva);
+  // The fields point into `head` (names lowered in place; nghttp2 copies them on submit) and
+  // `status`.
+  std::vector<nghttp2_nv>& build_nva(ResponseHead& head, std::string& status) {
+    static const std::string kStatus = ":status";
+    status = std::to_string(head.status);
+    auto& nva = t_nva;
+    nva.clear();
+    nva.push_back(make_nv(kStatus, status));
+    add_fields(head.headers, nva);
+    return nva;
   }
-  static void build_fields(const HeaderMap& headers, std::vector<std::string>& storage,
-                           std::vector<nghttp2_nv>& nva) {
-    for (const auto& h : headers) {
+  static void add_fields(HeaderMap& headers, std::vector<nghttp2_nv>& nva) {
+    for (auto& h : headers.fields()) {
       if (connection_specific(h.name)) continue;
-      std::string name = h.name;
-      std::transform(name.begin(), name.end(), name.begin(),
-                     [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; });
-      storage.push_back(std::move(name));
-      storage.push_back(h.value);
-    }
-    nva.reserve(storage.size() / 2);
-    for (size_t i = 0; i + 1 < storage.size(); i += 2) {
-      nva.push_back(make_nv(storage[i], storage[i + 1]));
+      for (char& c : h.name) {
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+      }
+      nva.push_back(make_nv(h.name, h.value));
     }
   }
 
@@ -226,9 +226,9 @@ class Http2Stream : public StreamEncoder {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         if (self->has_trailers_) {
           *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-          std::vector<std::string> storage;
-          std::vector<nghttp2_nv> nva;
-          build_fields(self->trailers_out_, storage, nva);
+          auto& nva = t_nva;
+          nva.clear();
+          add_fields(self->trailers_out_, nva);
           nghttp2_submit_trailer(session, id, nva.data(), nva.size());
         }
       } else if (n == 0) {

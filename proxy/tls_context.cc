@@ -107,8 +107,8 @@ TlsServerContextPtr TlsServerContext::build(const config::Listener& listener, st
     SSL_CTX_set_min_proto_version(c, tls.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
     SSL_CTX_set_options(
         c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
-    // An idle connection gives its TLS record buffers back.
-    SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
+    // No SSL_MODE_RELEASE_BUFFERS: it frees and reallocates the record buffers around every
+    // write. A connection gives them back itself when it goes idle (TlsSession::release_buffers).
     if (SSL_CTX_set_cipher_list(c, kTls12Ciphers) != 1) return fail("ciphers");
     if (SSL_CTX_use_certificate_chain_file(c, cert.cert_file.c_str()) != 1) {
       return fail("cert_file " + cert.cert_file);
