@@ -342,7 +342,8 @@ void Http2ClientConnection::flush() {
   }
   if (out_.empty()) {
     if (nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0) {
-      close();  // GOAWAY exchanged and nothing in flight
+      // GOAWAY exchanged (ours after a protocol error, or the server's): the session is over.
+      fail("the HTTP/2 session with the upstream ended");
     }
     return;
   }
