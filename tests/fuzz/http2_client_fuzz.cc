@@ -64,9 +64,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Handler get, post;
   std::vector<UpstreamRequestPtr> requests;
   bool ready = false;
+  size_t received = 0;  // bytes the backend has read from the client
+  size_t received_at_ready = 0;
   conn->start(
       [&](bool ok) {
         ready = true;
+        received_at_ready = received;
         if (!ok) {
           get.finished = post.finished = true;
           return;
@@ -89,7 +92,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   asio::async_write(backend, asio::buffer(kSettings),
                     [](const boost::system::error_code&, size_t) {});
   std::string sink(16 * 1024, '\0');
-  size_t received = 0;
   std::function<void()> drain = [&] {
     backend.async_read_some(asio::buffer(sink), [&](const boost::system::error_code& ec, size_t n) {
       received += n;
@@ -97,20 +99,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     });
   };
   drain();
-  for (int i = 0; i < 200 && !ready; ++i) ioc.run_for(std::chrono::milliseconds(1));
-  const size_t before = received;
-  for (int i = 0; i < 200 && received == before; ++i) ioc.run_for(std::chrono::milliseconds(1));
-  ioc.run_for(std::chrono::milliseconds(1));  // the POST's body and trailers follow its head
+  // run_one_for returns as soon as a handler ran: the loops end as soon as their condition
+  // holds, and bound the wait when it never does.
+  auto run_until = [&](auto done) {
+    const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (!done() && std::chrono::steady_clock::now() < limit) {
+      ioc.run_one_for(std::chrono::milliseconds(10));
+    }
+  };
+  run_until([&] { return ready; });
+  run_until([&] { return received > received_at_ready; });  // the requests went out
+  ioc.poll();  // and whatever else was queued (the POST's body and trailers)
   std::string input(reinterpret_cast<const char*>(data), size);
   asio::async_write(backend, asio::buffer(input), [&](const boost::system::error_code&, size_t) {
     boost::system::error_code ignored;
     backend.shutdown(asio::socket_base::shutdown_send, ignored);
   });
 
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (!(ready && get.finished && post.finished) && std::chrono::steady_clock::now() < deadline) {
-    ioc.run_for(std::chrono::milliseconds(5));
-  }
+  run_until([&] { return ready && get.finished && post.finished; });
   if (!(ready && get.finished && post.finished)) {
     std::fprintf(stderr, "http2_client_fuzz: a request never finished after the backend closed\n");
     std::abort();
@@ -119,6 +125,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   conn->close();
   boost::system::error_code ignored;
   backend.close(ignored);
-  ioc.run_for(std::chrono::milliseconds(1));
+  ioc.poll();
   return 0;
 }
