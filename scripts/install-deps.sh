@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config clang libclang-rt-14-dev clang-format
   libboost1.81-dev libboost-url1.81-dev libnghttp2-dev libssl-dev libre2-dev
   prometheus-cpp-dev libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libgoogle-perftools-dev
   curl wrk nghttp2-client prometheus python3 python3-pytest python3-yaml python3-cryptography
   python3-h2 python3-grpcio openssl procps
   iproute2
