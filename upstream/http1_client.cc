@@ -106,8 +106,6 @@ Http1ClientConnection::Http1ClientConnection(asio::ip::tcp::socket socket,
       reused_(reused_before),
       tls_(std::move(tls)) {
   read_buf_.resize(kReadSize);
-  error_code ignored;
-  socket_.non_blocking(true, ignored);  // on_readable() reads without blocking
 }
 
 Http1ClientConnection::~Http1ClientConnection() = default;
@@ -130,8 +128,7 @@ void Http1ClientConnection::start_request(ResponseHandler& handler, const Reques
   paused_ = false;
   body_bytes_written_ = 0;
   if (idle_watch_) {
-    // The idle watch's wait for readability stays pending and now waits for the response:
-    // cancelling it and starting a read would cost a speculative recv() that finds nothing.
+    // The idle watch's read stays pending and now reads the response.
     idle_watch_ = false;
     reading_ = true;
   }
@@ -264,7 +261,10 @@ void Http1ClientConnection::read_more() {
 
 void Http1ClientConnection::on_read(const error_code& ec, size_t n) {
   reading_ = false;
-  if (!handler_) return;  // detached while the read was pending
+  if (!handler_) {
+    if (idle_watch_) on_idle_read(ec, n);
+    return;  // else detached while the read was pending
+  }
   if (ec) {
     if (ec == asio::error::eof && head_received_ && !response_done_) {
       error_code pec;
@@ -435,42 +435,22 @@ void Http1ClientConnection::detach(ResponseHandler& handler) {
 }
 
 void Http1ClientConnection::watch_idle() {
+  // A read, not a wait for readability: Asio re-registers the socket with epoll for every
+  // wait (an epoll_ctl per request), while a read after an exhausted one just queues. The
+  // buffer is the connection's own, held anyway.
   idle_watch_ = true;
-  socket_.async_wait(asio::socket_base::wait_read,
-                     [self = shared_from_this()](const error_code& ec) { self->on_readable(ec); });
+  reading_ = true;
+  socket_.async_read_some(
+      asio::buffer(read_buf_.data() + read_len_, read_buf_.size() - read_len_),
+      [self = shared_from_this()](const error_code& ec, size_t n) { self->on_read(ec, n); });
 }
 
-void Http1ClientConnection::on_readable(const error_code& ec) {
-  if (handler_) {
-    // Reused since the wait began: the response (or the backend's close) has arrived.
-    if (ec) {
-      on_read(ec, 0);
-      return;
-    }
-    error_code rec;
-    size_t n = socket_.read_some(
-        asio::buffer(read_buf_.data() + read_len_, read_buf_.size() - read_len_), rec);
-    if (rec == asio::error::would_block || rec == asio::error::try_again) {
-      reading_ = false;
-      read_more();
-      return;
-    }
-    on_read(rec, n);
+void Http1ClientConnection::on_idle_read(const error_code& ec, size_t n) {
+  if (ec == asio::error::operation_aborted) return;  // closed
+  // TLS 1.3 servers send session tickets after the handshake: not a reason to drop it.
+  if (!ec && tls_ && tls_receive(n) == TlsSession::Result::ok && n == 0) {
+    watch_idle();
     return;
-  }
-  if (!idle_watch_ || ec == asio::error::operation_aborted) return;  // closed or detached
-  if (tls_ && !ec) {
-    // TLS 1.3 servers send session tickets after the handshake: not a reason to drop it.
-    error_code rec;
-    size_t n = socket_.read_some(asio::buffer(read_buf_), rec);
-    if (rec == asio::error::would_block || rec == asio::error::try_again) {
-      watch_idle();
-      return;
-    }
-    if (!rec && n > 0 && tls_receive(n) == TlsSession::Result::ok && n == 0) {
-      watch_idle();
-      return;
-    }
   }
   // Readable while idle: the backend closed it (or sent junk).
   idle_watch_ = false;

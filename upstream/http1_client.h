@@ -60,7 +60,7 @@ class Http1ClientConnection : public UpstreamRequest,
   void on_write(const boost::system::error_code& ec, size_t n);
   void read_more();
   void on_read(const boost::system::error_code& ec, size_t n);
-  void on_readable(const boost::system::error_code& ec);
+  void on_idle_read(const boost::system::error_code& ec, size_t n);
   // Decrypts the n bytes just read at read_len_ in place (n becomes the plaintext length).
   TlsSession::Result tls_receive(size_t& n);
   void parse_buffered();
