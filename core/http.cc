@@ -168,4 +168,19 @@ void set_forwarded_client_cert(HeaderMap& headers, std::string_view verified) {
   if (!verified.empty()) headers.add("x-forwarded-client-cert", verified);
 }
 
+void append_fields(const HeaderMap& fields, std::string& out) {
+  for (const auto& h : fields) {
+    out += h.name;
+    out += ": ";
+    out += h.value;
+    out += "\r\n";
+  }
+}
+
+void append_last_chunk(const HeaderMap& trailers, std::string& out) {
+  out += "0\r\n";
+  append_fields(trailers, out);
+  out += "\r\n";
+}
+
 }  // namespace sluice

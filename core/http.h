@@ -77,6 +77,11 @@ void remove_hop_by_hop(HeaderMap& headers);
 // removed, and `verified` (the connection's verified certificate; empty: none) is added.
 void set_forwarded_client_cert(HeaderMap& headers, std::string_view verified);
 
+// HTTP/1.1 wire form: "name: value\r\n" for each field.
+void append_fields(const HeaderMap& fields, std::string& out);
+// The last chunk of a chunked body, carrying `trailers`: "0\r\n", the fields, "\r\n".
+void append_last_chunk(const HeaderMap& trailers, std::string& out);
+
 // The status class label used by metrics: "1xx" … "5xx".
 std::string_view status_class(unsigned status);
 

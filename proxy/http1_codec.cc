@@ -523,12 +523,7 @@ void encode_response_head(const ResponseHead& head, unsigned version, std::strin
   out.append(code, 4);
   out += head.reason.empty() ? reason_phrase(head.status) : std::string_view(head.reason);
   out += "\r\n";
-  for (const auto& h : head.headers) {
-    out += h.name;
-    out += ": ";
-    out += h.value;
-    out += "\r\n";
-  }
+  append_fields(head.headers, out);
   out += "\r\n";
 }
 

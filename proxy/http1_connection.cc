@@ -432,14 +432,7 @@ void Http1Connection::encode_trailers(const HeaderMap& trailers) {
     encode_data({}, true);  // a body framed otherwise has no place for them
     return;
   }
-  out_ += "0\r\n";
-  for (const auto& h : trailers) {
-    out_ += h.name;
-    out_ += ": ";
-    out_ += h.value;
-    out_ += "\r\n";
-  }
-  out_ += "\r\n";
+  append_last_chunk(trailers, out_);
   response_complete_ = true;
   flush();
 }

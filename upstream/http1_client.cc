@@ -139,12 +139,7 @@ void Http1ClientConnection::start_request(ResponseHandler& handler, const Reques
   out_ += ' ';
   out_ += head.target;
   out_ += " HTTP/1.1\r\n";
-  for (const auto& h : head.headers) {
-    out_ += h.name;
-    out_ += ": ";
-    out_ += h.value;
-    out_ += "\r\n";
-  }
+  append_fields(head.headers, out_);
   if (request_chunked_) out_ += "Transfer-Encoding: chunked\r\n";
   out_ += "\r\n";
   flush();
@@ -183,14 +178,7 @@ void Http1ClientConnection::write_trailers(const HeaderMap& trailers) {
     return;
   }
   request_ended_ = true;
-  out_ += "0\r\n";
-  for (const auto& h : trailers) {
-    out_ += h.name;
-    out_ += ": ";
-    out_ += h.value;
-    out_ += "\r\n";
-  }
-  out_ += "\r\n";
+  append_last_chunk(trailers, out_);
   flush();
 }
 
