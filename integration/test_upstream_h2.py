@@ -6,6 +6,7 @@ The backend is python3-h2 (integration/h2_backend.py) in a thread of the test.""
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import time
@@ -131,6 +132,26 @@ def test_idle_connection_is_closed_with_goaway(start_h2_backend, start_sluice):
     assert http_get(s.url("/")).status == 200
     wait_for(lambda: b.closed == 1, timeout=5)
     assert b.goaways == 1
+
+
+def test_reload_moves_new_requests_and_lets_the_old_connection_finish(start_h2_backend,
+                                                                      start_sluice):
+    old, new = start_h2_backend(), start_h2_backend()
+    s = start_sluice(h2_cluster_config(old))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        slow = pool.submit(http_get, s.url("/delay/1500"), timeout=10)
+        wait_for(lambda: old.max_open == 1, timeout=5)
+        s.write_config(h2_cluster_config(new))
+        s.signal(signal.SIGHUP)
+        wait_for(lambda: s.metric("sluice_config_reloads_total", result="success") == 1,
+                 timeout=5)
+        assert http_get(s.url("/")).json()["connection"] == 1
+        assert new.connections == 1
+        # The request in flight on the dropped endpoint's connection completes, then that
+        # connection is closed.
+        assert slow.result(timeout=10).status == 200
+    wait_for(lambda: old.closed == 1, timeout=5)
+    assert old.connections == 1
 
 
 def test_backend_down_is_503_and_never_hangs(start_sluice):
