@@ -28,6 +28,7 @@ struct ClusterTls {
   std::string sni;      // empty: the endpoint's host when it is a name
   std::string ca_file;  // empty: the system's CA store
   bool verify = true;   // check the chain and the name (sni, else the endpoint's host)
+  bool operator==(const ClusterTls&) const = default;
 };
 
 struct Cluster {

@@ -5,10 +5,11 @@ listener in front of the plain test backend."""
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
 
-from helpers import basic_config, metric_value
+from helpers import basic_config, metric_value, wait_for
 from pki import Pki
 
 
@@ -78,3 +79,33 @@ def test_https_upstream_large_bodies_both_ways(backend, start_sluice, pki):
     assert r.status == 200 and len(r.body) == 3_000_000
     r = s.request("POST", "/echo", body=b"y" * 2_000_000)
     assert r.status == 200 and json.loads(r.body)["body_bytes"] == 2_000_000
+
+
+def test_reload_keeps_pooled_tls_connections_unless_tls_settings_change(backend, start_sluice,
+                                                                        pki):
+    https = https_backend(start_sluice, backend, pki.named)
+    config = basic_config(f"127.0.0.1:{https.port}", workers=1)
+    config["clusters"][0]["tls"] = {"sni": "backend.example.com", "ca_file": str(pki.ca_file)}
+    s = start_sluice(config, name="front")
+
+    def accepted() -> float:
+        return metric_value(https.metrics(), "sluice_downstream_connections_total",
+                            listener="main")
+
+    def reload(new_config) -> None:
+        before = s.metric("sluice_config_reloads_total", result="success") or 0
+        s.write_config(new_config)
+        s.signal(signal.SIGHUP)
+        wait_for(lambda: s.metric("sluice_config_reloads_total", result="success") == before + 1,
+                 timeout=5)
+
+    assert s.get("/").status == 200
+    assert accepted() == 1
+    config["routes"][0]["timeout"] = "20s"  # a change elsewhere: the TLS context is kept
+    reload(config)
+    assert s.get("/").status == 200
+    assert accepted() == 1  # the pooled connection was reused
+    config["clusters"][0]["tls"]["verify"] = False  # new TLS settings: new connections
+    reload(config)
+    assert s.get("/").status == 200
+    assert accepted() == 2

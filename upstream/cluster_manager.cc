@@ -1,5 +1,7 @@
 #include "upstream/cluster_manager.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 
 #include <boost/asio/post.hpp>
@@ -255,6 +257,14 @@ std::shared_ptr<SSL_CTX> client_context(const config::ClusterTls& tls, bool h2) 
   return ctx;
 }
 
+// Changes when the file is replaced or rewritten (CA rotation), so a reload picks it up.
+std::string file_stamp(const std::string& path) {
+  struct stat st {};
+  if (path.empty() || ::stat(path.c_str(), &st) != 0) return {};
+  return std::to_string(st.st_size) + "/" + std::to_string(st.st_mtim.tv_sec) + "." +
+         std::to_string(st.st_mtim.tv_nsec) + "/" + std::to_string(st.st_ino);
+}
+
 bool is_ip_literal(const std::string& host) {
   error_code ec;
   asio::ip::make_address(host, ec);
@@ -266,10 +276,22 @@ bool is_ip_literal(const std::string& host) {
 void ClusterManager::update(const config::Config& config) {
   std::map<std::string, ClusterStatePtr> clusters;
   std::map<std::string, HostPoolPtr> pools;
+  std::map<std::string, ClientTls> tls_contexts;
   for (const auto& c : config.clusters) {
     std::shared_ptr<SSL_CTX> tls_ctx;
     const bool h2 = c.protocol == config::Cluster::Protocol::h2;
-    if (c.tls) tls_ctx = client_context(*c.tls, h2);
+    if (c.tls) {
+      ClientTls entry{*c.tls, h2, file_stamp(c.tls->ca_file), nullptr};
+      auto old = tls_contexts_.find(c.name);
+      if (old != tls_contexts_.end() && old->second.settings == entry.settings &&
+          old->second.h2 == h2 && old->second.ca_stamp == entry.ca_stamp) {
+        entry.ctx = old->second.ctx;
+      } else {
+        entry.ctx = client_context(*c.tls, h2);
+      }
+      tls_ctx = entry.ctx;
+      tls_contexts.emplace(c.name, std::move(entry));
+    }
     ClusterState state;
     state.config = &c;
     state.stats = &stats_.cluster(c.name);
@@ -317,6 +339,7 @@ void ClusterManager::update(const config::Config& config) {
   }
   clusters_ = std::move(clusters);
   pools_ = std::move(pools);
+  tls_contexts_ = std::move(tls_contexts);
 }
 
 ClusterStatePtr ClusterManager::find(const std::string& name) const {

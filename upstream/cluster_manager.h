@@ -131,6 +131,15 @@ class ClusterManager {
   WorkerStats& stats_;
   std::map<std::string, ClusterStatePtr> clusters_;
   std::map<std::string, HostPoolPtr> pools_;  // by "cluster/host:port"
+  // TLS client contexts by cluster, kept across reloads while their settings (and the CA
+  // file) stay the same, so pooled connections made with them stay in use.
+  struct ClientTls {
+    config::ClusterTls settings;
+    bool h2 = false;
+    std::string ca_stamp;  // the CA file's size and modification time
+    std::shared_ptr<SSL_CTX> ctx;
+  };
+  std::map<std::string, ClientTls> tls_contexts_;
 };
 
 }  // namespace sluice::upstream
