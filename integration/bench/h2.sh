@@ -11,35 +11,15 @@
 # Reported: the best requests/s over the rounds and that run's mean time per request.
 set -euo pipefail
 
-build=1
-for arg in "$@"; do
-  case $arg in
-    --no-build) build=0 ;;
-    -h | --help)
-      sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
-      exit 0
-      ;;
-    *)
-      echo "unknown argument: $arg (try --help)" >&2
-      exit 2
-      ;;
-  esac
-done
-
 # shellcheck source=integration/bench/lib.sh
 source "$(dirname "$0")/lib.sh"
-cd "$REPO"
+bench_setup "$@"
 
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 ROUNDS=${ROUNDS:-2}
 TARGETS=(sluice nginx haproxy nghttpx)
 
-if ((build)); then
-  ./scripts/install-deps.sh --bench
-  cmake --preset release >"$WORK/cmake-configure.log" || die "cmake configure failed: see $WORK"
-  cmake --build --preset release --parallel "${JOBS:-2}" --target sluice sluice_test_backend
-fi
 for tool in h2load nginx haproxy nghttpx openssl curl; do
   command -v "$tool" >/dev/null || die "missing $tool (run scripts/install-deps.sh --bench)"
 done

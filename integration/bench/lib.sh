@@ -1,7 +1,8 @@
 # shellcheck shell=bash
-# Shared by integration/bench/run.sh and profile.sh: start the test backend, sluice, nginx and
-# HAProxy on ephemeral loopback ports with equivalent settings, run wrk, parse its output, and
-# stop everything on exit. Every wait is bounded. Source it; it defines functions and a trap.
+# Shared by integration/bench/run.sh, h2.sh and profile.sh: start the test backend, sluice,
+# nginx and HAProxy on ephemeral loopback ports with equivalent settings, run wrk, parse its
+# output, and stop everything on exit. Every wait is bounded. Source it; it defines functions
+# and a trap.
 
 BENCH_HOST=127.0.0.1
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -54,6 +55,32 @@ trap bench_cleanup EXIT
 trap 'log "command failed (status $?) at ${BASH_SOURCE[0]}:$LINENO: $BASH_COMMAND"' ERR
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# The arguments run.sh and h2.sh share: --no-build, --help (prints the calling script's header
+# comment). Unless --no-build: installs the packages and builds the release binaries. Leaves
+# the working directory at the repository.
+bench_setup() {
+  local build=1 arg
+  for arg in "$@"; do
+    case $arg in
+      --no-build) build=0 ;;
+      -h | --help)
+        awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
+        exit 0
+        ;;
+      *)
+        echo "unknown argument: $arg (try --help)" >&2
+        exit 2
+        ;;
+    esac
+  done
+  cd "$REPO" || die "cannot cd to $REPO"
+  if ((build)); then
+    ./scripts/install-deps.sh --bench
+    cmake --preset release >"$WORK/cmake-configure.log" || die "cmake configure failed: see $WORK"
+    cmake --build --preset release --parallel "${JOBS:-2}" --target sluice sluice_test_backend
+  fi
+}
 
 # A port that was free a moment ago. Racy by nature: the starters below retry on failure.
 free_port() {

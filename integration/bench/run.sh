@@ -17,24 +17,9 @@
 # Every round is printed too. Nothing is pinned to a CPU.
 set -euo pipefail
 
-build=1
-for arg in "$@"; do
-  case $arg in
-    --no-build) build=0 ;;
-    -h | --help)
-      sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
-      exit 0
-      ;;
-    *)
-      echo "unknown argument: $arg (try --help)" >&2
-      exit 2
-      ;;
-  esac
-done
-
 # shellcheck source=integration/bench/lib.sh
 source "$(dirname "$0")/lib.sh"
-cd "$REPO"
+bench_setup "$@"
 
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
@@ -42,11 +27,6 @@ ROUNDS=${ROUNDS:-2}
 CONNECTIONS=${CONNECTIONS:-50}
 TARGETS=(backend sluice nginx haproxy)
 
-if ((build)); then
-  ./scripts/install-deps.sh --bench
-  cmake --preset release >"$WORK/cmake-configure.log" || die "cmake configure failed: see $WORK"
-  cmake --build --preset release --parallel "${JOBS:-2}" --target sluice sluice_test_backend
-fi
 for bin in "$SLUICE_BIN" "$BACKEND_BIN"; do
   [[ -x $bin ]] || die "missing $bin (run without --no-build)"
 done
