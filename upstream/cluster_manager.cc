@@ -128,30 +128,32 @@ void HostPool::acquire_h2(std::chrono::milliseconds timeout, ConnectCallback cb)
                                                 true, "HTTP/2 connection to " + name_ + " failed"});
             return;
           }
-          h2_connecting_.erase(std::remove(h2_connecting_.begin(), h2_connecting_.end(), pending),
-                               h2_connecting_.end());
           h2_conns_.push_back(conn);
           h2_stream_limit_ = conn->stream_limit();
-          for (auto& w : pending->waiters) {
+          for (auto& w : take_h2_waiters(pending)) {
             if (conn->can_take_stream()) {
               w(conn->new_stream(), nullptr);
             } else {
               acquire_h2(timeout, std::move(w));
             }
           }
-          pending->waiters.clear();
         },
         timeout);
   });
 }
 
-void HostPool::h2_connection_failed(const std::shared_ptr<H2Connecting>& pending,
-                                    const Error& err) {
+std::vector<HostPool::ConnectCallback> HostPool::take_h2_waiters(
+    const std::shared_ptr<H2Connecting>& pending) {
   h2_connecting_.erase(std::remove(h2_connecting_.begin(), h2_connecting_.end(), pending),
                        h2_connecting_.end());
-  auto waiters = std::move(pending->waiters);
-  pending->waiters.clear();
-  for (auto& w : waiters) w(nullptr, &err);
+  std::vector<ConnectCallback> waiters;
+  waiters.swap(pending->waiters);
+  return waiters;
+}
+
+void HostPool::h2_connection_failed(const std::shared_ptr<H2Connecting>& pending,
+                                    const Error& err) {
+  for (auto& w : take_h2_waiters(pending)) w(nullptr, &err);
 }
 
 void HostPool::connect(std::chrono::milliseconds timeout, ConnectDone done) {

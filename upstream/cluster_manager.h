@@ -76,6 +76,8 @@ class HostPool : public std::enable_shared_from_this<HostPool> {
   bool resolve(boost::asio::ip::tcp::endpoint& out, Error& err);
   void expire_idle();
   void acquire_h2(std::chrono::milliseconds timeout, ConnectCallback cb);
+  // The connection is ready or failed: it no longer takes waiters, and these are its.
+  std::vector<ConnectCallback> take_h2_waiters(const std::shared_ptr<H2Connecting>& pending);
   void h2_connection_failed(const std::shared_ptr<H2Connecting>& pending, const Error& err);
   void connect(std::chrono::milliseconds timeout, ConnectDone done);
 
