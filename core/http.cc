@@ -151,6 +151,12 @@ bool is_hop_by_hop(std::string_view name) {
   return false;
 }
 
+bool is_connection_specific(std::string_view name) {
+  return iequals(name, "connection") || iequals(name, "keep-alive") ||
+         iequals(name, "proxy-connection") || iequals(name, "transfer-encoding") ||
+         iequals(name, "upgrade");
+}
+
 void remove_hop_by_hop(HeaderMap& headers) {
   auto& f = headers.fields();
   f.erase(std::remove_if(f.begin(), f.end(), [](const Header& h) { return is_hop_by_hop(h.name); }),

@@ -17,12 +17,6 @@ constexpr size_t kHighWatermark = 256 * 1024;  // response bytes queued per stre
 constexpr size_t kLowWatermark = 64 * 1024;
 constexpr int32_t kInitialWindow = 64 * 1024;  // request body bytes in flight per stream
 
-bool connection_specific(std::string_view name) {
-  return iequals(name, "connection") || iequals(name, "keep-alive") ||
-         iequals(name, "proxy-connection") || iequals(name, "transfer-encoding") ||
-         iequals(name, "upgrade");
-}
-
 // Reused to submit header blocks; nghttp2 copies what it points to.
 thread_local std::vector<nghttp2_nv> t_nva;
 
@@ -205,7 +199,7 @@ class Http2Stream : public StreamEncoder {
   }
   static void add_fields(HeaderMap& headers, std::vector<nghttp2_nv>& nva) {
     for (auto& h : headers.fields()) {
-      if (connection_specific(h.name)) continue;
+      if (is_connection_specific(h.name)) continue;
       for (char& c : h.name) {
         if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
       }

@@ -3,6 +3,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
+#include <charconv>
 #include <vector>
 
 #include <boost/asio/post.hpp>
@@ -23,12 +24,6 @@ constexpr size_t kLowWatermark = 64 * 1024;
 constexpr int32_t kStreamWindow = 256 * 1024;  // response bytes in flight per stream
 constexpr int32_t kConnectionWindow = 16 * 1024 * 1024;
 constexpr size_t kMaxResponseHeaderBytes = 64 * 1024;
-
-bool connection_specific(std::string_view name) {
-  return iequals(name, "connection") || iequals(name, "keep-alive") ||
-         iequals(name, "proxy-connection") || iequals(name, "transfer-encoding") ||
-         iequals(name, "upgrade") || iequals(name, "host");
-}
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -60,7 +55,8 @@ struct NvList {
 
 void add_fields(NvList& list, const HeaderMap& headers) {
   for (const auto& h : headers) {
-    if (connection_specific(h.name)) continue;
+    // Host travels as :authority.
+    if (is_connection_specific(h.name) || iequals(h.name, "host")) continue;
     // TE is hop-by-hop; HTTP/2 allows only "trailers", which gRPC servers require.
     if (iequals(h.name, "te") && !iequals(h.value, "trailers")) continue;
     list.add(lower(h.name), h.value);
@@ -91,7 +87,7 @@ struct Http2ClientCallbacks {
     }
     if (n == ":status") {
       // nghttp2 has checked it is three digits.
-      s->head_.status = static_cast<unsigned>(std::stoul(std::string(v)));
+      std::from_chars(v.data(), v.data() + v.size(), s->head_.status);
     } else if (!s->head_done_) {
       s->head_.headers.add(n, v);
     } else {

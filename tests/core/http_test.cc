@@ -193,6 +193,17 @@ TEST(HopByHop, StandardNamesAnyCase) {
   }
 }
 
+TEST(ConnectionSpecific, TheFieldsHttp2Forbids) {
+  for (const char* n :
+       {"Connection", "keep-alive", "Proxy-Connection", "Transfer-Encoding", "UPGRADE"}) {
+    EXPECT_TRUE(is_connection_specific(n)) << n;
+  }
+  // TE is allowed as "trailers"; Trailer announces trailers, which HTTP/2 carries.
+  for (const char* n : {"TE", "Trailer", "Host", "Content-Length", "X-Connection", ""}) {
+    EXPECT_FALSE(is_connection_specific(n)) << n;
+  }
+}
+
 TEST(HopByHop, RemoveKeepsEndToEndFieldsInOrder) {
   HeaderMap h;
   h.add("Host", "a");
