@@ -1,0 +1,95 @@
+#include "core/client_ip.h"
+
+#include <gtest/gtest.h>
+
+namespace sluice {
+namespace {
+
+IpAddress ip(const char* s) { return boost::asio::ip::make_address(s); }
+
+TrustedProxies trusted(std::initializer_list<const char*> cidrs) {
+  TrustedProxies t;
+  std::string error;
+  for (const char* c : cidrs) EXPECT_TRUE(t.add(c, &error)) << error;
+  return t;
+}
+
+HeaderMap xff(std::initializer_list<const char*> values) {
+  HeaderMap h;
+  for (const char* v : values) h.add("X-Forwarded-For", v);
+  return h;
+}
+
+TEST(TrustedProxies, MatchesRangesOfBothFamilies) {
+  TrustedProxies t = trusted({"10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "0.0.0.0/0"});
+  EXPECT_TRUE(t.contains(ip("10.1.2.3")));
+  EXPECT_TRUE(t.contains(ip("2001:db8:1::5")));
+  EXPECT_FALSE(t.contains(ip("2001:db9::1")));
+  EXPECT_TRUE(t.contains(ip("::ffff:10.1.2.3")));  // dual-stack view of an IPv4 peer
+  TrustedProxies narrow = trusted({"10.0.0.0/8", "192.0.2.7", "fd00::/8"});
+  EXPECT_FALSE(narrow.contains(ip("11.0.0.1")));
+  EXPECT_TRUE(narrow.contains(ip("192.0.2.7")));
+  EXPECT_FALSE(narrow.contains(ip("192.0.2.8")));
+  EXPECT_TRUE(narrow.contains(ip("fd12::1")));
+  EXPECT_FALSE(narrow.contains(ip("fe80::1")));
+}
+
+TEST(TrustedProxies, RejectsBadRangesWithAReason) {
+  TrustedProxies t;
+  std::string error;
+  EXPECT_FALSE(t.add("10.0.0.0/33", &error));
+  EXPECT_NE(error.find("0 to 32"), std::string::npos) << error;
+  EXPECT_FALSE(t.add("10.0.0.1/8", &error));
+  EXPECT_NE(error.find("did you mean 10.0.0.0/8"), std::string::npos) << error;
+  EXPECT_FALSE(t.add("example.com/8", &error));
+  EXPECT_FALSE(t.add("10.0.0.0/", &error));
+  EXPECT_FALSE(t.add("::/129", &error));
+  EXPECT_TRUE(t.empty());
+}
+
+TEST(ParseForwardedIp, AcceptsAddressesWithOptionalPorts) {
+  EXPECT_EQ(parse_forwarded_ip(" 192.0.2.1 "), ip("192.0.2.1"));
+  EXPECT_EQ(parse_forwarded_ip("192.0.2.1:8080"), ip("192.0.2.1"));
+  EXPECT_EQ(parse_forwarded_ip("2001:db8::1"), ip("2001:db8::1"));
+  EXPECT_EQ(parse_forwarded_ip("[2001:db8::1]:443"), ip("2001:db8::1"));
+  EXPECT_EQ(parse_forwarded_ip("::ffff:192.0.2.1"), ip("192.0.2.1"));
+  EXPECT_FALSE(parse_forwarded_ip("unknown"));
+  EXPECT_FALSE(parse_forwarded_ip("192.0.2.1:99999"));
+  EXPECT_FALSE(parse_forwarded_ip("[192.0.2.1]"));
+  EXPECT_FALSE(parse_forwarded_ip("fe80::1%eth0"));
+  EXPECT_FALSE(parse_forwarded_ip(""));
+}
+
+TEST(ResolveClientIp, AnUntrustedPeerIsTheClientWhateverItClaims) {
+  const TrustedProxies t = trusted({"10.0.0.0/8"});
+  EXPECT_EQ(resolve_client_ip(ip("203.0.113.9"), xff({"1.2.3.4"}), t), ip("203.0.113.9"));
+  EXPECT_EQ(resolve_client_ip(ip("203.0.113.9"), xff({"1.2.3.4"}), TrustedProxies()),
+            ip("203.0.113.9"));
+}
+
+TEST(ResolveClientIp, RightmostUntrustedEntryBehindTrustedProxies) {
+  const TrustedProxies t = trusted({"10.0.0.0/8"});
+  // The client can prepend anything; only what trusted hops appended counts.
+  EXPECT_EQ(resolve_client_ip(ip("10.0.0.2"), xff({"6.6.6.6, 198.51.100.4, 10.0.0.1"}), t),
+            ip("198.51.100.4"));
+  // Several fields are one list, in order.
+  EXPECT_EQ(resolve_client_ip(ip("10.0.0.2"), xff({"6.6.6.6", "198.51.100.4", "10.9.9.9"}), t),
+            ip("198.51.100.4"));
+  // Every hop trusted: the leftmost.
+  EXPECT_EQ(resolve_client_ip(ip("10.0.0.2"), xff({"10.0.0.5, 10.0.0.6"}), t), ip("10.0.0.5"));
+  // No header: the proxy itself.
+  EXPECT_EQ(resolve_client_ip(ip("10.0.0.2"), HeaderMap(), t), ip("10.0.0.2"));
+  // A malformed entry stops the walk at the last trusted hop.
+  EXPECT_EQ(resolve_client_ip(ip("10.0.0.2"), xff({"1.1.1.1, garbage, 10.0.0.7"}), t),
+            ip("10.0.0.7"));
+  // Empty entries are skipped.
+  EXPECT_EQ(resolve_client_ip(ip("10.0.0.2"), xff({"198.51.100.4,, "}), t), ip("198.51.100.4"));
+}
+
+TEST(FormatEndpoint, BracketsIpv6) {
+  EXPECT_EQ(format_endpoint(ip("::1"), 80), "[::1]:80");
+  EXPECT_EQ(format_endpoint(ip("127.0.0.1"), 8080), "127.0.0.1:8080");
+}
+
+}  // namespace
+}  // namespace sluice
