@@ -116,3 +116,29 @@ def pytest_runtest_makereport(item, call):
         for proc in item.__dict__.get("_sluice_processes", []):
             report.sections.append((f"logs: {proc.name} (exit {proc.returncode})",
                                     proc.log_tail()))
+
+
+@pytest.fixture(scope="session")
+def redis_bin() -> Path:
+    try:
+        return helpers.redis_binary()
+    except FileNotFoundError as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+@pytest.fixture
+def start_redis(request, tmp_path, redis_bin) -> Callable[..., helpers.Redis]:
+    """Factory: start_redis(name="redis", port=0) -> Redis, answering PING. Each instance is
+    resumed if paused and stopped at teardown."""
+    started: list[helpers.Redis] = []
+
+    def start(name: str = "redis", port: int = 0,
+              timeout: float = helpers.DEFAULT_TIMEOUT) -> helpers.Redis:
+        r = helpers.Redis(tmp_path, name, port, timeout, binary=redis_bin)
+        started.append(r)
+        _register(request, r)
+        return r
+
+    yield start
+    for r in started:
+        r.stop()

@@ -731,3 +731,245 @@ def request_bytes(method: str = "GET", path: str = "/", headers: Optional[list] 
     if body and content_length:
         lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+# --------------------------------------------------------------------------- redis-server
+
+
+def redis_binary() -> Path:
+    """$SLUICE_REDIS_BIN, else redis-server on $PATH, else /usr/bin/redis-server."""
+    import shutil
+
+    value = os.environ.get("SLUICE_REDIS_BIN") or shutil.which("redis-server")
+    path = Path(value or "/usr/bin/redis-server")
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        raise FileNotFoundError(f"no redis-server at {path} (set $SLUICE_REDIS_BIN)")
+    return path
+
+
+class RedisError(Exception):
+    """An error reply (-ERR ...) from Redis."""
+
+
+def _read_resp(f) -> Any:
+    line = f.readline()
+    if not line.endswith(b"\r\n"):
+        raise IncompleteResponse("eof", line)
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise RedisError(rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)
+        if len(data) != n + 2:
+            raise IncompleteResponse("eof", data)
+        return data[:-2]
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_read_resp(f) for _ in range(n)]
+    raise ValueError(f"not RESP: {line[:100]!r}")
+
+
+def redis_command(port: int, *args: Union[str, bytes, int], host: str = HOST,
+                  timeout: float = 2.0) -> Any:
+    """Sends one command on a fresh connection and returns its reply: str (status), int, bytes
+    or None (bulk), list (array). Raises RedisError for an error reply and OSError (a timeout
+    included) when Redis does not answer within `timeout`."""
+    out = [f"*{len(args)}\r\n".encode()]
+    for a in args:
+        b = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(b"".join(out))
+        with sock.makefile("rb") as f:
+            return _read_resp(f)
+
+
+class Redis:
+    """A redis-server on a loopback port with no persistence (`--save '' --appendonly no`).
+
+    pause() stops it with SIGSTOP (connections stay open, nothing is answered: a hung server),
+    resume() continues it; kill() is SIGKILL; restart() starts a new server on the same port
+    (empty, as nothing was saved). Each start waits, bounded, until it answers PING."""
+
+    def __init__(self, log_dir: Path, name: str = "redis", port: int = 0,
+                 timeout: float = DEFAULT_TIMEOUT, binary: Optional[Path] = None):
+        self.log_dir = Path(log_dir)
+        self.name = name
+        self.binary = binary or redis_binary()
+        self.paused = False
+        self.incarnations: list[Process] = []
+        for attempt in range(3):
+            self.port = port or free_port()
+            try:
+                self._start(timeout)
+                return
+            except RuntimeError as e:
+                # A port picked by free_port may be taken in the meantime: pick another.
+                if port or "in use" not in str(e).lower() or attempt == 2:
+                    raise
+
+    @property
+    def proc(self) -> Process:
+        return self.incarnations[-1]
+
+    @property
+    def address(self) -> str:
+        """"HOST:PORT", as sluice's `redis: { address: }`."""
+        return f"{HOST}:{self.port}"
+
+    @property
+    def returncode(self) -> Optional[int]:
+        return self.proc.returncode
+
+    def alive(self) -> bool:
+        return self.proc.alive()
+
+    def log_tail(self, limit: int = 2000) -> str:
+        return "\n".join(p.log_tail(limit) for p in self.incarnations)
+
+    def _start(self, timeout: float) -> None:
+        proc = Process([self.binary, "--port", self.port, "--bind", HOST, "--save", "",
+                        "--appendonly", "no"], self.log_dir, self.name)
+        self.incarnations.append(proc)
+        self.paused = False
+
+        def answers() -> bool:
+            if not proc.alive():
+                raise RuntimeError(f"redis-server exited with {proc.returncode}\n"
+                                   f"{proc.log_tail()}")
+            return self.ping(timeout=0.5)
+
+        try:
+            wait_for(answers, timeout, interval=0.05, what=f"redis on port {self.port} to answer")
+        except TimeoutError as e:
+            proc.stop()
+            raise TimeoutError(f"{e}\n{proc.log_tail()}") from None
+        except BaseException:
+            proc.stop()
+            raise
+
+    def ping(self, timeout: float = 1.0) -> bool:
+        try:
+            return redis_command(self.port, "PING", timeout=timeout) == "PONG"
+        except (OSError, RedisError, IncompleteResponse, ValueError):
+            return False
+
+    def command(self, *args: Union[str, bytes, int], timeout: float = 2.0) -> Any:
+        return redis_command(self.port, *args, timeout=timeout)
+
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its connections and its port but answers nothing."""
+        self.proc.signal(signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self) -> None:
+        self.proc.signal(signal.SIGCONT)
+        self.paused = False
+
+    def kill(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """SIGKILL and wait for the exit (the port is free afterwards)."""
+        self.proc.stopped = True
+        if self.proc.alive():
+            self.proc.proc.kill()
+        self.proc.wait(timeout)
+        self.paused = False
+
+    def restart(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """A new, empty server on the same port; kills the old one first if it still runs."""
+        if self.proc.alive():
+            self.kill(timeout)
+        self._start(timeout)
+
+    def stop(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        if self.paused:
+            self.resume()  # a stopped process does not act on SIGTERM
+        self.proc.stop(timeout)
+
+
+# --------------------------------------------------------------------------- load
+
+
+def _keep_alive_worker(port: int, path: str, headers: dict, barrier, stop: Callable[[int], bool],
+                       timeout: float) -> tuple[dict[int, int], float]:
+    """One keep-alive connection (http.client reconnects by itself after a `close`): connects,
+    waits at `barrier`, then sends GETs until stop(sent) is true. Returns ({status: count},
+    monotonic time of the last response)."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    counts: dict[int, int] = {}
+    last = time.monotonic()
+    try:
+        conn.connect()
+        barrier.wait(timeout=timeout)
+        sent = 0
+        while not stop(sent):
+            conn.request("GET", path, headers=headers)
+            r = conn.getresponse()
+            r.read()
+            sent += 1
+            last = time.monotonic()
+            counts[r.status] = counts.get(r.status, 0) + 1
+    finally:
+        conn.close()
+    return counts, last
+
+
+def _run_workers(ports: list[int], connections: int, path: str, headers: Optional[dict],
+                 stop_for: Callable[[int], Callable[[int], bool]],
+                 timeout: float) -> tuple[dict[int, int], float, float]:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    start = [0.0]
+    barrier = threading.Barrier(connections, action=lambda: start.__setitem__(0, time.monotonic()))
+    with ThreadPoolExecutor(max_workers=connections) as pool:
+        futures = [pool.submit(_keep_alive_worker, ports[i % len(ports)], path, dict(headers or {}),
+                               barrier, stop_for(i), timeout) for i in range(connections)]
+        results = [f.result(timeout=timeout * 10) for f in futures]
+    total: dict[int, int] = {}
+    for counts, _ in results:
+        for status, n in counts.items():
+            total[status] = total.get(status, 0) + n
+    return total, start[0], max(last for _, last in results)
+
+
+def send_concurrently(ports: Union[int, list[int]], total: int, connections: int,
+                      path: str = "/", headers: Optional[dict] = None,
+                      timeout: float = DEFAULT_TIMEOUT) -> dict[int, int]:
+    """Sends exactly `total` GETs over `connections` keep-alive connections, all open at once
+    (so SO_REUSEPORT spreads them over the workers; with several ports, connection i goes to
+    ports[i % len]). Returns {status: count}."""
+    ports = [ports] if isinstance(ports, int) else list(ports)
+    shares = [total // connections + (1 if i < total % connections else 0)
+              for i in range(connections)]
+    counts, _, _ = _run_workers(ports, connections, path, headers,
+                                lambda i: (lambda sent: sent >= shares[i]), timeout)
+    return counts
+
+
+def overload(ports: Union[int, list[int]], seconds: float, connections: int, path: str = "/",
+             headers: Optional[dict] = None, max_requests: int = 200_000,
+             timeout: float = DEFAULT_TIMEOUT) -> tuple[dict[int, int], float]:
+    """Sends GETs as fast as `connections` keep-alive connections allow for about `seconds`
+    (at most max_requests in all). Returns ({status: count}, elapsed), elapsed running from the
+    moment every connection was open to the last response."""
+    ports = [ports] if isinstance(ports, int) else list(ports)
+    deadline = [0.0]
+    per_connection = max_requests // connections
+
+    def stop_for(i: int) -> Callable[[int], bool]:
+        def stop(sent: int) -> bool:
+            if not deadline[0]:
+                deadline[0] = time.monotonic() + seconds
+            return sent >= per_connection or time.monotonic() >= deadline[0]
+        return stop
+
+    counts, start, end = _run_workers(ports, connections, path, headers, stop_for,
+                                      max(timeout, seconds * 2))
+    return counts, end - start
