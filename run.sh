@@ -96,7 +96,9 @@ cat <<'EOF'
 sluice is running on http://127.0.0.1:8080 (admin on 127.0.0.1:9901). Try:
 
   curl -i http://127.0.0.1:8080/            # repeat it: x-backend alternates between a and b
-  curl -i http://127.0.0.1:8080/api/echo    # /api/ is rewritten to / before reaching a backend
+  curl -i http://127.0.0.1:8080/api/echo    # /api/ is rewritten to / before reaching a backend;
+                                            # 5 a minute per client, then 429 with Retry-After
+  curl http://127.0.0.1:9901/ratelimits     # rate-limit rules and their key counts
   curl -i http://127.0.0.1:8080/hello       # answered by sluice itself
   curl -i --http2-prior-knowledge http://127.0.0.1:8080/   # GET / over HTTP/2 (h2c)
   curl -i http://127.0.0.1:8080/old/page    # 301 redirect

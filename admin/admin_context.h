@@ -7,6 +7,7 @@
 
 namespace sluice {
 class WorkerStats;
+class RuntimeState;
 
 namespace admin {
 
@@ -22,6 +23,8 @@ class AdminContext {
   // Config reload counters for sluice_config_reloads_total{result}.
   virtual uint64_t reloads_succeeded() const = 0;
   virtual uint64_t reloads_failed() const = 0;
+  // State that outlives snapshots (rate-limit tables), for status endpoints.
+  virtual RuntimeState& runtime() const = 0;
 };
 
 }  // namespace admin

@@ -20,6 +20,7 @@
 
 #include "admin/admin_context.h"
 #include "admin/metrics.h"
+#include "filters/rate_limit/rate_limit_filter.h"
 
 namespace sluice::admin {
 namespace {
@@ -67,11 +68,17 @@ Reply dispatch(const AdminContext& ctx, std::string_view path) {
     if (json.empty() || json.back() != '\n') json += '\n';
     return {http::status::ok, "application/json", std::move(json)};
   }
+  if (path == "/ratelimits") {
+    config::ConfigPtr cfg = ctx.config();
+    if (!cfg) return text(http::status::service_unavailable, "no active config\n");
+    return {http::status::ok, "application/json", rate_limit::status_json(*cfg, ctx.runtime())};
+  }
   return text(http::status::not_found, "not found\n");
 }
 
 bool known_path(std::string_view path) {
-  return path == "/healthz" || path == "/ready" || path == "/metrics" || path == "/config";
+  return path == "/healthz" || path == "/ready" || path == "/metrics" || path == "/config" ||
+         path == "/ratelimits";
 }
 
 Reply handle(const AdminContext& ctx, http::verb method, std::string_view target) {

@@ -48,6 +48,9 @@ struct Totals {
   std::map<std::string, ListenerSum> listeners;
   std::map<std::string, ClusterSum> clusters;
   std::map<std::string, RouteSum> routes;
+  // Per rule: allowed, limited, would_limit, skipped, error.
+  std::map<std::string, std::array<uint64_t, 5>> rate_limits;
+  uint64_t redis_errors = 0;
 };
 
 void add_status(std::array<uint64_t, 5>& to, const StatusCounters& from) {
@@ -92,6 +95,17 @@ Totals sum_workers(const AdminContext& ctx, const std::vector<const WorkerStats*
         sum.sum += s.duration.sum();
       }
     });
+    worker->visit_rate_limits([&](const std::map<std::string, RateLimitStats>& rules) {
+      for (const auto& [name, s] : rules) {
+        auto& sum = totals.rate_limits[name];
+        sum[0] += s.allowed.value();
+        sum[1] += s.limited.value();
+        sum[2] += s.would_limit.value();
+        sum[3] += s.skipped.value();
+        sum[4] += s.error.value();
+      }
+    });
+    totals.redis_errors += worker->redis_errors.value();
   }
   return totals;
 }
@@ -215,12 +229,33 @@ std::vector<MetricFamily> collect_metrics(const AdminContext& ctx) {
                                     MetricType::Counter));
   }
 
+  auto decisions = family("sluice_ratelimit_decisions_total",
+                          "Rate-limit decisions, by rule and decision (allowed, limited, "
+                          "would_limit in shadow mode, skipped for a missing key part, error).",
+                          MetricType::Counter);
+  static constexpr const char* kDecisions[] = {"allowed", "limited", "would_limit", "skipped",
+                                               "error"};
+  for (const auto& [rule, counts] : totals.rate_limits) {
+    for (size_t i = 0; i < counts.size(); ++i) {
+      decisions.metric.push_back(sample({{"rule", rule}, {"decision", kDecisions[i]}},
+                                        static_cast<double>(counts[i]), MetricType::Counter));
+    }
+  }
+  auto redis_errors = family("sluice_redis_errors_total",
+                             "Redis calls of global rate limits that failed: no answer (timeout, "
+                             "connection failure, circuit breaker open) or an error reply.",
+                             MetricType::Counter);
+  redis_errors.metric.push_back(
+      sample({}, static_cast<double>(totals.redis_errors), MetricType::Counter));
+
   std::vector<MetricFamily> out;
-  for (MetricFamily* f : {&workers, &reloads, &requests, &active, &accepted, &duration,
-                          &upstream_requests, &connect_failures, &timeouts, &created}) {
+  for (MetricFamily* f :
+       {&workers, &reloads, &requests, &active, &accepted, &duration, &upstream_requests,
+        &connect_failures, &timeouts, &created, &redis_errors}) {
     out.push_back(std::move(*f));
   }
   if (!handshakes.metric.empty()) out.push_back(std::move(handshakes));  // no TLS: no family
+  if (!decisions.metric.empty()) out.push_back(std::move(decisions));
   return out;
 }
 

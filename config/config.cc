@@ -61,6 +61,13 @@ const Cluster* Config::find_cluster(std::string_view name) const {
   return nullptr;
 }
 
+const FilterConfig* Config::filter_config(std::string_view name) const {
+  for (const auto& [n, c] : filter_configs) {
+    if (n == name) return c.get();
+  }
+  return nullptr;
+}
+
 std::optional<Duration> parse_duration(std::string_view s) {
   const auto [number, unit] = split_number(s);
   const std::optional<uint64_t> n = parse_digits(number);

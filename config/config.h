@@ -85,8 +85,12 @@ struct Listener {
   std::string name;
   SocketAddress address;
   Limits limits;
-  std::vector<std::string> filters;  // names of filters before the router, in order
-  std::optional<ListenerTls> tls;    // unset: plaintext
+  // Names of filters before the router, in order, as listed; filters whose config applies to
+  // the listener run too (after these) without being listed.
+  std::vector<std::string> filters;
+  // CIDR ranges whose X-Forwarded-For is believed (validated; compiled into the chain).
+  std::vector<std::string> trusted_proxies;
+  std::optional<ListenerTls> tls;  // unset: plaintext
   ListenerHttp2 http2;
 };
 
@@ -145,6 +149,16 @@ struct AccessLog {
   std::string format = "json";
 };
 
+// A filter's own config, parsed by the filter (config/extensions.h); each filter downcasts to
+// its type. Immutable once loaded.
+class FilterConfig {
+ public:
+  virtual ~FilterConfig() = default;
+  // The section as JSON for the admin API's /config.
+  virtual std::string to_json() const { return "{}"; }
+};
+using FilterConfigPtr = std::shared_ptr<const FilterConfig>;
+
 struct Config {
   std::string source;    // file name the config came from
   unsigned workers = 0;  // 0 = auto (hardware threads)
@@ -154,8 +168,11 @@ struct Config {
   std::vector<Listener> listeners;
   std::vector<Route> routes;
   std::vector<Cluster> clusters;
+  // By filter name, for every registered filter (whether or not any listener uses it).
+  std::vector<std::pair<std::string, FilterConfigPtr>> filter_configs;
 
   const Cluster* find_cluster(std::string_view name) const;
+  const FilterConfig* filter_config(std::string_view name) const;
   // The active config as JSON, for the admin API.
   std::string to_json() const;
 };

@@ -37,6 +37,11 @@ class JsonWriter {
     element();
     out_ += b ? "true" : "false";
   }
+  // Already-encoded JSON (a filter's section).
+  void raw(std::string_view json) {
+    element();
+    out_ += json;
+  }
 
   void field(std::string_view k, std::string_view v) {
     key(k);
@@ -250,6 +255,7 @@ std::string Config::to_json() const {
     w.field("address", l.address.str());
     write_limits(w, l.limits);
     w.field("filters", l.filters);
+    w.field("trusted_proxies", l.trusted_proxies);
     w.key("http2");
     w.begin_object();
     w.field("cleartext", l.http2.cleartext);
@@ -294,6 +300,14 @@ std::string Config::to_json() const {
   w.begin_array();
   for (const Cluster& c : clusters) write_cluster(w, c);
   w.end_array();
+
+  w.key("filter_configs");
+  w.begin_object();
+  for (const auto& [name, filter] : filter_configs) {
+    w.key(name);
+    w.raw(filter ? filter->to_json() : "null");
+  }
+  w.end_object();
   w.end_object();
   return w.take();
 }

@@ -13,15 +13,14 @@
 #include <limits>
 
 #include "config/certificate.h"
+#include "config/extensions.h"
 #include "config/values.h"
+#include "core/client_ip.h"
 
 namespace sluice::config {
 namespace detail {
 namespace {
 
-// Filter names a listener may list before the implicit router. Add a filter here when its
-// implementation lands.
-const std::vector<std::string_view> kKnownFilters = {};
 constexpr std::string_view kLbPolicies[] = {"round_robin"};
 constexpr std::string_view kLogFormats[] = {"json"};
 
@@ -29,8 +28,8 @@ constexpr std::string_view kRootKeys[] = {"workers",   "drain_timeout", "admin",
                                           "listeners", "routes",        "clusters"};
 constexpr std::string_view kAdminKeys[] = {"address"};
 constexpr std::string_view kAccessLogKeys[] = {"path", "format"};
-constexpr std::string_view kListenerKeys[] = {"name",    "address", "limits",
-                                              "filters", "tls",     "http2"};
+constexpr std::string_view kListenerKeys[] = {"name", "address", "limits",         "filters",
+                                              "tls",  "http2",   "trusted_proxies"};
 constexpr std::string_view kHttp2Keys[] = {"cleartext", "max_concurrent_streams"};
 constexpr std::string_view kLimitsKeys[] = {
     "max_connections", "max_request_header_bytes", "max_request_headers", "max_request_body_bytes",
@@ -71,7 +70,77 @@ bool same_address(const SocketAddress& a, const SocketAddress& b) {
   return a.port == b.port && canonical_host(a.host) == canonical_host(b.host);
 }
 
+template <typename Keys>
+std::vector<std::string_view> with(const Keys& core, const std::vector<std::string_view>& more) {
+  std::vector<std::string_view> all(std::begin(core), std::end(core));
+  all.insert(all.end(), more.begin(), more.end());
+  return all;
+}
+
+// Section contexts over what the loader stashed.
+class StashContext : public SectionContext {
+ public:
+  StashContext(Diagnostics& diag, const Config& config, const std::vector<StashedField>& root,
+               const std::vector<StashedField>& listeners, const std::vector<StashedField>& routes)
+      : diag_(diag), config_(config), root_(root), listeners_(listeners), routes_(routes) {}
+  Diagnostics& diag() override { return diag_; }
+  const Config& config() const override { return config_; }
+  const Field* root(std::string_view key) const override {
+    for (const auto& s : root_) {
+      if (s.field.name == key) return &s.field;
+    }
+    return nullptr;
+  }
+  std::vector<Owned> listener_fields(std::string_view key) const override {
+    return select(listeners_, key);
+  }
+  std::vector<Owned> route_fields(std::string_view key) const override {
+    return select(routes_, key);
+  }
+
+ private:
+  static std::vector<Owned> select(const std::vector<StashedField>& from, std::string_view key) {
+    std::vector<Owned> out;
+    for (const auto& s : from) {
+      if (s.field.name == key) out.push_back({s.owner, &s.field});
+    }
+    return out;
+  }
+  Diagnostics& diag_;
+  const Config& config_;
+  const std::vector<StashedField>& root_;
+  const std::vector<StashedField>& listeners_;
+  const std::vector<StashedField>& routes_;
+};
+
 }  // namespace
+
+Loader::Loader(const std::string& file) : diag_(file) {
+  config_.source = file;
+  for (const FilterSchema& schema : FilterSchemas::all()) {
+    for (const auto& k : schema.root_keys) filter_root_keys_.push_back(k);
+    for (const auto& k : schema.listener_keys) filter_listener_keys_.push_back(k);
+    for (const auto& k : schema.route_keys) filter_route_keys_.push_back(k);
+  }
+  root_keys_ = with(kRootKeys, filter_root_keys_);
+  listener_keys_ = with(kListenerKeys, filter_listener_keys_);
+  route_keys_ = with(core_route_keys(), filter_route_keys_);
+}
+
+void Loader::stash_filter_fields(const MapReader& m, const std::vector<std::string_view>& keys,
+                                 const std::string& owner, std::vector<StashedField>& into) {
+  for (std::string_view k : keys) {
+    if (const Field* f = m.get(k)) into.push_back({owner, *f});
+  }
+}
+
+void Loader::load_filter_sections() {
+  StashContext context(diag_, config_, root_stash_, listener_stash_, route_stash_);
+  for (const FilterSchema& schema : FilterSchemas::all()) {
+    FilterConfigPtr parsed = schema.parse(context);
+    config_.filter_configs.emplace_back(schema.name, std::move(parsed));
+  }
+}
 
 LoadResult Loader::load(std::string_view yaml) {
   try {
@@ -85,6 +154,7 @@ LoadResult Loader::load(std::string_view yaml) {
     }
     load_root(docs.empty() ? YAML::Node() : docs.front());
     cross_check();
+    load_filter_sections();
   } catch (const YAML::Exception& e) {
     diag_.error(e.mark, "YAML syntax error: " + e.msg);
   } catch (const std::exception& e) {
@@ -102,8 +172,9 @@ LoadResult Loader::load(std::string_view yaml) {
 
 void Loader::load_root(const YAML::Node& doc) {
   if (doc.IsNull()) return;  // an empty file is an empty config
-  MapReader root(diag_, Field::item("config", doc), "the top level", kRootKeys);
+  MapReader root(diag_, Field::item("config", doc), "the top level", root_keys_);
   if (!root.is_map()) return;
+  stash_filter_fields(root, filter_root_keys_, "", root_stash_);
   if (const Field* f = root.get("workers")) load_workers(*f);
   if (const Field* f = root.get("drain_timeout")) {
     if (auto d = read_duration(diag_, *f, /*allow_zero=*/true)) config_.drain_timeout = *d;
@@ -189,12 +260,13 @@ std::optional<std::string> Loader::read_unique_name(const Field& f, std::string_
 }
 
 void Loader::load_listener(const YAML::Node& node) {
-  MapReader m(diag_, Field::item("listener", node), "listener", kListenerKeys);
+  MapReader m(diag_, Field::item("listener", node), "listener", listener_keys_);
   if (!m.is_map()) return;
   Listener l;
   if (const Field* f = m.require("name")) {
     if (auto name = read_unique_name(*f, "listener", listener_names_)) l.name = *name;
   }
+  stash_filter_fields(m, filter_listener_keys_, l.name, listener_stash_);
   if (const Field* f = m.require("address")) {
     if (auto addr = read_address(diag_, *f, /*bind=*/true)) {
       l.address = *addr;
@@ -211,6 +283,20 @@ void Loader::load_listener(const YAML::Node& node) {
   }
   if (const Field* f = m.get("limits")) load_limits(*f, l.limits);
   if (const Field* f = m.get("filters")) load_filters(*f, l.filters);
+  if (const Field* f = m.get("trusted_proxies"); f && expect_list(diag_, *f)) {
+    TrustedProxies check;
+    for (const YAML::Node& node : f->value) {
+      const Field item = Field::item("trusted proxy", node);
+      std::string error;
+      if (auto cidr = read_nonempty(diag_, item)) {
+        if (check.add(*cidr, &error)) {
+          l.trusted_proxies.push_back(*cidr);
+        } else {
+          diag_.error(item.mark(), "trusted_proxies: " + error);
+        }
+      }
+    }
+  }
   if (const Field* f = m.get("tls")) load_tls(*f, l.tls.emplace());
   if (const Field* f = m.get("http2")) {
     MapReader h(diag_, *f, "http2", kHttp2Keys);
@@ -265,9 +351,10 @@ void Loader::load_filters(const Field& f, std::vector<std::string>& filters) {
     if (!name) continue;
     if (*name == "router") {
       diag_.error(item.mark(), "filter 'router' is implicit: it always runs last; remove it");
-    } else if (std::find(kKnownFilters.begin(), kKnownFilters.end(), *name) ==
-               kKnownFilters.end()) {
-      diag_.error(item.mark(), "unknown filter " + quote(*name) + hint(*name, kKnownFilters));
+    } else if (!FilterSchemas::find(*name)) {
+      std::vector<std::string_view> known;
+      for (const FilterSchema& s : FilterSchemas::all()) known.push_back(s.name);
+      diag_.error(item.mark(), "unknown filter " + quote(*name) + hint(*name, known));
     } else if (std::find(filters.begin(), filters.end(), *name) != filters.end()) {
       diag_.error(item.mark(), "filter " + quote(*name) + " is listed twice");
     } else {

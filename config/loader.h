@@ -14,9 +14,17 @@
 
 namespace sluice::config::detail {
 
+// The keys a route accepts before filters add theirs (route_loader.cc).
+std::span<const std::string_view> core_route_keys();
+
+struct StashedField {
+  std::string owner;  // listener or route name; empty at the top level
+  Field field;
+};
+
 class Loader {
  public:
-  explicit Loader(const std::string& file) : diag_(file) { config_.source = file; }
+  explicit Loader(const std::string& file);
 
   // Never throws; yaml-cpp exceptions become diagnostics.
   LoadResult load(std::string_view yaml);
@@ -38,6 +46,11 @@ class Loader {
   void load_cluster(const YAML::Node& node);
   void load_endpoint(const YAML::Node& node, Cluster& cluster);
   void cross_check();
+  // Filters' own sections (config/extensions.h), after the core sections.
+  void load_filter_sections();
+  // Keeps the fields of `m` that belong to filters, for load_filter_sections().
+  void stash_filter_fields(const MapReader& m, const std::vector<std::string_view>& keys,
+                           const std::string& owner, std::vector<StashedField>& into);
 
   // route_loader.cc
   void load_route(const YAML::Node& node);
@@ -56,6 +69,10 @@ class Loader {
 
   Diagnostics diag_;
   Config config_;
+  // The keys each section accepts: the core schema's and the registered filters'.
+  std::vector<std::string_view> root_keys_, listener_keys_, route_keys_;
+  std::vector<std::string_view> filter_root_keys_, filter_listener_keys_, filter_route_keys_;
+  std::vector<StashedField> root_stash_, listener_stash_, route_stash_;
   std::map<std::string, YAML::Mark> listener_names_;
   std::map<std::string, YAML::Mark> route_names_;
   std::map<std::string, YAML::Mark> cluster_names_;

@@ -119,13 +119,16 @@ std::optional<std::string> read_token(Diagnostics& diag, const Field& f, std::st
 
 }  // namespace
 
+std::span<const std::string_view> core_route_keys() { return kRouteKeys; }
+
 void Loader::load_route(const YAML::Node& node) {
-  MapReader m(diag_, Field::item("route", node), "route", kRouteKeys);
+  MapReader m(diag_, Field::item("route", node), "route", route_keys_);
   if (!m.is_map()) return;
   Route r;
   if (const Field* f = m.require("name")) {
     if (auto name = read_unique_name(*f, "route", route_names_)) r.name = *name;
   }
+  stash_filter_fields(m, filter_route_keys_, r.name, route_stash_);
   const std::string who = r.name.empty() ? "route" : "route " + quote(r.name);
   if (const Field* f = m.get("match")) load_match(*f, r.match);
 

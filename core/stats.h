@@ -81,11 +81,24 @@ struct RouteStats {
   Histogram duration;
 };
 
+// Decisions of one rate-limit rule (sluice_ratelimit_decisions_total{rule,decision}).
+struct RateLimitStats {
+  Counter allowed;
+  Counter limited;      // refused (mode: enforce)
+  Counter would_limit;  // would have been refused (mode: shadow); let through
+  Counter skipped;      // the request lacks a part of the rule's key
+  Counter error;        // no decision (Redis failed or the breaker is open)
+};
+
 class WorkerStats {
  public:
   ListenerStats& listener(const std::string& name) { return scope(listeners_, name); }
   ClusterStats& cluster(const std::string& name) { return scope(clusters_, name); }
   RouteStats& route(const std::string& name) { return scope(routes_, name); }
+  RateLimitStats& rate_limit(const std::string& rule) { return scope(rate_limits_, rule); }
+  // Redis calls of rate limits that failed: no reply (timeout, connection failure, breaker
+  // open) or an error reply.
+  Counter redis_errors;
 
   // Called by the admin thread; `fn` runs with the scope maps locked against insertion.
   void visit(const std::function<void(const std::map<std::string, ListenerStats>&,
@@ -93,6 +106,11 @@ class WorkerStats {
                                       const std::map<std::string, RouteStats>&)>& fn) const {
     std::lock_guard lock(mutex_);
     fn(listeners_, clusters_, routes_);
+  }
+  void visit_rate_limits(
+      const std::function<void(const std::map<std::string, RateLimitStats>&)>& fn) const {
+    std::lock_guard lock(mutex_);
+    fn(rate_limits_);
   }
 
  private:
@@ -108,6 +126,7 @@ class WorkerStats {
   std::map<std::string, ListenerStats> listeners_;
   std::map<std::string, ClusterStats> clusters_;
   std::map<std::string, RouteStats> routes_;
+  std::map<std::string, RateLimitStats> rate_limits_;
 };
 
 }  // namespace sluice

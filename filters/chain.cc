@@ -1,26 +1,54 @@
 #include "filters/chain.h"
 
+#include <algorithm>
+
+#include "filters/registry.h"
 #include "filters/router/router_filter.h"
 
 namespace sluice {
 
 std::shared_ptr<const FilterChainFactory> FilterChainFactory::build(
-    const config::Listener& listener, std::shared_ptr<const router::RouteTable> routes,
-    std::string* error) {
-  std::vector<FilterFactoryPtr> factories;
-  for (const auto& name : listener.filters) {
-    // No filters besides the router exist yet; rate_limit and sanitize register here.
-    if (error) *error = "listener '" + listener.name + "': unknown filter '" + name + "'";
-    return nullptr;
+    const config::Config& config, const config::Listener& listener,
+    std::shared_ptr<const router::RouteTable> routes, RuntimeState& runtime, std::string* error) {
+  std::vector<std::string> names = listener.filters;
+  for (const FilterRegistration& r : FilterRegistry::all()) {
+    const config::FilterConfig* fc = config.filter_config(r.schema.name);
+    if (!fc || !r.applies_to || !r.applies_to(*fc, listener)) continue;
+    if (std::find(names.begin(), names.end(), r.schema.name) == names.end()) {
+      names.push_back(r.schema.name);
+    }
   }
-  factories.push_back(std::make_shared<router::RouterFilterFactory>(std::move(routes)));
-  return std::make_shared<FilterChainFactory>(std::move(factories));
+  std::vector<FilterFactoryPtr> factories;
+  FactoryContext context{config, listener, runtime};
+  for (const std::string& name : names) {
+    const FilterRegistration* r = FilterRegistry::find(name);
+    const config::FilterConfig* fc = config.filter_config(name);
+    if (!r || !fc) {
+      if (error) *error = "listener '" + listener.name + "': unknown filter '" + name + "'";
+      return nullptr;
+    }
+    FilterFactoryPtr factory = r->make_factory(*fc, context, error);
+    if (!factory) return nullptr;
+    factories.push_back(std::move(factory));
+  }
+  factories.push_back(std::make_shared<router::RouterFilterFactory>());
+  names.push_back("router");
+
+  TrustedProxies trusted;
+  for (const std::string& cidr : listener.trusted_proxies) {
+    std::string ignored;  // validated by the loader
+    trusted.add(cidr, &ignored);
+  }
+  auto chain =
+      std::make_shared<FilterChainFactory>(std::move(factories), std::move(routes), trusted);
+  chain->names_ = std::move(names);
+  return chain;
 }
 
-std::vector<FilterPtr> FilterChainFactory::create() const {
+std::vector<FilterPtr> FilterChainFactory::create(WorkerServices& services) const {
   std::vector<FilterPtr> filters;
   filters.reserve(factories_.size());
-  for (const auto& f : factories_) filters.push_back(f->create());
+  for (const auto& f : factories_) filters.push_back(f->create(services));
   return filters;
 }
 

@@ -1,14 +1,18 @@
 #pragma once
-// The filter chain of a listener: factories built once per snapshot from `filters:` (in order),
-// with the router always last. Immutable; shared by every worker.
+// The filter chain of a listener: factories built once per snapshot, router always last.
+// Which filters run, in order: those the listener lists in `filters:`, then every registered
+// filter whose config applies to the listener (a listener or route naming a rate limit, say).
+// Immutable; shared by every worker.
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
+#include "core/client_ip.h"
 #include "filters/filter.h"
 
 namespace sluice {
+class RuntimeState;
 namespace router {
 class RouteTable;
 }
@@ -16,20 +20,32 @@ class RouteTable;
 class FilterChainFactory {
  public:
   // A chain of exactly these factories, in order; the caller puts the terminal filter last.
-  explicit FilterChainFactory(std::vector<FilterFactoryPtr> factories)
-      : factories_(std::move(factories)) {}
+  FilterChainFactory(std::vector<FilterFactoryPtr> factories,
+                     std::shared_ptr<const router::RouteTable> routes, TrustedProxies trusted = {})
+      : factories_(std::move(factories)),
+        routes_(std::move(routes)),
+        trusted_(std::move(trusted)) {}
 
-  // Null with `error` set when a filter name is unknown (the config loader rejects those
-  // first, so this is a second line of defence).
+  // Main thread. Null with `error` set when a filter cannot be built (an unknown name is
+  // rejected by the config loader first, so that is a second line of defence).
   static std::shared_ptr<const FilterChainFactory> build(
-      const config::Listener& listener, std::shared_ptr<const router::RouteTable> routes,
-      std::string* error);
+      const config::Config& config, const config::Listener& listener,
+      std::shared_ptr<const router::RouteTable> routes, RuntimeState& runtime, std::string* error);
 
   // One instance of every filter for a new stream, router last.
-  std::vector<FilterPtr> create() const;
+  std::vector<FilterPtr> create(WorkerServices& services) const;
+
+  // The routes streams of this chain match against (null in chains without a router).
+  const router::RouteTable* routes() const { return routes_.get(); }
+  const TrustedProxies& trusted_proxies() const { return trusted_; }
+  // Names of the filters in order, router included (for tests and the admin API).
+  const std::vector<std::string>& names() const { return names_; }
 
  private:
   std::vector<FilterFactoryPtr> factories_;
+  std::shared_ptr<const router::RouteTable> routes_;
+  TrustedProxies trusted_;
+  std::vector<std::string> names_;
 };
 
 using FilterChainFactoryPtr = std::shared_ptr<const FilterChainFactory>;

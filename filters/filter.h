@@ -14,15 +14,21 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include "core/cancellation.h"
+#include "core/client_ip.h"
 #include "core/http.h"
 
 namespace sluice {
 class WorkerStats;
+class WorkerServices;
 namespace config {
 struct Config;
 }
 namespace upstream {
 class ClusterManager;
+}
+namespace router {
+struct CompiledRoute;
 }
 
 // What is known about an exchange, filled in as it progresses; read by on_log() and the
@@ -31,7 +37,9 @@ struct StreamInfo {
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   std::chrono::system_clock::time_point start_wall = std::chrono::system_clock::now();
   std::string listener;
-  std::string client_address;     // "ip:port"
+  IpAddress peer_ip;  // the other end of the connection
+  uint16_t peer_port = 0;
+  IpAddress client_ip;            // the peer, or who it forwards for (core/client_ip.h)
   std::string route;              // name of the matched route, empty if none
   std::string upstream_host;      // "ip:port" of the host that answered, empty if none
   unsigned status = 0;            // status sent downstream; 0 when none was sent
@@ -53,6 +61,16 @@ class FilterCallbacks {
   virtual const config::Config& config() = 0;  // the snapshot this stream started with
   virtual upstream::ClusterManager& cluster_manager() = 0;
   virtual WorkerStats& stats() = 0;
+  virtual WorkerServices& services() = 0;
+  // Cancelled when the stream's filters are destroyed: async work a filter starts checks it
+  // before calling back into the filter or the stream.
+  virtual CancellationToken cancellation() = 0;
+
+  // The route for the request as it is now: matched on first use, then cached for the rest of
+  // the stream. Null when no route matches. A filter that changes the path, host or anything
+  // else routes match on calls clear_route_cache() so the next route() matches again.
+  virtual const router::CompiledRoute* route() = 0;
+  virtual void clear_route_cache() = 0;
 
   // Resumes the request phases after the calling filter returned Stop.
   virtual void continue_request() = 0;
@@ -119,7 +137,8 @@ using FilterPtr = std::unique_ptr<Filter>;
 class FilterFactory {
  public:
   virtual ~FilterFactory() = default;
-  virtual FilterPtr create() const = 0;
+  // On the stream's worker thread; `services` are that worker's.
+  virtual FilterPtr create(WorkerServices& services) const = 0;
 };
 
 using FilterFactoryPtr = std::shared_ptr<const FilterFactory>;

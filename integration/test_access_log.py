@@ -11,7 +11,7 @@ import pytest
 
 from helpers import check_config, dump_yaml, fill_ports, http_request, wait_for
 
-KEYS = {"time", "client", "method", "path", "status", "bytes_in", "bytes_out", "duration_ms",
+KEYS = {"time", "client", "peer", "method", "path", "status", "bytes_in", "bytes_out", "duration_ms",
         "route", "upstream"}
 
 
@@ -56,7 +56,8 @@ def test_json_line_per_request_on_stdout(start_backend, start_sluice):
     assert len(entries) == 4
     for e in entries:
         assert KEYS <= set(e), e
-        assert e["client"].startswith("127.0.0.1:")
+        assert e["client"] == "127.0.0.1"  # the client's address; its port is in "peer"
+        assert e["peer"].startswith("127.0.0.1:")
         assert e["time"].endswith("Z") and "T" in e["time"]
     hello, upload, delay, missing = entries
 

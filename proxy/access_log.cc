@@ -59,8 +59,11 @@ void append_line(std::string& out, const RequestHead& request, const StreamInfo&
   out += when;
   out += "\",\"listener\":";
   append_json_string(out, info.listener);
+  // The client (behind trusted proxies, who they forward for) and the connection's peer.
   out += ",\"client\":";
-  append_json_string(out, info.client_address);
+  append_json_string(out, info.client_ip.to_string());
+  out += ",\"peer\":";
+  append_json_string(out, format_endpoint(info.peer_ip, info.peer_port));
   out += ",\"method\":";
   append_json_string(out, std::string_view(request.method).substr(0, limits.method));
   out += ",\"path\":";

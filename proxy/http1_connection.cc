@@ -22,17 +22,11 @@ http1::DecoderLimits decoder_limits(const config::Limits& l) {
                               l.max_request_body_bytes, l.max_uri_bytes};
 }
 
-std::string peer_address(const asio::ip::tcp::socket& s) {
+asio::ip::tcp::endpoint peer_endpoint(const asio::ip::tcp::socket& s) {
   error_code ec;
   auto ep = s.remote_endpoint(ec);
-  if (ec) return "";
-  auto addr = ep.address();
-  if (addr.is_v6() && addr.to_v6().is_v4_mapped()) {
-    addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
-  }
-  std::string host = addr.to_string();
-  if (addr.is_v6()) host = "[" + host + "]";
-  return host + ":" + std::to_string(ep.port());
+  if (ec) return {};
+  return {unmap_v4(ep.address()), ep.port()};
 }
 }  // namespace
 
@@ -46,7 +40,7 @@ Http1Connection::Http1Connection(asio::ip::tcp::socket socket,
       deadline_(
           socket_.get_executor(),
           [](void* self) { static_cast<Http1Connection*>(self)->on_deadline(); }, this),
-      client_address_(peer_address(socket_)) {
+      peer_(peer_endpoint(socket_)) {
   listener_->stats().connections_active.add(1);
   listener_->stats().connections_total.add();
   if (auto it = snapshot_->tls.find(listener_->config().name); it != snapshot_->tls.end()) {
@@ -297,7 +291,8 @@ void Http1Connection::on_request_head(RequestHead& head, bool end_stream) {
 
   StreamInfo info;
   info.listener = listener_->config().name;
-  info.client_address = client_address_;
+  info.peer_ip = info.client_ip = peer_.address();
+  info.peer_port = peer_.port();
   request_complete_ = end_stream;
   stream_ = std::make_unique<Stream>(ctx_, *this, snapshot_, chain(), std::move(info));
   if (!end_stream) arm_body_timer();
@@ -339,7 +334,8 @@ void Http1Connection::decode_error() {
   // No stream yet: answer with a short local reply outside the filter chain and close.
   StreamInfo info;
   info.listener = listener_->config().name;
-  info.client_address = client_address_;
+  info.peer_ip = info.client_ip = peer_.address();
+  info.peer_port = peer_.port();
   info.error = err.detail;
   stream_ = std::make_unique<Stream>(ctx_, *this, snapshot_, chain(), std::move(info));
   stream_->reset(err.detail);
@@ -515,6 +511,7 @@ void Http1Connection::maybe_finish_stream() {
 void Http1Connection::finish_stream() {
   stream_.reset();  // logs and counts the exchange
   above_watermark_ = false;
+  paused_ = false;  // a pause belongs to the exchange that asked for it
   if (close_after_response_ || !request_complete_) {
     graceful_close();
     return;
@@ -538,7 +535,7 @@ void Http1Connection::start_http2() {
   Http2Codec::Env env;
   env.ctx = &ctx_;
   env.listener = listener_;
-  env.client_address = client_address_;
+  env.peer = peer_;
   env.scheme = tls_ ? "https" : "http";
   env.client_certificate = client_certificate_;
   env.want_write = [this] { schedule_flush(); };  // only called while this connection lives

@@ -90,9 +90,9 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   SnapshotPtr snapshot_;
   http1::RequestDecoder decoder_;
   std::unique_ptr<Stream> stream_;
-  LazyTimer deadline_;  // idle, header, request body and lingering-close timeouts
-  std::string client_address_;
-  TlsServerContextPtr tls_context_;  // TLS listeners: certificates for the handshake
+  LazyTimer deadline_;                   // idle, header, request body and lingering-close timeouts
+  boost::asio::ip::tcp::endpoint peer_;  // IPv4-mapped addresses as IPv4
+  TlsServerContextPtr tls_context_;      // TLS listeners: certificates for the handshake
   std::unique_ptr<TlsSession> tls_;
   std::string client_certificate_;  // x-forwarded-client-cert value, once verified
   std::unique_ptr<Http2Codec> h2_;  // set when the connection speaks HTTP/2

@@ -88,7 +88,8 @@ class Http2Stream : public StreamEncoder {
     SnapshotPtr snapshot = env.listener->snapshot();
     StreamInfo info;
     info.listener = env.listener->config().name;
-    info.client_address = env.client_address;
+    info.peer_ip = info.client_ip = env.peer.address();
+    info.peer_port = env.peer.port();
     const FilterChainFactory& chain = *snapshot->chains.at(info.listener);
     stream_ =
         std::make_unique<Stream>(*env.ctx, *this, std::move(snapshot), chain, std::move(info));

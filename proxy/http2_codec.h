@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/asio/ip/tcp.hpp>
+
 #include "proxy/stream.h"
 
 struct nghttp2_session;
@@ -35,7 +37,7 @@ class Http2Codec {
   struct Env {
     StreamContext* ctx = nullptr;
     std::shared_ptr<ListenerRuntime> listener;
-    std::string client_address;
+    boost::asio::ip::tcp::endpoint peer;
     std::string scheme;              // "http" or "https": the connection's, not the client's
     std::string client_certificate;  // x-forwarded-client-cert value, or ""
     // Output is waiting: the connection schedules a flush (never runs it inline).

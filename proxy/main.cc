@@ -6,6 +6,8 @@
 #include <string>
 
 #include "config/config.h"
+#include "core/runtime_state.h"
+#include "filters/registry.h"
 #include "proxy/server.h"
 
 namespace {
@@ -29,7 +31,8 @@ int check(const std::string& path) {
     return 1;
   }
   std::string error;
-  if (!sluice::Snapshot::build(result.config, &error)) {
+  sluice::RuntimeState runtime;
+  if (!sluice::Snapshot::build(result.config, runtime, &error)) {
     std::cerr << path << ": " << error << "\n";
     return 1;
   }
@@ -74,6 +77,7 @@ int main(int argc, char** argv) {
     usage(std::cerr);
     return 2;
   }
+  sluice::register_builtin_filters();
   if (check_only) return check(config_path);
 
   // A write to a socket the peer closed must fail with EPIPE, not kill the process.

@@ -31,12 +31,12 @@ void log_line(std::string_view message) {
   std::fflush(stderr);
 }
 
-SnapshotPtr Snapshot::build(config::ConfigPtr config, std::string* error) {
+SnapshotPtr Snapshot::build(config::ConfigPtr config, RuntimeState& runtime, std::string* error) {
   auto snap = std::make_shared<Snapshot>();
   snap->routes = router::RouteTable::build(*config, error);
   if (!snap->routes) return nullptr;
   for (const auto& l : config->listeners) {
-    auto chain = FilterChainFactory::build(l, snap->routes, error);
+    auto chain = FilterChainFactory::build(*config, l, snap->routes, runtime, error);
     if (!chain) return nullptr;
     snap->chains.emplace(l.name, std::move(chain));
     if (l.tls) {
@@ -117,7 +117,7 @@ bool Server::reload() {
   for (const auto& w : result.warnings) log_line("warning: " + w.str());
   std::string error;
   SnapshotPtr snapshot;
-  if (result.config) snapshot = Snapshot::build(result.config, &error);
+  if (result.config) snapshot = Snapshot::build(result.config, runtime_, &error);
   config::ConfigPtr previous = config();
   if (!result.config || !snapshot || !install(snapshot, &error)) {
     for (const auto& e : result.errors) log_line("error: " + e.str());
@@ -152,7 +152,7 @@ int Server::run() {
     return 1;
   }
   std::string error;
-  auto snapshot = Snapshot::build(result.config, &error);
+  auto snapshot = Snapshot::build(result.config, runtime_, &error);
   if (!snapshot) {
     std::cerr << config_path_ << ": " << error << "\n";
     return 1;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "admin/admin_context.h"
+#include "core/runtime_state.h"
 #include "proxy/snapshot.h"
 
 namespace sluice {
@@ -31,6 +32,7 @@ class Server : public admin::AdminContext {
   std::vector<const WorkerStats*> worker_stats() const override;
   uint64_t reloads_succeeded() const override { return reloads_ok_.load(); }
   uint64_t reloads_failed() const override { return reloads_failed_.load(); }
+  RuntimeState& runtime() const override { return runtime_; }
 
  private:
   bool reload();
@@ -39,6 +41,8 @@ class Server : public admin::AdminContext {
   size_t active_connections() const;
 
   std::string config_path_;
+  // Outlives every snapshot: rate-limit state survives reloads through it.
+  mutable RuntimeState runtime_;
   std::vector<std::unique_ptr<Worker>> workers_;
   mutable std::mutex snapshot_mutex_;  // guards snapshot_ for the admin thread
   SnapshotPtr snapshot_;

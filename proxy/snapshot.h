@@ -11,6 +11,7 @@
 #include "proxy/tls_context.h"
 
 namespace sluice {
+class RuntimeState;
 
 struct Snapshot {
   config::ConfigPtr config;
@@ -18,8 +19,10 @@ struct Snapshot {
   std::map<std::string, FilterChainFactoryPtr> chains;  // by listener name
   std::map<std::string, TlsServerContextPtr> tls;       // TLS listeners, by name
 
-  // Null with `error` set if the config cannot be compiled.
-  static std::shared_ptr<const Snapshot> build(config::ConfigPtr config, std::string* error);
+  // Null with `error` set if the config cannot be compiled. State that must outlive this
+  // snapshot (rate-limit buckets) is taken from `runtime`.
+  static std::shared_ptr<const Snapshot> build(config::ConfigPtr config, RuntimeState& runtime,
+                                               std::string* error);
 };
 
 using SnapshotPtr = std::shared_ptr<const Snapshot>;

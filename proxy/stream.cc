@@ -7,8 +7,12 @@ namespace sluice {
 
 Stream::Stream(StreamContext& ctx, StreamEncoder& encoder, SnapshotPtr snapshot,
                const FilterChainFactory& chain, StreamInfo info)
-    : ctx_(ctx), encoder_(encoder), snapshot_(std::move(snapshot)), info_(std::move(info)) {
-  filters_ = chain.create();
+    : ctx_(ctx),
+      encoder_(encoder),
+      snapshot_(std::move(snapshot)),
+      chain_(chain),
+      info_(std::move(info)) {
+  filters_ = chain.create(*ctx_.services);
   for (auto& f : filters_) f->set_callbacks(*this);
 }
 
@@ -28,11 +32,13 @@ Stream::~Stream() {
 void Stream::destroy_filters() {
   if (filters_destroyed_) return;
   filters_destroyed_ = true;
+  cancellation_.cancel();
   for (auto& f : filters_) f->on_destroy();
 }
 
 void Stream::decode_headers(RequestHead&& head, bool end_stream) {
   request_ = std::move(head);
+  info_.client_ip = resolve_client_ip(info_.peer_ip, request_.headers, chain_.trusted_proxies());
   request_ended_ = end_stream;
   headers_end_stream_ = end_stream;
   run_request_headers(0);
@@ -62,6 +68,20 @@ void Stream::run_request_headers(size_t from) {
     trailers_held_ = false;
     run_request_trailers();
   }
+}
+
+const router::CompiledRoute* Stream::route() {
+  if (!route_cached_) {
+    route_ = chain_.routes() ? chain_.routes()->match(request_) : nullptr;
+    route_cached_ = true;
+    // Logged and measured under this route even when a filter answers before the router.
+    if (route_) {
+      info_.route = route_->route->name;
+    } else {
+      info_.route.clear();
+    }
+  }
+  return route_;
 }
 
 void Stream::continue_request() {
@@ -126,6 +146,12 @@ void Stream::send_local_reply(unsigned status, std::string_view body,
     return;
   }
   local_reply_ = true;
+  if (headers_stopped_) {
+    // The filter that held the headers answered instead of continuing: the body it paused is
+    // no longer wanted, but the connection must read past it (or finish) to go on.
+    headers_stopped_ = false;
+    encoder_.resume_request_body();
+  }
   ResponseHead head;
   head.status = status;
   head.version = request_.version;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "filters/filter.h"
+#include "filters/worker_services.h"
 #include "proxy/snapshot.h"
 
 namespace sluice {
@@ -61,6 +62,7 @@ struct StreamContext {
   WorkerStats* stats = nullptr;
   AccessLog* access_log = nullptr;
   BufferPool* read_buffers = nullptr;  // null: connections allocate their own
+  WorkerServices* services = nullptr;
 };
 
 class Stream : public FilterCallbacks {
@@ -89,6 +91,10 @@ class Stream : public FilterCallbacks {
   const config::Config& config() override { return *snapshot_->config; }
   upstream::ClusterManager& cluster_manager() override { return *ctx_.cluster_manager; }
   WorkerStats& stats() override { return *ctx_.stats; }
+  WorkerServices& services() override { return *ctx_.services; }
+  CancellationToken cancellation() override { return cancellation_.token(); }
+  const router::CompiledRoute* route() override;
+  void clear_route_cache() override { route_cached_ = false; }
   void continue_request() override;
   void send_local_reply(unsigned status, std::string_view body,
                         const HeaderMap& extra_headers) override;
@@ -109,7 +115,11 @@ class Stream : public FilterCallbacks {
   StreamContext& ctx_;
   StreamEncoder& encoder_;
   SnapshotPtr snapshot_;
+  const FilterChainFactory& chain_;  // owned by snapshot_
   std::vector<FilterPtr> filters_;
+  CancellationSource cancellation_;
+  const router::CompiledRoute* route_ = nullptr;
+  bool route_cached_ = false;
   RequestHead request_;
   StreamInfo info_;
   size_t stopped_at_ = 0;  // filter that returned Stop in the headers phase

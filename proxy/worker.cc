@@ -24,6 +24,7 @@ Worker::Worker(unsigned index)
   ctx_.cluster_manager = clusters_.get();
   ctx_.stats = &stats_;
   ctx_.read_buffers = &read_buffers_;
+  ctx_.services = &services_;
 }
 
 Worker::~Worker() { stop(); }
@@ -134,6 +135,7 @@ void Worker::stop() {
       l.close_connections();
     });
     clusters_->close_idle();
+    services_.clear();  // their connections (Redis) close too
     work_.reset();
   });
   // With every socket closed the loop normally runs out of work at once; an operation that

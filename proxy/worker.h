@@ -74,6 +74,7 @@ class Worker {
   std::unique_ptr<upstream::ClusterManager> clusters_;
   std::unique_ptr<AccessLog> access_log_;
   BufferPool read_buffers_{64 * 1024};
+  WorkerServices services_{ioc_.get_executor(), index_};
   StreamContext ctx_;
   SnapshotPtr snapshot_;
   std::map<std::string, std::shared_ptr<ListenerRuntime>> listeners_;

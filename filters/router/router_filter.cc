@@ -14,21 +14,20 @@ constexpr size_t kResendBodyLimit = 64 * 1024;  // larger bodies are not resent
 
 }  // namespace
 
-FilterPtr RouterFilterFactory::create() const { return std::make_unique<RouterFilter>(routes_); }
-
-RouterFilter::RouterFilter(std::shared_ptr<const RouteTable> routes) : routes_(std::move(routes)) {}
+FilterPtr RouterFilterFactory::create(WorkerServices&) const {
+  return std::make_unique<RouterFilter>();
+}
 
 RouterFilter::~RouterFilter() { on_destroy(); }
 
 FilterStatus RouterFilter::on_request_headers(RequestHead& head, bool end_stream) {
-  route_ = routes_->match(head);
+  route_ = callbacks().route();
   if (!route_) {
     callbacks().info().error = "no_route";
     callbacks().send_local_reply(404, "no route matched\n");
     return FilterStatus::Stop;
   }
   const config::Route& route = *route_->route;
-  callbacks().info().route = route.name;
   if (route.respond) {
     respond(*route.respond);
     return FilterStatus::Stop;
@@ -65,14 +64,10 @@ void RouterFilter::build_upstream_head(const CompiledRoute& route, const Request
   upstream_head_.authority = head.authority;
   upstream_head_.headers = head.headers;
   auto& h = upstream_head_.headers;
-  // The client address is the peer of this connection; anything the client claimed
-  // earlier in the chain is kept in front of it.
-  const std::string& client = callbacks().info().client_address;
-  std::string client_ip = client.substr(0, client.rfind(':'));
-  if (!client_ip.empty() && client_ip.front() == '[') {
-    client_ip = client_ip.substr(1, client_ip.size() - 2);
-  }
-  if (auto xff = h.get("x-forwarded-for")) {
+  // X-Forwarded-For gains this hop's peer (the client, or the trusted proxy that forwarded
+  // for it); what came before is kept in front of it.
+  const std::string peer = callbacks().info().peer_ip.to_string();
+  if (h.count("x-forwarded-for") > 0) {
     std::string joined;
     for (const auto& f : h) {
       if (iequals(f.name, "x-forwarded-for")) {
@@ -80,9 +75,9 @@ void RouterFilter::build_upstream_head(const CompiledRoute& route, const Request
         joined += f.value;
       }
     }
-    h.set("x-forwarded-for", joined + ", " + client_ip);
+    h.set("x-forwarded-for", joined + ", " + peer);
   } else {
-    h.add("x-forwarded-for", client_ip);
+    h.add("x-forwarded-for", peer);
   }
   h.set("x-forwarded-proto", head.scheme);
   // TE: trailers comes from HTTP/2 clients (gRPC) and only means something to HTTP/2.
@@ -96,7 +91,7 @@ void RouterFilter::arm_timeout() {
         callbacks().executor(), [](void* self) { static_cast<RouterFilter*>(self)->on_timeout(); },
         this);
   }
-  timer_->expire_after(route_->route->timeout, alive_);
+  timer_->expire_after(route_->route->timeout, callbacks().cancellation().guard());
 }
 
 void RouterFilter::on_timeout() {
@@ -110,9 +105,9 @@ void RouterFilter::connect() {
   ++connect_attempts_;
   host_->acquire(
       cluster_->config->connect_timeout,
-      [this, alive = std::weak_ptr<bool>(alive_)](upstream::UpstreamRequestPtr conn,
-                                                  const Error* err) {
-        if (alive.expired() || done_) {
+      [this, token = callbacks().cancellation()](upstream::UpstreamRequestPtr conn,
+                                                 const Error* err) {
+        if (token.cancelled() || done_) {
           if (conn) conn->release_unused();  // the stream went away while connecting
           return;
         }
@@ -315,7 +310,6 @@ void RouterFilter::release_connection() {
 }
 
 void RouterFilter::on_destroy() {
-  alive_.reset();
   if (timer_) timer_->cancel();
   release_connection();
 }

@@ -20,17 +20,12 @@ namespace sluice::router {
 
 class RouterFilterFactory : public FilterFactory {
  public:
-  explicit RouterFilterFactory(std::shared_ptr<const RouteTable> routes)
-      : routes_(std::move(routes)) {}
-  FilterPtr create() const override;
-
- private:
-  std::shared_ptr<const RouteTable> routes_;
+  FilterPtr create(WorkerServices& services) const override;
 };
 
+// Uses the stream's route (callbacks().route()), matched once for every filter.
 class RouterFilter : public Filter, public upstream::ResponseHandler {
  public:
-  explicit RouterFilter(std::shared_ptr<const RouteTable> routes);
   ~RouterFilter() override;
 
   FilterStatus on_request_headers(RequestHead& head, bool end_stream) override;
@@ -63,12 +58,10 @@ class RouterFilter : public Filter, public upstream::ResponseHandler {
   void fail(const Error& error);
   void release_connection();
 
-  std::shared_ptr<const RouteTable> routes_;
   const CompiledRoute* route_ = nullptr;
   std::shared_ptr<upstream::ClusterState> cluster_;  // kept across a reload
   upstream::HostPool* host_ = nullptr;
   upstream::UpstreamRequestPtr conn_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::optional<LazyTimer> timer_;  // route timeout, re-armed by each piece of the response
   RequestHead upstream_head_;
   upstream::BodyFraming framing_ = upstream::BodyFraming::none;

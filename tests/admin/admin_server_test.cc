@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "admin/admin_context.h"
+#include "core/runtime_state.h"
 #include "core/stats.h"
 
 namespace sluice::admin {
@@ -57,6 +58,8 @@ class TestContext : public AdminContext {
   }
   uint64_t reloads_succeeded() const override { return 4; }
   uint64_t reloads_failed() const override { return 2; }
+  RuntimeState& runtime() const override { return runtime_; }
+  mutable RuntimeState runtime_;
 
   WorkerStats& worker(size_t i) { return *workers_[i]; }
 

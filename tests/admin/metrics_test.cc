@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "admin/admin_context.h"
+#include "core/runtime_state.h"
 #include "core/stats.h"
 
 namespace sluice::admin {
@@ -35,6 +36,8 @@ class StatsContext : public AdminContext {
   }
   uint64_t reloads_succeeded() const override { return reloads_ok_; }
   uint64_t reloads_failed() const override { return reloads_failed_; }
+  RuntimeState& runtime() const override { return runtime_; }
+  mutable RuntimeState runtime_;
 
   WorkerStats& worker(size_t i) { return *workers_[i]; }
 

@@ -18,7 +18,9 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "config/config.h"
+#include "core/runtime_state.h"
 #include "core/stats.h"
+#include "filters/worker_services.h"
 #include "proxy/http2_codec.h"
 #include "proxy/listener.h"
 #include "proxy/snapshot.h"
@@ -42,12 +44,15 @@ struct World {
   sluice::WorkerStats stats;
   sluice::upstream::ClusterManager clusters{ioc, stats};
   sluice::StreamContext ctx;
+  sluice::RuntimeState runtime;
+  sluice::WorkerServices services{ioc.get_executor(), 0};
   std::shared_ptr<sluice::ListenerRuntime> listener;
 
   World() {
     auto loaded = sluice::config::load_string(kConfig, "fuzz.yaml");
     std::string error;
-    auto snapshot = loaded.config ? sluice::Snapshot::build(loaded.config, &error) : nullptr;
+    auto snapshot =
+        loaded.config ? sluice::Snapshot::build(loaded.config, runtime, &error) : nullptr;
     if (!snapshot) {
       std::fprintf(stderr, "http2_server_fuzz: bad config: %s\n", error.c_str());
       std::abort();
@@ -56,6 +61,7 @@ struct World {
     ctx.executor = ioc.get_executor();
     ctx.cluster_manager = &clusters;
     ctx.stats = &stats;
+    ctx.services = &services;
     const auto& l = loaded.config->listeners[0];
     listener = std::make_shared<sluice::ListenerRuntime>(boost::asio::ip::tcp::acceptor(ioc), l,
                                                          ctx, stats.listener(l.name));
@@ -77,7 +83,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     sluice::Http2Codec::Env env;
     env.ctx = &world->ctx;
     env.listener = world->listener;
-    env.client_address = "127.0.0.1:1";
+    env.peer = {boost::asio::ip::make_address("127.0.0.1"), 1};
     env.scheme = "http";
     env.want_write = [] {};
     sluice::Http2Codec codec(std::move(env), sluice::Http2Settings{});

@@ -109,7 +109,9 @@ class TestFilterFactory : public FilterFactory {
  public:
   TestFilterFactory(std::string name, Log& log, Hooks& hooks)
       : name_(std::move(name)), log_(log), hooks_(hooks) {}
-  FilterPtr create() const override { return std::make_unique<TestFilter>(name_, log_, hooks_); }
+  FilterPtr create(WorkerServices&) const override {
+    return std::make_unique<TestFilter>(name_, log_, hooks_);
+  }
 
  private:
   std::string name_;
@@ -171,16 +173,30 @@ class StreamTest : public ::testing::Test {
     config::Listener l;
     l.name = "public";
     cfg->listeners.push_back(l);
+    config::Route api;
+    api.name = "api";
+    api.match.path = {config::PathMatch::Kind::prefix, "/api/"};
+    api.respond.emplace();
+    cfg->routes.push_back(api);
+    config::Route other;
+    other.name = "other";
+    other.respond.emplace();
+    cfg->routes.push_back(other);
     auto snap = std::make_shared<Snapshot>();
     snap->config = cfg;
+    snap->routes = router::RouteTable::build(*cfg);
     snapshot_ = snap;
+    TrustedProxies trusted;
+    std::string error;
+    trusted.add("10.0.0.0/8", &error);
     // The terminal filter holds the request, like the router.
     t_.request_headers = [](TestFilter&, RequestHead&, bool) { return FilterStatus::Stop; };
     t_.request_body = [](TestFilter&, std::string&, bool) { return FilterStatus::Stop; };
     chain_ = std::make_unique<FilterChainFactory>(
         std::vector<FilterFactoryPtr>{std::make_shared<TestFilterFactory>("A", log_, a_),
                                       std::make_shared<TestFilterFactory>("B", log_, b_),
-                                      std::make_shared<TestFilterFactory>("T", log_, t_)});
+                                      std::make_shared<TestFilterFactory>("T", log_, t_)},
+        snap->routes, trusted);
   }
   ~StreamTest() override { stream_.reset(); }
 
@@ -188,7 +204,8 @@ class StreamTest : public ::testing::Test {
     if (!stream_) {
       StreamInfo info;
       info.listener = "public";
-      info.client_address = "192.0.2.1:4000";
+      info.peer_ip = info.client_ip = asio::ip::make_address(peer_);
+      info.peer_port = 4000;
       stream_ = std::make_unique<Stream>(ctx_, encoder_, snapshot_, *chain_, std::move(info));
     }
     return *stream_;
@@ -212,7 +229,9 @@ class StreamTest : public ::testing::Test {
   asio::io_context ioc_;
   WorkerStats stats_;
   upstream::ClusterManager cm_{ioc_, stats_};
-  StreamContext ctx_{ioc_.get_executor(), &cm_, &stats_, nullptr, nullptr};
+  WorkerServices services_{ioc_.get_executor(), 0};
+  StreamContext ctx_{ioc_.get_executor(), &cm_, &stats_, nullptr, nullptr, &services_};
+  std::string peer_ = "192.0.2.1";
   SnapshotPtr snapshot_;
   FakeEncoder encoder_;
   Log log_;
@@ -621,7 +640,94 @@ TEST_F(StreamTest, CallbacksExposeTheStreamContext) {
   EXPECT_EQ(cb.executor(), asio::any_io_executor(ioc_.get_executor()));
   EXPECT_EQ(cb.request().target, "/x?q=1");
   EXPECT_EQ(cb.info().listener, "public");
-  EXPECT_EQ(cb.info().client_address, "192.0.2.1:4000");
+  EXPECT_EQ(cb.info().client_ip, asio::ip::make_address("192.0.2.1"));
+  EXPECT_EQ(cb.info().peer_port, 4000);
+  EXPECT_EQ(&cb.services(), &services_);
+}
+
+TEST_F(StreamTest, RouteIsMatchedOnceAndSharedByEveryFilter) {
+  const router::CompiledRoute* seen_by_a = nullptr;
+  a_.request_headers = [&](TestFilter& f, RequestHead& head, bool) {
+    seen_by_a = f.cb().route();
+    head.target = "/elsewhere";  // without clearing the cache the route stays
+    return FilterStatus::Continue;
+  };
+  const router::CompiledRoute* seen_by_t = nullptr;
+  t_.request_headers = [&](TestFilter& f, RequestHead&, bool) {
+    seen_by_t = f.cb().route();
+    return FilterStatus::Stop;
+  };
+  stream().decode_headers(make_request("GET", "/api/x"), true);
+  ASSERT_NE(seen_by_a, nullptr);
+  EXPECT_EQ(seen_by_a->route->name, "api");
+  EXPECT_EQ(seen_by_t, seen_by_a);
+}
+
+TEST_F(StreamTest, AFilterThatRewritesThePathClearsTheRoute) {
+  a_.request_headers = [&](TestFilter& f, RequestHead& head, bool) {
+    EXPECT_EQ(f.cb().route()->route->name, "api");
+    head.target = "/elsewhere";
+    f.cb().clear_route_cache();
+    return FilterStatus::Continue;
+  };
+  std::string routed;
+  t_.request_headers = [&](TestFilter& f, RequestHead&, bool) {
+    routed = f.cb().route()->route->name;
+    return FilterStatus::Stop;
+  };
+  stream().decode_headers(make_request("GET", "/api/x"), true);
+  EXPECT_EQ(routed, "other");
+}
+
+TEST_F(StreamTest, AsyncWorkIsCancelledWhenTheStreamGoesAway) {
+  int ran = 0;
+  a_.request_headers = [&](TestFilter& f, RequestHead&, bool) {
+    asio::post(f.cb().executor(), f.cb().cancellation().bind([&ran, &f] {
+      ++ran;
+      f.cb().continue_request();
+    }));
+    return FilterStatus::Stop;
+  };
+  stream().decode_headers(make_request(), true);
+  end_stream();  // before the posted work runs
+  run();
+  EXPECT_EQ(ran, 0);
+  // The same work on a stream that stays runs.
+  stream().decode_headers(make_request(), true);
+  run();
+  EXPECT_EQ(ran, 1);
+  EXPECT_THAT(of("T"), Contains("T:req_headers end"));
+}
+
+TEST_F(StreamTest, ALocalReplyAfterHoldingTheHeadersResumesTheConnection) {
+  // A filter waits (a Redis call, say), then refuses the request: the connection must not
+  // stay paused, or the next request on it is never read.
+  a_.request_headers = [&](TestFilter& f, RequestHead&, bool) {
+    asio::post(f.cb().executor(), f.cb().cancellation().bind(
+                                      [&f] { f.cb().send_local_reply(429, "slow down\n", {}); }));
+    return FilterStatus::Stop;
+  };
+  stream().decode_headers(make_request("POST", "/"), false);
+  EXPECT_THAT(encoder_.events, ElementsAre("pause"));
+  run();
+  EXPECT_THAT(encoder_.events,
+              ElementsAre("pause", "resume", "headers 429", "data slow down\n end"));
+  EXPECT_THAT(of("T"), IsEmpty());
+}
+
+TEST_F(StreamTest, ClientIpComesFromForwardedForOnlyBehindATrustedProxy) {
+  auto forwarded = [] {
+    RequestHead h = make_request();
+    h.headers.add("X-Forwarded-For", "6.6.6.6, 198.51.100.7");
+    return h;
+  };
+  stream().decode_headers(forwarded(), true);
+  EXPECT_EQ(a_.instance->cb().info().client_ip, asio::ip::make_address("192.0.2.1"));
+  end_stream();
+  peer_ = "10.1.1.1";
+  stream().decode_headers(forwarded(), true);
+  EXPECT_EQ(a_.instance->cb().info().client_ip, asio::ip::make_address("198.51.100.7"));
+  EXPECT_EQ(a_.instance->cb().info().peer_ip, asio::ip::make_address("10.1.1.1"));
 }
 
 TEST_F(StreamTest, StreamKeepsItsSnapshot) {

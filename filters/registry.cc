@@ -1,0 +1,40 @@
+#include "filters/registry.h"
+
+#include <mutex>
+
+#include "filters/rate_limit/rate_limit_filter.h"
+
+namespace sluice {
+namespace {
+std::vector<FilterRegistration>& registrations() {
+  static std::vector<FilterRegistration> all;
+  return all;
+}
+}  // namespace
+
+void FilterRegistry::add(FilterRegistration registration) {
+  config::FilterSchemas::add(registration.schema);
+  for (auto& r : registrations()) {
+    if (r.schema.name == registration.schema.name) {
+      r = std::move(registration);
+      return;
+    }
+  }
+  registrations().push_back(std::move(registration));
+}
+
+const FilterRegistration* FilterRegistry::find(std::string_view name) {
+  for (const auto& r : registrations()) {
+    if (r.schema.name == name) return &r;
+  }
+  return nullptr;
+}
+
+const std::vector<FilterRegistration>& FilterRegistry::all() { return registrations(); }
+
+void register_builtin_filters() {
+  static std::once_flag once;
+  std::call_once(once, [] { FilterRegistry::add(rate_limit::registration()); });
+}
+
+}  // namespace sluice
