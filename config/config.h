@@ -154,8 +154,13 @@ struct AccessLog {
 class FilterConfig {
  public:
   virtual ~FilterConfig() = default;
-  // The section as JSON for the admin API's /config.
-  virtual std::string to_json() const { return "{}"; }
+  // The filter's keys as the config file has them, for the admin API's /config (whose JSON
+  // loads back as the same config): (key, encoded JSON value) pairs of the top level, and of
+  // one listener or route.
+  using JsonMembers = std::vector<std::pair<std::string, std::string>>;
+  virtual JsonMembers root_json() const { return {}; }
+  virtual JsonMembers listener_json(std::string_view /*listener*/) const { return {}; }
+  virtual JsonMembers route_json(std::string_view /*route*/) const { return {}; }
 };
 using FilterConfigPtr = std::shared_ptr<const FilterConfig>;
 

@@ -101,6 +101,20 @@ class JsonWriter {
   bool after_key_ = false;
 };
 
+// The members filters add to one object of the config.
+template <typename Members>
+void write_filter_members(JsonWriter& w,
+                          const std::vector<std::pair<std::string, FilterConfigPtr>>& filters,
+                          Members members) {
+  for (const auto& [name, filter] : filters) {
+    if (!filter) continue;
+    for (const auto& [key, json] : members(*filter)) {
+      w.key(key);
+      w.raw(json);
+    }
+  }
+}
+
 void write_limits(JsonWriter& w, const Limits& l) {
   w.key("limits");
   w.begin_object();
@@ -160,7 +174,8 @@ void write_match(JsonWriter& w, const RouteMatch& m) {
   w.end_object();
 }
 
-void write_route(JsonWriter& w, const Route& r) {
+template <typename Extra>
+void write_route(JsonWriter& w, const Route& r, Extra extra) {
   w.begin_object();
   w.field("name", r.name);
   write_match(w, r.match);
@@ -195,6 +210,7 @@ void write_route(JsonWriter& w, const Route& r) {
     w.end_object();
   }
   w.field("timeout", r.timeout);
+  extra(w);
   w.end_object();
 }
 
@@ -256,6 +272,8 @@ std::string Config::to_json() const {
     write_limits(w, l.limits);
     w.field("filters", l.filters);
     w.field("trusted_proxies", l.trusted_proxies);
+    write_filter_members(w, filter_configs,
+                         [&](const FilterConfig& f) { return f.listener_json(l.name); });
     w.key("http2");
     w.begin_object();
     w.field("cleartext", l.http2.cleartext);
@@ -293,21 +311,19 @@ std::string Config::to_json() const {
 
   w.key("routes");
   w.begin_array();
-  for (const Route& r : routes) write_route(w, r);
+  for (const Route& r : routes) {
+    write_route(w, r, [&](JsonWriter& out) {
+      write_filter_members(out, filter_configs,
+                           [&](const FilterConfig& f) { return f.route_json(r.name); });
+    });
+  }
   w.end_array();
 
   w.key("clusters");
   w.begin_array();
   for (const Cluster& c : clusters) write_cluster(w, c);
   w.end_array();
-
-  w.key("filter_configs");
-  w.begin_object();
-  for (const auto& [name, filter] : filter_configs) {
-    w.key(name);
-    w.raw(filter ? filter->to_json() : "null");
-  }
-  w.end_object();
+  write_filter_members(w, filter_configs, [](const FilterConfig& f) { return f.root_json(); });
   w.end_object();
   return w.take();
 }

@@ -60,10 +60,13 @@ std::optional<KeyPart> parse_key_part(Diagnostics& diag, const Field& f) {
     }
   }
   std::string suggestion = config::detail::did_you_mean(*text, kPlainParts);
-  if (suggestion.empty() && text->rfind("head", 0) == 0)
-    suggestion = " (did you mean 'header:NAME'?)";
-  if (suggestion.empty() && text->rfind("quer", 0) == 0)
-    suggestion = " (did you mean 'query:NAME'?)";
+  if (suggestion.empty() && colon != std::string::npos) {
+    // "heder:x-api-key": the kind is misspelt, the name is probably right.
+    static constexpr std::string_view kNamed[] = {"header", "query"};
+    if (auto kind = config::detail::closest(text->substr(0, colon), kNamed)) {
+      suggestion = " (did you mean '" + std::string(*kind) + text->substr(colon) + "'?)";
+    }
+  }
   if (suggestion.empty()) {
     suggestion = " (known: ";
     for (size_t i = 0; i < std::size(kKeyParts); ++i) {
@@ -216,9 +219,17 @@ std::optional<RedisSettings> parse_redis(Diagnostics& diag, const Field& f) {
   bool ok = true;
   if (const Field* a = m.require("address")) {
     // An IP literal: a worker never resolves names (no blocking DNS on the data path).
-    if (auto addr = config::detail::read_address(diag, *a, /*bind=*/true)) {
+    auto addr = config::detail::read_address(diag, *a, /*bind=*/false);
+    if (addr && addr->host == "localhost") addr->host = "127.0.0.1";
+    if (addr && !config::detail::is_ip_literal(addr->host)) {
+      diag.error(a->mark(),
+                 "address: Redis is reached by IP address, not by name (workers do "
+                 "not resolve names): got '" +
+                     addr->host + "'");
+      addr.reset();
+    }
+    if (addr) {
       redis.address = *addr;
-      if (redis.address.host == "localhost") redis.address.host = "127.0.0.1";
     } else {
       ok = false;
     }
@@ -282,7 +293,9 @@ std::shared_ptr<const config::FilterConfig> parse(config::SectionContext& ctx) {
       // Checked on the raw node, so a rule with other mistakes still gets this one reported.
       if (node.IsMap()) {
         const YAML::Node scope = node["scope"];
-        if (scope.IsScalar() && scope.Scalar() == "global") global_marks.push_back(node.Mark());
+        if (scope.IsDefined() && scope.IsScalar() && scope.Scalar() == "global") {
+          global_marks.push_back(node.Mark());
+        }
       }
       if (auto rule = parse_rule(diag, node, names)) cfg->rules.push_back(std::move(*rule));
     }
@@ -354,28 +367,60 @@ std::optional<std::pair<uint64_t, std::chrono::nanoseconds>> parse_rate(std::str
   return std::nullopt;
 }
 
-std::string RateLimitConfig::to_json() const {
-  std::string out = "{\"rules\": [";
-  for (size_t i = 0; i < rules.size(); ++i) {
-    const Rule& r = rules[i];
-    out += i ? ", " : "";
-    out += "{\"name\": " + json_string(r.name) + ", \"key\": [";
-    for (size_t k = 0; k < r.key.size(); ++k) out += (k ? ", " : "") + json_string(r.key[k].str());
-    out += "], \"rate\": " + json_string(r.rate_text) + ", \"burst\": " + std::to_string(r.burst) +
-           ", \"scope\": " + (r.scope == Rule::Scope::global ? "\"global\"" : "\"local\"") +
-           ", \"mode\": " + (r.mode == Rule::Mode::shadow ? "\"shadow\"" : "\"enforce\"") +
-           ", \"status\": " + std::to_string(r.status) +
-           ", \"headers\": " + (r.headers ? "true" : "false") +
-           ", \"max_keys\": " + std::to_string(r.max_keys) + "}";
+namespace {
+std::string rule_names(const std::vector<Rule>& rules, const std::vector<size_t>& indices) {
+  std::string out = "[";
+  for (size_t i = 0; i < indices.size(); ++i) {
+    out += (i ? ", " : "") + json_string(rules[indices[i]].name);
   }
-  out += "]";
+  return out + "]";
+}
+
+config::FilterConfig::JsonMembers refs_json(const std::vector<Rule>& rules,
+                                            const std::map<std::string, std::vector<size_t>>& refs,
+                                            std::string_view owner) {
+  auto it = refs.find(std::string(owner));
+  if (it == refs.end()) return {};
+  return {{"rate_limits", rule_names(rules, it->second)}};
+}
+}  // namespace
+
+config::FilterConfig::JsonMembers RateLimitConfig::root_json() const {
+  JsonMembers out;
+  if (!rules.empty()) {
+    std::string list = "[";
+    for (size_t i = 0; i < rules.size(); ++i) {
+      const Rule& r = rules[i];
+      list += i ? ", " : "";
+      list += "{\"name\": " + json_string(r.name) + ", \"key\": [";
+      for (size_t k = 0; k < r.key.size(); ++k) {
+        list += (k ? ", " : "") + json_string(r.key[k].str());
+      }
+      list += "], \"rate\": " + json_string(r.rate_text) +
+              ", \"burst\": " + std::to_string(r.burst) +
+              ", \"scope\": " + (r.scope == Rule::Scope::global ? "\"global\"" : "\"local\"") +
+              ", \"mode\": " + (r.mode == Rule::Mode::shadow ? "\"shadow\"" : "\"enforce\"") +
+              ", \"status\": " + std::to_string(r.status) +
+              ", \"headers\": " + (r.headers ? "true" : "false") +
+              ", \"max_keys\": " + std::to_string(r.max_keys) + "}";
+    }
+    out.emplace_back("rate_limits", list + "]");
+  }
   if (redis) {
-    out += ", \"redis\": {\"address\": " + json_string(redis->address.str()) +
-           ", \"timeout\": " + json_string(config::detail::format_duration(redis->timeout)) +
-           ", \"on_error\": " + (redis->allow_on_error ? "\"allow\"" : "\"deny\"") + "}";
+    out.emplace_back(
+        "redis", "{\"address\": " + json_string(redis->address.str()) + ", \"timeout\": " +
+                     json_string(config::detail::format_duration(redis->timeout)) +
+                     ", \"on_error\": " + (redis->allow_on_error ? "\"allow\"" : "\"deny\"") + "}");
   }
-  out += "}";
   return out;
+}
+
+config::FilterConfig::JsonMembers RateLimitConfig::listener_json(std::string_view listener) const {
+  return refs_json(rules, listener_rules, listener);
+}
+
+config::FilterConfig::JsonMembers RateLimitConfig::route_json(std::string_view route) const {
+  return refs_json(rules, route_rules, route);
 }
 
 config::FilterSchema schema() {

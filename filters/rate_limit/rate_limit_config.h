@@ -56,7 +56,9 @@ class RateLimitConfig : public config::FilterConfig {
   std::map<std::string, std::vector<size_t>> listener_rules;
   std::map<std::string, std::vector<size_t>> route_rules;
 
-  std::string to_json() const override;
+  JsonMembers root_json() const override;
+  JsonMembers listener_json(std::string_view listener) const override;
+  JsonMembers route_json(std::string_view route) const override;
 };
 
 // The filter's config schema: keys and parser, for the registry.
