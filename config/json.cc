@@ -230,11 +230,14 @@ void write_cluster(JsonWriter& w, const Cluster& c) {
   w.field("connect_timeout", c.connect_timeout);
   w.field("idle_timeout", c.idle_timeout);
   w.field("max_idle_connections", uint64_t{c.max_idle_connections});
+  w.field("protocol", c.protocol == Cluster::Protocol::h2 ? "h2" : "http1");
+  w.field("max_concurrent_streams", uint64_t{c.max_concurrent_streams});
   if (c.tls) {
     w.key("tls");
     w.begin_object();
-    w.field("sni", c.tls->sni);
-    w.field("ca_file", c.tls->ca_file);
+    // Unset (empty) values are left out: the loader takes absent for "not set", not "".
+    if (!c.tls->sni.empty()) w.field("sni", c.tls->sni);
+    if (!c.tls->ca_file.empty()) w.field("ca_file", c.tls->ca_file);
     w.field("verify", c.tls->verify);
     w.end_object();
   }

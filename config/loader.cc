@@ -236,35 +236,12 @@ void Loader::load_access_log(const Field& f) {
   }
 }
 
-std::optional<std::string> Loader::read_unique_name(const Field& f, std::string_view kind,
-                                                    std::map<std::string, YAML::Mark>& seen) {
-  std::optional<std::string> name = read_nonempty(diag_, f);
-  if (!name) return std::nullopt;
-  // Names become metric labels and admin API paths, so keep them plain.
-  const bool plain = std::all_of(name->begin(), name->end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-' || c == '.';
-  });
-  if (!plain) {
-    diag_.error(f.mark(),
-                "name: " + quote(*name) + " may contain only letters, digits, '_', '-' and '.'");
-    return std::nullopt;
-  }
-  const auto [it, inserted] = seen.emplace(*name, f.mark());
-  if (!inserted) {
-    diag_.error(f.mark(), "duplicate " + std::string(kind) + " name " + quote(*name) +
-                              " (first defined at " + line_of(it->second) + ")");
-    return std::nullopt;
-  }
-  return name;
-}
-
 void Loader::load_listener(const YAML::Node& node) {
   MapReader m(diag_, Field::item("listener", node), "listener", listener_keys_);
   if (!m.is_map()) return;
   Listener l;
   if (const Field* f = m.require("name")) {
-    if (auto name = read_unique_name(*f, "listener", listener_names_)) l.name = *name;
+    if (auto name = read_unique_name(diag_, *f, "listener", listener_names_)) l.name = *name;
   }
   stash_filter_fields(m, filter_listener_keys_, l.name, listener_stash_);
   if (const Field* f = m.require("address")) {
@@ -368,7 +345,7 @@ void Loader::load_cluster(const YAML::Node& node) {
   if (!m.is_map()) return;
   Cluster c;
   if (const Field* f = m.require("name")) {
-    if (auto name = read_unique_name(*f, "cluster", cluster_names_)) c.name = *name;
+    if (auto name = read_unique_name(diag_, *f, "cluster", cluster_names_)) c.name = *name;
   }
   if (const Field* f = m.require("endpoints"); f && expect_list(diag_, *f)) {
     if (f->value.size() == 0) {

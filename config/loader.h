@@ -62,11 +62,6 @@ class Loader {
   void load_redirect(const Field& f, Redirect& redirect);
   void load_rewrite(const Field& f, Route& route, bool has_cluster);
 
-  // A name for a listener, route or cluster: non-empty, metric-label safe, and unique among
-  // `seen` (which records where each name was first defined).
-  std::optional<std::string> read_unique_name(const Field& f, std::string_view kind,
-                                              std::map<std::string, YAML::Mark>& seen);
-
   Diagnostics diag_;
   Config config_;
   // The keys each section accepts: the core schema's and the registered filters'.

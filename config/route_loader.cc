@@ -126,7 +126,7 @@ void Loader::load_route(const YAML::Node& node) {
   if (!m.is_map()) return;
   Route r;
   if (const Field* f = m.require("name")) {
-    if (auto name = read_unique_name(*f, "route", route_names_)) r.name = *name;
+    if (auto name = read_unique_name(diag_, *f, "route", route_names_)) r.name = *name;
   }
   stash_filter_fields(m, filter_route_keys_, r.name, route_stash_);
   const std::string who = r.name.empty() ? "route" : "route " + quote(r.name);

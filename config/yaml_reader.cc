@@ -265,4 +265,29 @@ std::optional<std::string> read_regex(Diagnostics& diag, const Field& f) {
   return s;
 }
 
+std::optional<std::string> read_unique_name(Diagnostics& diag, const Field& f,
+                                            std::string_view kind,
+                                            std::map<std::string, YAML::Mark>& seen) {
+  std::optional<std::string> name = read_nonempty(diag, f);
+  if (!name) return std::nullopt;
+  // Names become metric labels and admin API paths, so keep them plain.
+  const bool plain = std::all_of(name->begin(), name->end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
+  });
+  if (!plain) {
+    diag.error(f.mark(),
+               "name: " + quote(*name) + " may contain only letters, digits, '_', '-' and '.'");
+    return std::nullopt;
+  }
+  const auto [it, inserted] = seen.emplace(*name, f.mark());
+  if (!inserted) {
+    diag.error(f.mark(), "duplicate " + std::string(kind) + " name " + quote(*name) +
+                             " (first defined at line " + std::to_string(it->second.line + 1) +
+                             ")");
+    return std::nullopt;
+  }
+  return name;
+}
+
 }  // namespace sluice::config::detail

@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -93,6 +94,12 @@ std::optional<Duration> read_duration(Diagnostics& diag, const Field& f, bool al
 std::optional<uint64_t> read_size(Diagnostics& diag, const Field& f, uint64_t min, uint64_t max);
 // `bind`: the address is for a local socket, so it must be an IP literal or "localhost".
 std::optional<SocketAddress> read_address(Diagnostics& diag, const Field& f, bool bind);
+// A name for a listener, route, cluster or rate limit: non-empty, metric-label safe (letters,
+// digits, '_', '-', '.'), and unique among `seen` (which records where each name was first
+// defined). `kind` names it in messages ("route").
+std::optional<std::string> read_unique_name(Diagnostics& diag, const Field& f,
+                                            std::string_view kind,
+                                            std::map<std::string, YAML::Mark>& seen);
 // Compiles with RE2 to validate; reports RE2's error.
 std::optional<std::string> read_regex(Diagnostics& diag, const Field& f);
 

@@ -254,6 +254,16 @@ bool LocalLimiter::try_update(Slot& slot, uint64_t hash, int64_t now, Decision& 
   }
 }
 
+bool LocalLimiter::holds(Slot& slot, uint64_t hash) {
+  uint64_t found = slot.hash.load(std::memory_order_acquire);
+  if (found == 0 && slot.hash.compare_exchange_strong(found, hash, std::memory_order_acq_rel,
+                                                      std::memory_order_acquire)) {
+    key_count_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  return found == hash;  // after a lost race, `found` is the winner's key (maybe this one)
+}
+
 Decision LocalLimiter::acquire(std::string_view key, int64_t now) {
   uint64_t hash = detail::siphash13(seed0_, seed1_, key);
   if (hash == 0) hash = 1;  // 0 marks an empty slot
@@ -261,15 +271,7 @@ Decision LocalLimiter::acquire(std::string_view key, int64_t now) {
   Decision decision;
   for (size_t i = 0; i < window_; ++i) {
     Slot& slot = slots_[(home + i) & mask_];
-    uint64_t found = slot.hash.load(std::memory_order_acquire);
-    if (found == 0) {
-      if (slot.hash.compare_exchange_strong(found, hash, std::memory_order_acq_rel,
-                                            std::memory_order_acquire)) {
-        key_count_.fetch_add(1, std::memory_order_relaxed);
-        found = hash;
-      }
-    }
-    if (found == hash) {
+    if (holds(slot, hash)) {
       if (try_update(slot, hash, now, decision)) return decision;
       break;  // the slot is being handed to another key
     }
@@ -288,15 +290,7 @@ Decision LocalLimiter::insert(uint64_t hash, size_t home, int64_t now) {
     bool victim_idle = false;
     for (size_t i = 0; i < window_; ++i) {
       Slot& slot = slots_[(home + i) & mask_];
-      uint64_t found = slot.hash.load(std::memory_order_acquire);
-      if (found == 0) {
-        if (slot.hash.compare_exchange_strong(found, hash, std::memory_order_acq_rel,
-                                              std::memory_order_acquire)) {
-          key_count_.fetch_add(1, std::memory_order_relaxed);
-          found = hash;
-        }
-      }
-      if (found == hash) {
+      if (holds(slot, hash)) {
         if (try_update(slot, hash, now, decision)) {
           unlock(flag);
           return decision;

@@ -109,6 +109,8 @@ class LocalLimiter {
   struct Slot;
 
   Decision insert(uint64_t hash, size_t home, int64_t now);
+  // True when `slot` holds `hash`, claiming it first if it was empty.
+  bool holds(Slot& slot, uint64_t hash);
   bool try_update(Slot& slot, uint64_t hash, int64_t now, Decision& out);
 
   const Quota quota_;

@@ -97,23 +97,7 @@ std::optional<Rule> parse_rule(Diagnostics& diag, const YAML::Node& node,
   Rule rule;
   bool ok = true;
   if (const Field* f = m.require("name")) {
-    auto name = config::detail::read_nonempty(diag, *f);
-    const bool plain = name && std::all_of(name->begin(), name->end(), [](char c) {
-                         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                                (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
-                       });
-    if (name && !plain) {
-      diag.error(f->mark(),
-                 "name: " + quote(*name) + " may contain only letters, digits, '_', '-' and '.'");
-      ok = false;
-    } else if (name) {
-      auto [it, inserted] = names.emplace(*name, f->mark());
-      if (!inserted) {
-        diag.error(f->mark(), "duplicate rate limit name " + quote(*name) +
-                                  " (first defined at line " + std::to_string(it->second.line + 1) +
-                                  ")");
-        ok = false;
-      }
+    if (auto name = config::detail::read_unique_name(diag, *f, "rate limit", names)) {
       rule.name = *name;
     } else {
       ok = false;

@@ -229,3 +229,26 @@ TEST(ToJson, LoadsBackToTheSameConfig) {
 
 }  // namespace
 }  // namespace sluice::config
+
+namespace sluice::config {
+namespace {
+
+TEST(ToJson, ClusterProtocolSurvivesTheRoundTrip) {
+  // An h2 cluster used to come back as http1: /config left the protocol out.
+  const LoadResult first = load_file(kFull);
+  ASSERT_TRUE(first.config);
+  const std::string json = first.config->to_json();
+  EXPECT_THAT(json, HasSubstr("\"protocol\": \"h2\""));
+  EXPECT_THAT(json, HasSubstr("\"max_concurrent_streams\": 50"));
+  const LoadResult second = load_string(without_source_line(json), "dump.json");
+  ASSERT_TRUE(second.config);
+  const Cluster* h2 = nullptr;
+  for (const Cluster& c : second.config->clusters) {
+    if (c.protocol == Cluster::Protocol::h2) h2 = &c;
+  }
+  ASSERT_NE(h2, nullptr);
+  EXPECT_EQ(h2->max_concurrent_streams, 50u);
+}
+
+}  // namespace
+}  // namespace sluice::config
