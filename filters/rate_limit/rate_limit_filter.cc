@@ -32,6 +32,10 @@ namespace {
 
 using redis_client = upstream::redis::RedisClient;
 
+// Workers with a slot in RuleRuntime::worker_stats (more than `workers` allows; any beyond
+// look their counters up by name).
+constexpr unsigned kWorkerSlots = 512;
+
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -68,8 +72,8 @@ std::optional<std::string_view> query_param(std::string_view query, std::string_
 
 class RateLimitFilter : public Filter {
  public:
-  RateLimitFilter(const RateLimitFactory& factory, redis_client* redis)
-      : factory_(factory), redis_(redis) {}
+  RateLimitFilter(const RateLimitFactory& factory, redis_client* redis, unsigned worker)
+      : factory_(factory), redis_(redis), worker_(worker) {}
 
   FilterStatus on_request_headers(RequestHead& head, bool) override {
     const std::vector<size_t>& listener = factory_.listener_rules();
@@ -105,10 +109,21 @@ class RateLimitFilter : public Filter {
   }
 
  private:
+  RateLimitStats& stats_of(const RuleRuntime& rule) {
+    if (worker_ >= kWorkerSlots) return callbacks().stats().rate_limit(rule.rule->name);
+    std::atomic<RateLimitStats*>& slot = rule.worker_stats[worker_];
+    RateLimitStats* stats = slot.load(std::memory_order_relaxed);
+    if (!stats) {
+      stats = &callbacks().stats().rate_limit(rule.rule->name);
+      slot.store(stats, std::memory_order_relaxed);
+    }
+    return *stats;
+  }
+
   void check(size_t index, const RequestHead& head, int64_t now, bool global) {
     const RuleRuntime& rule = factory_.rules()[index];
     if (global == (rule.limiter != nullptr)) return;  // not this pass
-    RateLimitStats& stats = callbacks().stats().rate_limit(rule.rule->name);
+    RateLimitStats& stats = stats_of(rule);
     if (!build_key(*rule.rule, head)) {
       stats.skipped.add();
       return;
@@ -135,7 +150,7 @@ class RateLimitFilter : public Filter {
 
   void on_redis_result(size_t index, upstream::redis::Result result) {
     const RuleRuntime& rule = factory_.rules()[index];
-    RateLimitStats& stats = callbacks().stats().rate_limit(rule.rule->name);
+    RateLimitStats& stats = stats_of(rule);
     const auto& r = result.reply;
     const bool good =
         result.ok() && r.type == upstream::redis::Reply::Type::array && r.elements.size() == 4 &&
@@ -278,6 +293,7 @@ class RateLimitFilter : public Filter {
 
   const RateLimitFactory& factory_;
   redis_client* redis_;
+  unsigned worker_;
   std::string key_;
   const RuleRuntime* report_ = nullptr;
   Decision report_decision_;
@@ -310,7 +326,8 @@ std::shared_ptr<const RateLimitFactory> RateLimitFactory::build(const RateLimitC
       if (error) *error = "rate limit '" + rule.name + "': rate and burst are out of range";
       return nullptr;
     }
-    RuleRuntime rt{&rule, *quota, nullptr, {}, {}, {}, {}};
+    RuleRuntime rt{&rule, *quota, nullptr, {}, {}, {}, {}, nullptr};
+    rt.worker_stats.reset(new std::atomic<RateLimitStats*>[kWorkerSlots]());
     rt.policy = json_string(rule.name) + ";q=" + std::to_string(quota->policy_limit()) +
                 ";w=" + std::to_string(quota->policy_window_seconds());
     if (rule.scope == Rule::Scope::local) {
@@ -361,7 +378,7 @@ FilterPtr RateLimitFactory::create(WorkerServices& services) const {
       return std::make_shared<redis_client>(services.executor(), s);
     });
   }
-  return std::make_unique<RateLimitFilter>(*this, redis);
+  return std::make_unique<RateLimitFilter>(*this, redis, services.worker_index());
 }
 
 FilterRegistration registration() {

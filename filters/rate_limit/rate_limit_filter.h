@@ -6,6 +6,7 @@
 // hold the request until every answer is in. A refused request gets the rule's status with
 // Retry-After and the IETF RateLimit-Policy / RateLimit fields; allowed responses carry the
 // fields when the rule says `headers: true`. Runs on the stream's worker thread.
+#include <atomic>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -15,6 +16,9 @@
 #include "filters/rate_limit/rate_limit_config.h"
 #include "filters/registry.h"
 
+namespace sluice {
+struct RateLimitStats;
+}
 namespace sluice::upstream::redis {
 class RedisClient;
 }
@@ -35,6 +39,9 @@ struct RuleRuntime {
   std::string redis_prefix;               // global scope: "sluice:rl:<name>:<settings>:"
   std::string interval_us;                // global scope: ARGV[1]
   std::string burst;                      // global scope: ARGV[2]
+  // Each worker's counters for this rule, found by name once per worker and snapshot instead
+  // of once per request. Written once per slot, read by its worker only.
+  std::shared_ptr<std::atomic<RateLimitStats*>[]> worker_stats;
 };
 
 class RateLimitFactory : public FilterFactory {

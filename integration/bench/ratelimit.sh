@@ -11,7 +11,9 @@
 #
 # Environment: DURATION (seconds per run, default 10), WARMUP (default 3), ROUNDS (interleaved,
 # default 3), CONNECTIONS (default 50), KEEP_WORK=1 keeps configs and logs.
-# Figures: best requests/s and best p99 of the rounds per target, and the ratio to "none".
+# Figures: best requests/s and best p99 of the rounds per target, and the ratio to "none";
+# and sluice's own CPU time per request (user + system, median of the rounds), which a shared
+# machine disturbs less than requests/s. Redis's CPU is not in it (global: see requests/s).
 set -euo pipefail
 
 # shellcheck source=integration/bench/lib.sh
@@ -91,18 +93,24 @@ run() { # run TARGET SECONDS OUT
 }
 for t in "${TARGETS[@]}"; do run "$t" "$WARMUP" "$WORK/warmup-$t.txt" || die "wrk failed: $t"; done
 
-declare -A best_rps best_p99 problems
-printf '\n%-8s %5s %12s %10s  %s\n' target round "requests/s" "p99 ms" errors
+hz=$(getconf CLK_TCK)
+declare -A best_rps best_p99 problems cpu_rounds
+printf '\n%-8s %5s %12s %10s %10s  %s\n' target round "requests/s" "p99 ms" "cpu us/req" errors
 for ((r = 1; r <= ROUNDS; r++)); do
   for t in "${TARGETS[@]}"; do
     out=$WORK/round$r-$t.txt
+    before=$(cpu_ticks "${PID[$t]}")
     run "$t" "$DURATION" "$out" || die "wrk failed against $t: $(cat "$out")"
+    after=$(cpu_ticks "${PID[$t]}")
+    cpu_us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$(wrk_requests "$out")" \
+      'BEGIN { printf "%.2f", n ? t / hz * 1e6 / n : 0 }')
+    cpu_rounds[$t]+="$cpu_us "
     rps=$(wrk_rps "$out")
     p99=$(wrk_p99_ms "$out")
     prob=$(wrk_problems "$out")
     kill -0 "${PID[$t]}" 2>/dev/null || die "sluice ($t) exited: $(tail -n 20 "$WORK/$t.err")"
     [[ -n $prob ]] && problems[$t]+="round $r: $prob. "
-    printf '%-8s %5d %12.1f %10.3f  %s\n' "$t" "$r" "$rps" "$p99" "${prob:-none}"
+    printf '%-8s %5d %12.1f %10.3f %10s  %s\n' "$t" "$r" "$rps" "$p99" "$cpu_us" "${prob:-none}"
     if [[ -z ${best_rps[$t]:-} ]] || awk -v a="$rps" -v b="${best_rps[$t]}" 'BEGIN { exit !(a > b) }'; then
       best_rps[$t]=$rps
     fi
@@ -114,11 +122,13 @@ done
 
 printf '\nBest of %d rounds, wrk -t1 -c%d -d%ss. Ratios are target / none:\n' \
   "$ROUNDS" "$CONNECTIONS" "$DURATION"
-printf '\n| rate limits | requests/s | p99 (ms) | req/s ratio | p99 ratio |\n|---|---:|---:|---:|---:|\n'
+median() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+printf '\n| rate limits | requests/s | p99 (ms) | sluice cpu us/req (median) | req/s ratio | p99 ratio | cpu ratio |\n'
+printf '|---|---:|---:|---:|---:|---:|---:|\n'
 for t in "${TARGETS[@]}"; do
-  awk -v t="$t" -v rps="${best_rps[$t]}" -v p="${best_p99[$t]}" \
-    -v nrps="${best_rps[none]}" -v np="${best_p99[none]}" 'BEGIN {
-      printf "| %s | %.0f | %.2f | %.3f | %.2f |\n", t, rps, p, rps / nrps, p / np }'
+  awk -v t="$t" -v rps="${best_rps[$t]}" -v p="${best_p99[$t]}" -v c="$(median "${cpu_rounds[$t]}")" \
+    -v nrps="${best_rps[none]}" -v np="${best_p99[none]}" -v nc="$(median "${cpu_rounds[none]}")" 'BEGIN {
+      printf "| %s | %.0f | %.2f | %.2f | %.3f | %.2f | %.3f |\n", t, rps, p, c, rps / nrps, p / np, c / nc }'
 done
 for t in "${TARGETS[@]}"; do
   [[ -n ${problems[$t]:-} ]] && echo "wrk reported problems for $t: ${problems[$t]}"
