@@ -39,6 +39,8 @@ class SectionContext {
 
 struct FilterSchema {
   std::string name;  // as listed in a listener's `filters:`
+  // The filter that ends every chain (the router): implicit, never listed.
+  bool terminal = false;
   std::vector<std::string> root_keys;
   std::vector<std::string> listener_keys;
   std::vector<std::string> route_keys;

@@ -326,11 +326,15 @@ void Loader::load_filters(const Field& f, std::vector<std::string>& filters) {
     const Field item = Field::item("filter", node);
     const std::optional<std::string> name = read_nonempty(diag_, item);
     if (!name) continue;
-    if (*name == "router") {
-      diag_.error(item.mark(), "filter 'router' is implicit: it always runs last; remove it");
-    } else if (!FilterSchemas::find(*name)) {
+    const FilterSchema* schema = FilterSchemas::find(*name);
+    if (schema && schema->terminal) {
+      diag_.error(item.mark(),
+                  "filter " + quote(*name) + " is implicit: it always runs last; remove it");
+    } else if (!schema) {
       std::vector<std::string_view> known;
-      for (const FilterSchema& s : FilterSchemas::all()) known.push_back(s.name);
+      for (const FilterSchema& s : FilterSchemas::all()) {
+        if (!s.terminal) known.push_back(s.name);
+      }
       diag_.error(item.mark(), "unknown filter " + quote(*name) + hint(*name, known));
     } else if (std::find(filters.begin(), filters.end(), *name) != filters.end()) {
       diag_.error(item.mark(), "filter " + quote(*name) + " is listed twice");

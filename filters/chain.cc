@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "filters/registry.h"
-#include "filters/router/router_filter.h"
 
 namespace sluice {
 
@@ -23,7 +22,7 @@ std::shared_ptr<const FilterChainFactory> FilterChainFactory::build(
   for (const std::string& name : names) {
     const FilterRegistration* r = FilterRegistry::find(name);
     const config::FilterConfig* fc = config.filter_config(name);
-    if (!r || !fc) {
+    if (!r || !fc || r->schema.terminal) {
       if (error) *error = "listener '" + listener.name + "': unknown filter '" + name + "'";
       return nullptr;
     }
@@ -31,8 +30,17 @@ std::shared_ptr<const FilterChainFactory> FilterChainFactory::build(
     if (!factory) return nullptr;
     factories.push_back(std::move(factory));
   }
-  factories.push_back(std::make_shared<router::RouterFilterFactory>());
-  names.push_back("router");
+  const FilterRegistration* terminal = FilterRegistry::terminal();
+  const config::FilterConfig* terminal_config =
+      terminal ? config.filter_config(terminal->schema.name) : nullptr;
+  if (!terminal_config) {
+    if (error) *error = "no terminal filter registered (register_builtin_filters() not called)";
+    return nullptr;
+  }
+  FilterFactoryPtr last = terminal->make_factory(*terminal_config, context, error);
+  if (!last) return nullptr;
+  factories.push_back(std::move(last));
+  names.push_back(terminal->schema.name);
 
   TrustedProxies trusted;
   for (const std::string& cidr : listener.trusted_proxies) {

@@ -3,6 +3,7 @@
 #include <mutex>
 
 #include "filters/rate_limit/rate_limit_filter.h"
+#include "filters/router/router_filter.h"
 
 namespace sluice {
 namespace {
@@ -32,9 +33,19 @@ const FilterRegistration* FilterRegistry::find(std::string_view name) {
 
 const std::vector<FilterRegistration>& FilterRegistry::all() { return registrations(); }
 
+const FilterRegistration* FilterRegistry::terminal() {
+  for (const auto& r : registrations()) {
+    if (r.schema.terminal) return &r;
+  }
+  return nullptr;
+}
+
 void register_builtin_filters() {
   static std::once_flag once;
-  std::call_once(once, [] { FilterRegistry::add(rate_limit::registration()); });
+  std::call_once(once, [] {
+    FilterRegistry::add(rate_limit::registration());
+    FilterRegistry::add(router::registration());
+  });
 }
 
 }  // namespace sluice

@@ -2,11 +2,12 @@
 // The filter registry: every filter is registered once, by name, with its config schema (the
 // sections it owns and their parser, see config/extensions.h) and the function that builds its
 // factory for one listener's chain. The config loader and the chain builder ask the registry;
-// nothing else lists filters. The router is not registered: it is always the last filter.
+// nothing else lists filters.
 //
 // register_builtin_filters() must run before the first config load (main does it; so do the
 // tests that load configs with filter sections). Registration is start-up only; lookups may
-// then happen from any thread.
+// then happen from any thread. The router is registered too, as the terminal filter: it is
+// never listed in `filters:` and always ends every chain.
 #include <functional>
 #include <memory>
 #include <string>
@@ -45,6 +46,8 @@ class FilterRegistry {
   static void add(FilterRegistration registration);
   static const FilterRegistration* find(std::string_view name);
   static const std::vector<FilterRegistration>& all();
+  // The terminal filter's registration, or null before register_builtin_filters().
+  static const FilterRegistration* terminal();
 };
 
 // Registers every filter that ships with sluice. Idempotent.

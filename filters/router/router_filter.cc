@@ -18,6 +18,19 @@ FilterPtr RouterFilterFactory::create(WorkerServices&) const {
   return std::make_unique<RouterFilter>();
 }
 
+FilterRegistration registration() {
+  FilterRegistration r;
+  r.schema.name = "router";
+  r.schema.parse = [](config::SectionContext&) {
+    return std::make_shared<const config::FilterConfig>();
+  };
+  r.schema.terminal = true;
+  r.make_factory = [](const config::FilterConfig&, FactoryContext&, std::string*) {
+    return FilterFactoryPtr(std::make_shared<RouterFilterFactory>());
+  };
+  return r;
+}
+
 RouterFilter::~RouterFilter() { on_destroy(); }
 
 FilterStatus RouterFilter::on_request_headers(RequestHead& head, bool end_stream) {

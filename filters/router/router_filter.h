@@ -8,6 +8,7 @@
 
 #include "core/lazy_timer.h"
 #include "filters/filter.h"
+#include "filters/registry.h"
 #include "filters/router/route_table.h"
 #include "upstream/upstream_request.h"
 
@@ -22,6 +23,10 @@ class RouterFilterFactory : public FilterFactory {
  public:
   FilterPtr create(WorkerServices& services) const override;
 };
+
+// The registry entry: the terminal filter, without config keys of its own (routes and
+// clusters are the core schema).
+FilterRegistration registration();
 
 // Uses the stream's route (callbacks().route()), matched once for every filter.
 class RouterFilter : public Filter, public upstream::ResponseHandler {

@@ -47,7 +47,21 @@ TEST_F(RegistryTest, ShippedExamplesAreValid) {
 TEST_F(RegistryTest, EveryFilterIsFoundByName) {
   ASSERT_NE(FilterRegistry::find("rate_limit"), nullptr);
   EXPECT_NE(config::FilterSchemas::find("rate_limit"), nullptr);
-  EXPECT_EQ(FilterRegistry::find("router"), nullptr);  // implicit, always last
+  EXPECT_TRUE(FilterRegistry::find("router")->schema.terminal);  // implicit, always last
+}
+
+TEST_F(RegistryTest, TheRouterIsImplicitAndCannotBeListed) {
+  const config::LoadResult r = config::load_string(
+      "listeners: [{ name: a, address: 127.0.0.1:8080, filters: [router, rate_limt] }]\n",
+      "t.yaml");
+  std::vector<std::string> errors;
+  for (const auto& e : r.errors) errors.push_back(e.str());
+  EXPECT_THAT(
+      errors,
+      ElementsAre("t.yaml:1:59: filter 'router' is implicit: it always runs last; remove it",
+                  "t.yaml:1:67: unknown filter 'rate_limt' (did you mean 'rate_limit'?)"));
+  ASSERT_NE(FilterRegistry::terminal(), nullptr);
+  EXPECT_EQ(FilterRegistry::terminal()->schema.name, "router");
 }
 
 TEST_F(RegistryTest, ARouterOnlyChainWithoutFilterConfig) {

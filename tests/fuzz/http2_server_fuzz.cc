@@ -20,6 +20,7 @@
 #include "config/config.h"
 #include "core/runtime_state.h"
 #include "core/stats.h"
+#include "filters/registry.h"
 #include "filters/worker_services.h"
 #include "proxy/http2_codec.h"
 #include "proxy/listener.h"
@@ -49,6 +50,7 @@ struct World {
   std::shared_ptr<sluice::ListenerRuntime> listener;
 
   World() {
+    sluice::register_builtin_filters();
     auto loaded = sluice::config::load_string(kConfig, "fuzz.yaml");
     std::string error;
     auto snapshot =
