@@ -37,8 +37,12 @@ struct Cluster {
   std::string lb = "round_robin";
   Duration connect_timeout{std::chrono::seconds(2)};
   Duration idle_timeout{std::chrono::seconds(60)};  // idle pooled upstream connections
-  uint32_t max_idle_connections = 64;               // per worker per host
-  std::optional<ClusterTls> tls;                    // HTTPS to the endpoints
+  // Idle HTTP/1.1 connections kept per worker per host. Unset: as many as recent concurrency
+  // left idle (each closes after idle_timeout), so a steady load never churns connections, up
+  // to kDefaultMaxIdleConnections (each idle connection still holds a read buffer).
+  std::optional<uint32_t> max_idle_connections;
+  static constexpr uint32_t kDefaultMaxIdleConnections = 1024;
+  std::optional<ClusterTls> tls;  // HTTPS to the endpoints
   enum class Protocol { http1, h2 };
   Protocol protocol = Protocol::http1;
   uint32_t max_concurrent_streams = 100;  // h2: streams per connection before another opens

@@ -229,7 +229,9 @@ void write_cluster(JsonWriter& w, const Cluster& c) {
   w.field("lb", c.lb);
   w.field("connect_timeout", c.connect_timeout);
   w.field("idle_timeout", c.idle_timeout);
-  w.field("max_idle_connections", uint64_t{c.max_idle_connections});
+  if (c.max_idle_connections) {
+    w.field("max_idle_connections", uint64_t{*c.max_idle_connections});
+  }
   w.field("protocol", c.protocol == Cluster::Protocol::h2 ? "h2" : "http1");
   w.field("max_concurrent_streams", uint64_t{c.max_concurrent_streams});
   if (c.tls) {

@@ -341,3 +341,28 @@ def test_idle_h2_connection_gets_goaway_then_close(backend, start_sluice):
     assert c.closed
     terminated = c.of(h2.events.ConnectionTerminated)
     assert terminated and terminated[0].error_code == 0 and terminated[0].last_stream_id == sid
+
+
+def test_a_steady_200_stream_load_reuses_upstream_connections(backend, start_sluice):
+    # 200 requests in flight (10 connections x 20 streams) to one HTTP/1.1 backend need about
+    # 200 upstream connections. With the defaults they stay pooled between waves: a pool that
+    # closed all but a fixed number (64 used to be the default) opened ~140 new ones every wave.
+    # One worker: each worker has its own pool, and how h2load's connections split over two
+    # would vary from wave to wave.
+    config = h2c_config(backend)
+    config["workers"] = 1
+    s = start_sluice(config)
+
+    def wave():
+        out = subprocess.run(["h2load", "-n", "600", "-c", "10", "-m", "20",
+                              s.url("/delay/100")], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert "600 succeeded, 0 failed, 0 errored" in out.stdout, out.stdout
+        return metric_value(s.metrics(), "sluice_upstream_connections_created_total",
+                            cluster="default")
+
+    first = wave()
+    assert first <= 260, first  # about one per request in flight
+    after = [wave() for _ in range(3)]
+    # Later waves at the same concurrency reuse what the first opened.
+    assert after[-1] - first <= 20, (first, after)

@@ -309,7 +309,8 @@ void ClusterManager::update(const config::Config& config) {
       } else {
         pool = std::make_shared<HostPool>(ioc_, ep.address, *state.stats);
       }
-      pool->set_limits(c.max_idle_connections, c.idle_timeout);
+      pool->set_limits(c.max_idle_connections.value_or(config::Cluster::kDefaultMaxIdleConnections),
+                       c.idle_timeout);
       pool->set_protocol(h2, c.max_concurrent_streams);
       if (c.tls) {
         // SNI and the verified name: `sni`, else the endpoint's host when it is a name.

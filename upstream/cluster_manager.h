@@ -86,7 +86,7 @@ class HostPool : public std::enable_shared_from_this<HostPool> {
   std::string name_;
   ClusterStats& stats_;
   std::deque<Idle> idle_;  // oldest first; a deque, so parking a connection rarely allocates
-  uint32_t max_idle_ = 64;
+  uint32_t max_idle_ = config::Cluster::kDefaultMaxIdleConnections;
   std::chrono::milliseconds idle_timeout_{60000};
   std::shared_ptr<SSL_CTX> tls_ctx_;
   std::string tls_sni_;

@@ -58,7 +58,7 @@ listeners:
     address: $BENCH_HOST:$SLUICE_PORT
     tls: { certificates: [{ cert_file: $WORK/h2.crt, key_file: $WORK/h2.key }] }
 routes: [{ name: all, cluster: backend }]
-clusters: [{ name: backend, endpoints: [$BENCH_HOST:$BACKEND_PORT], max_idle_connections: 256 }]
+clusters: [{ name: backend, endpoints: [$BENCH_HOST:$BACKEND_PORT] }]
 EOF
   start sluice "$SLUICE_BIN" -c "$WORK/sluice-h2.yaml"
   SLUICE_PID=$LAST_PID

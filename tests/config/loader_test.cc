@@ -157,7 +157,7 @@ TEST(Loader, MinimalConfigGetsDefaults) {
   EXPECT_EQ(cl.lb, "round_robin");
   EXPECT_EQ(cl.connect_timeout, seconds(2));
   EXPECT_EQ(cl.idle_timeout, seconds(60));
-  EXPECT_EQ(cl.max_idle_connections, 64u);
+  EXPECT_FALSE(cl.max_idle_connections);  // the default policy
   EXPECT_EQ(cl.protocol, Cluster::Protocol::http1);
   EXPECT_EQ(cl.max_concurrent_streams, 100u);
 }
