@@ -76,23 +76,15 @@ class RateLimitFilter : public Filter {
       : factory_(factory), redis_(redis), worker_(worker) {}
 
   FilterStatus on_request_headers(RequestHead& head, bool) override {
-    const std::vector<size_t>& listener = factory_.listener_rules();
-    const std::vector<size_t>* route = nullptr;
-    if (const router::CompiledRoute* r = callbacks().route())
-      route = factory_.route_rules(r->route);
-    if (listener.empty() && (!route || route->empty())) return FilterStatus::Continue;
+    const router::CompiledRoute* route = callbacks().route();
+    const std::vector<size_t>& rules = factory_.rules_for(route ? route->route : nullptr);
+    if (rules.empty()) return FilterStatus::Continue;
     const int64_t now = now_ns();
-    // Local rules first: a request one of them refuses costs no Redis round trip and is not
-    // charged to global quotas. A rule on both the listener and the route counts once.
-    for (bool global : {false, true}) {
-      if (global && report_limited_) break;
-      for (size_t i : listener) check(i, head, now, global);
-      if (!route) continue;
-      for (size_t i : *route) {
-        if (std::find(listener.begin(), listener.end(), i) == listener.end()) {
-          check(i, head, now, global);
-        }
-      }
+    for (size_t i : rules) {
+      // Local rules come first: a request one of them refuses costs no Redis round trip and
+      // is not charged to global quotas.
+      if (report_limited_ && !factory_.rules()[i].limiter) break;
+      check(i, head, now);
     }
     if (pending_ > 0) {
       waiting_ = true;
@@ -120,9 +112,8 @@ class RateLimitFilter : public Filter {
     return *stats;
   }
 
-  void check(size_t index, const RequestHead& head, int64_t now, bool global) {
+  void check(size_t index, const RequestHead& head, int64_t now) {
     const RuleRuntime& rule = factory_.rules()[index];
-    if (global == (rule.limiter != nullptr)) return;  // not this pass
     RateLimitStats& stats = stats_of(rule);
     if (!build_key(*rule.rule, head)) {
       stats.skipped.add();
@@ -216,9 +207,12 @@ class RateLimitFilter : public Filter {
           break;
         }
         case KeyPart::Kind::host: {
-          std::string host(router::authority_host(head.authority));
-          for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-          append_part(key_, host);
+          // Lowered in place in the key: no copy of the host per request.
+          const size_t start = key_.size() + 4;  // after the length
+          append_part(key_, router::authority_host(head.authority));
+          for (size_t i = start; i < key_.size(); ++i) {
+            key_[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(key_[i])));
+          }
           break;
         }
         case KeyPart::Kind::method:
@@ -341,15 +335,26 @@ std::shared_ptr<const RateLimitFactory> RateLimitFactory::build(const RateLimitC
     }
     factory->rules_.push_back(std::move(rt));
   }
+  // Each rule once, local ones first (stable: the configured order otherwise).
+  const auto local_first = [&](std::vector<size_t> rules) {
+    std::vector<size_t> once;
+    for (size_t i : rules) {
+      if (std::find(once.begin(), once.end(), i) == once.end()) once.push_back(i);
+    }
+    std::stable_partition(once.begin(), once.end(),
+                          [&](size_t i) { return factory->rules_[i].limiter != nullptr; });
+    return once;
+  };
   if (auto it = config.listener_rules.find(context.listener.name);
       it != config.listener_rules.end()) {
-    factory->listener_rules_ = it->second;
+    factory->listener_rules_ = local_first(it->second);
   }
   for (const config::Route& route : context.config.routes) {
     auto it = config.route_rules.find(route.name);
-    if (it != config.route_rules.end() && !it->second.empty()) {
-      factory->route_rules_.emplace(&route, it->second);
-    }
+    if (it == config.route_rules.end() || it->second.empty()) continue;
+    std::vector<size_t> both = factory->listener_rules_;
+    both.insert(both.end(), it->second.begin(), it->second.end());
+    factory->route_rules_.emplace(&route, local_first(std::move(both)));
   }
   const bool global = std::any_of(config.rules.begin(), config.rules.end(),
                                   [](const Rule& r) { return r.scope == Rule::Scope::global; });
@@ -361,9 +366,12 @@ std::shared_ptr<const RateLimitFactory> RateLimitFactory::build(const RateLimitC
   return factory;
 }
 
-const std::vector<size_t>* RateLimitFactory::route_rules(const config::Route* route) const {
-  auto it = route_rules_.find(route);
-  return it == route_rules_.end() ? nullptr : &it->second;
+const std::vector<size_t>& RateLimitFactory::rules_for(const config::Route* route) const {
+  if (route) {
+    auto it = route_rules_.find(route);
+    if (it != route_rules_.end()) return it->second;
+  }
+  return listener_rules_;
 }
 
 FilterPtr RateLimitFactory::create(WorkerServices& services) const {

@@ -52,16 +52,17 @@ class RateLimitFactory : public FilterFactory {
   FilterPtr create(WorkerServices& services) const override;
 
   const std::vector<RuleRuntime>& rules() const { return rules_; }
-  const std::vector<size_t>& listener_rules() const { return listener_rules_; }
-  // Rules of a route, by the route's config (the pointer the stream's cached route holds).
-  const std::vector<size_t>* route_rules(const config::Route* route) const;
+  // Indices of the rules a request on this listener meets: the listener's, then those of its
+  // route (`route` is the config the stream's cached route points to; null: no route), each
+  // once, local rules before global ones. Worked out when the factory is built.
+  const std::vector<size_t>& rules_for(const config::Route* route) const;
   const RateLimitConfig& config() const { return *config_; }
 
  private:
   const RateLimitConfig* config_ = nullptr;
   std::vector<RuleRuntime> rules_;
   std::vector<size_t> listener_rules_;
-  std::unordered_map<const config::Route*, std::vector<size_t>> route_rules_;
+  std::unordered_map<const config::Route*, std::vector<size_t>> route_rules_;  // with listener's
   std::string redis_service_key_;  // empty without global rules
 };
 
