@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace sluice::config {
@@ -31,10 +32,62 @@ struct ClusterTls {
   bool operator==(const ClusterTls&) const = default;
 };
 
+// Active health checking (upstream/health/): every `interval` (± jitter) each host gets a
+// probe; `healthy_threshold` passes in a row make an unhealthy host healthy again and
+// `unhealthy_threshold` failures in a row make a healthy one unhealthy.
+struct HealthCheck {
+  enum class Type { http, tcp };
+  Type type = Type::http;
+  std::string path = "/healthz";  // http: the request target
+  std::string host;               // http: the Host header; empty: the endpoint's address
+  // http: inclusive ranges of statuses that pass; default [200, 399].
+  std::vector<std::pair<unsigned, unsigned>> expected_statuses{{200, 399}};
+  Duration interval{std::chrono::seconds(5)};
+  Duration timeout{std::chrono::seconds(1)};
+  unsigned jitter_percent = 10;  // each interval is drawn from interval × (1 ± jitter)
+  unsigned healthy_threshold = 2;
+  unsigned unhealthy_threshold = 3;
+};
+
+// Passive health: a host whose requests fail `consecutive_failures` times in a row (5xx from
+// it, or a gateway failure: connect error, reset, timeout) is ejected for
+// base_ejection_time × the number of times it has been ejected; at most
+// max_ejection_percent of a cluster's hosts are ejected at once.
+struct OutlierDetection {
+  unsigned consecutive_failures = 5;
+  Duration base_ejection_time{std::chrono::seconds(30)};
+  Duration max_ejection_time{std::chrono::seconds(300)};
+  unsigned max_ejection_percent = 50;
+};
+
+// Limits over the whole cluster (all workers): over one, a request gets 503 at once.
+struct CircuitBreakers {
+  uint32_t max_connections = 1024;       // upstream connections open
+  uint32_t max_pending_requests = 1024;  // requests waiting for a connection
+  uint32_t max_requests = 1024;          // requests in flight
+};
+
+// What the hashing policies (ring_hash, maglev) hash: one part of the request.
+struct HashOn {
+  enum class Kind { client_ip, header, cookie, path };
+  Kind kind = Kind::client_ip;
+  std::string name;  // header (lower case) or cookie name
+};
+
 struct Cluster {
   std::string name;
   std::vector<Endpoint> endpoints;
+  // round_robin | least_request | random | ring_hash | maglev
   std::string lb = "round_robin";
+  std::optional<HashOn> hash_on;  // ring_hash and maglev: default client_ip
+  std::optional<HealthCheck> health_check;
+  std::optional<OutlierDetection> outlier_detection;
+  CircuitBreakers circuit_breakers;
+  // Under this share of healthy hosts, balance over all of them (Envoy's panic mode).
+  unsigned panic_threshold_percent = 50;
+  // Hostname endpoints are re-resolved this often (sooner when a record's TTL is shorter,
+  // down to 1s).
+  Duration dns_refresh{std::chrono::seconds(30)};
   Duration connect_timeout{std::chrono::seconds(2)};
   Duration idle_timeout{std::chrono::seconds(60)};  // idle pooled upstream connections
   // Idle HTTP/1.1 connections kept per worker per host. Unset: as many as recent concurrency
@@ -134,6 +187,20 @@ struct Redirect {
   bool strip_query = false;
 };
 
+// When and how often a route's request is tried again on another host.
+struct RetryPolicy {
+  unsigned attempts = 2;  // retries after the first try
+  // connect-failure, reset, refused-stream, timeout (per try), and statuses "502" "503" "504"
+  bool on_connect_failure = true;
+  bool on_reset = true;
+  bool on_refused_stream = true;
+  bool on_per_try_timeout = false;
+  std::vector<unsigned> on_statuses;
+  std::optional<Duration> per_try_timeout;  // unset: the route's timeout bounds every try
+  unsigned budget_percent = 20;  // retries in flight ≤ this share of the cluster's requests
+  bool retry_non_idempotent = false;
+};
+
 struct Route {
   std::string name;
   RouteMatch match;
@@ -142,6 +209,7 @@ struct Route {
   std::optional<Redirect> redirect;
   std::optional<std::string> rewrite_prefix;  // replaces the matched path prefix
   Duration timeout{std::chrono::seconds(15)};
+  std::optional<RetryPolicy> retry;
 };
 
 struct Admin {
@@ -177,6 +245,8 @@ struct Config {
   std::vector<Listener> listeners;
   std::vector<Route> routes;
   std::vector<Cluster> clusters;
+  // Name servers for hostname endpoints ("127.0.0.1:5353"); empty: /etc/resolv.conf.
+  std::vector<SocketAddress> dns_servers;
   // By filter name, for every registered filter (whether or not any listener uses it).
   std::vector<std::pair<std::string, FilterConfigPtr>> filter_configs;
 
