@@ -60,11 +60,12 @@ struct OutlierDetection {
   unsigned max_ejection_percent = 50;
 };
 
-// Limits over the whole cluster (all workers): over one, a request gets 503 at once.
+// Limits over the whole cluster (all workers): over one, a request gets 503 at once. Unset:
+// no limit (Envoy's fixed default of 1024 is a known source of surprise 503s under load).
 struct CircuitBreakers {
-  uint32_t max_connections = 1024;       // upstream connections open
-  uint32_t max_pending_requests = 1024;  // requests waiting for a connection
-  uint32_t max_requests = 1024;          // requests in flight
+  std::optional<uint32_t> max_connections;       // upstream connections open
+  std::optional<uint32_t> max_pending_requests;  // requests waiting for a connection
+  std::optional<uint32_t> max_requests;          // requests in flight
 };
 
 // What the hashing policies (ring_hash, maglev) hash: one part of the request.
