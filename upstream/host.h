@@ -16,12 +16,15 @@ namespace sluice::upstream {
 
 class Host {
  public:
-  // `name` is the address as "ip:port" ("[::1]:80"), or "host:port" for a name not resolved.
-  Host(std::string name, uint32_t weight) : name_(std::move(name)), weight_(weight ? weight : 1) {}
+  // `name` is the address as "ip:port" ("[::1]:80"); `hostname` the endpoint's DNS name when
+  // the address came from resolving one (for TLS SNI and the admin API), else empty.
+  Host(std::string name, uint32_t weight, std::string hostname = {})
+      : name_(std::move(name)), hostname_(std::move(hostname)), weight_(weight ? weight : 1) {}
   Host(const Host&) = delete;
   Host& operator=(const Host&) = delete;
 
   const std::string& name() const { return name_; }
+  const std::string& hostname() const { return hostname_; }
 
   uint32_t weight() const { return weight_.load(std::memory_order_relaxed); }
   void set_weight(uint32_t w) { weight_.store(w ? w : 1, std::memory_order_relaxed); }
@@ -71,6 +74,7 @@ class Host {
   }
 
   const std::string name_;
+  const std::string hostname_;
   std::atomic<uint32_t> weight_;
   std::atomic<uint8_t> flags_{0};
   // Written per request by workers: on their own cache line, away from the read-mostly fields.

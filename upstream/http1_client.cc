@@ -10,7 +10,7 @@
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
 
-#include "upstream/cluster_manager.h"
+#include "upstream/pool/host_pool.h"
 
 namespace sluice::upstream {
 

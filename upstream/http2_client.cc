@@ -9,7 +9,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
-#include "upstream/cluster_manager.h"
+#include "upstream/pool/host_pool.h"
 
 namespace sluice::upstream {
 
