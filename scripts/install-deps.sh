@@ -11,7 +11,7 @@ packages=(
   curl wrk nghttp2-client prometheus python3 python3-pytest python3-yaml python3-cryptography
   python3-h2 python3-grpcio openssl procps
   iproute2
-  libhiredis-dev librapidcheck-dev redis-server
+  libhiredis-dev librapidcheck-dev redis-server libc-ares-dev dnsmasq-base
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(nginx-light haproxy nghttp2-proxy linux-perf valgrind)
