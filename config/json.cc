@@ -2,6 +2,7 @@
 #include "core/json.h"
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "config/config.h"
@@ -174,6 +175,79 @@ void write_match(JsonWriter& w, const RouteMatch& m) {
   w.end_object();
 }
 
+void write_retry(JsonWriter& w, const RetryPolicy& p) {
+  w.key("retry");
+  w.begin_object();
+  w.field("attempts", uint64_t{p.attempts});
+  // Always written: a missing "on" would load back as the default conditions.
+  w.key("on");
+  w.begin_array();
+  if (p.on_connect_failure) w.value("connect-failure");
+  if (p.on_reset) w.value("reset");
+  if (p.on_refused_stream) w.value("refused-stream");
+  if (p.on_per_try_timeout) w.value("per-try-timeout");
+  for (unsigned status : p.on_statuses) w.value(std::to_string(status));
+  w.end_array();
+  if (p.per_try_timeout) w.field("per_try_timeout", *p.per_try_timeout);
+  w.field("budget_percent", uint64_t{p.budget_percent});
+  w.field("retry_non_idempotent", p.retry_non_idempotent);
+  w.end_object();
+}
+
+std::string percent(unsigned n) { return std::to_string(n) + "%"; }
+
+void write_health_check(JsonWriter& w, const HealthCheck& h) {
+  w.key("health_check");
+  w.begin_object();
+  const bool http = h.type == HealthCheck::Type::http;
+  w.field("type", http ? "http" : "tcp");
+  // The http-only keys are rejected with type tcp, so they are left out there.
+  if (http) {
+    w.field("path", h.path);
+    if (!h.host.empty()) w.field("host", h.host);
+    w.key("expected_statuses");
+    w.begin_array();
+    for (const auto& [low, high] : h.expected_statuses) {
+      if (low == high) {
+        w.value(uint64_t{low});
+      } else {
+        w.value(std::to_string(low) + "-" + std::to_string(high));
+      }
+    }
+    w.end_array();
+  }
+  w.field("interval", h.interval);
+  w.field("timeout", h.timeout);
+  w.field("jitter", percent(h.jitter_percent));
+  w.field("healthy_threshold", uint64_t{h.healthy_threshold});
+  w.field("unhealthy_threshold", uint64_t{h.unhealthy_threshold});
+  w.end_object();
+}
+
+void write_outlier_detection(JsonWriter& w, const OutlierDetection& o) {
+  w.key("outlier_detection");
+  w.begin_object();
+  w.field("consecutive_failures", uint64_t{o.consecutive_failures});
+  w.field("base_ejection_time", o.base_ejection_time);
+  w.field("max_ejection_time", o.max_ejection_time);
+  w.field("max_ejection_percent", uint64_t{o.max_ejection_percent});
+  w.end_object();
+}
+
+std::string hash_on_text(const HashOn& h) {
+  switch (h.kind) {
+    case HashOn::Kind::client_ip:
+      return "client_ip";
+    case HashOn::Kind::header:
+      return "header:" + h.name;
+    case HashOn::Kind::cookie:
+      return "cookie:" + h.name;
+    case HashOn::Kind::path:
+      return "path";
+  }
+  return "client_ip";
+}
+
 template <typename Extra>
 void write_route(JsonWriter& w, const Route& r, Extra extra) {
   w.begin_object();
@@ -210,6 +284,7 @@ void write_route(JsonWriter& w, const Route& r, Extra extra) {
     w.end_object();
   }
   w.field("timeout", r.timeout);
+  if (r.retry) write_retry(w, *r.retry);
   extra(w);
   w.end_object();
 }
@@ -227,6 +302,19 @@ void write_cluster(JsonWriter& w, const Cluster& c) {
   }
   w.end_array();
   w.field("lb", c.lb);
+  if (c.hash_on) w.field("hash_on", hash_on_text(*c.hash_on));
+  if (c.health_check) write_health_check(w, *c.health_check);
+  if (c.outlier_detection) write_outlier_detection(w, *c.outlier_detection);
+  // Unset limits are no limit, and are left out; {} shows that none is set.
+  w.key("circuit_breakers");
+  w.begin_object();
+  const CircuitBreakers& b = c.circuit_breakers;
+  if (b.max_connections) w.field("max_connections", uint64_t{*b.max_connections});
+  if (b.max_pending_requests) w.field("max_pending_requests", uint64_t{*b.max_pending_requests});
+  if (b.max_requests) w.field("max_requests", uint64_t{*b.max_requests});
+  w.end_object();
+  w.field("panic_threshold", percent(c.panic_threshold_percent));
+  w.field("dns_refresh", c.dns_refresh);
   w.field("connect_timeout", c.connect_timeout);
   w.field("idle_timeout", c.idle_timeout);
   if (c.max_idle_connections) {
@@ -328,6 +416,16 @@ std::string Config::to_json() const {
   w.begin_array();
   for (const Cluster& c : clusters) write_cluster(w, c);
   w.end_array();
+  // Left out when empty: "servers: []" is an error, and no "dns" means /etc/resolv.conf.
+  if (!dns_servers.empty()) {
+    w.key("dns");
+    w.begin_object();
+    w.key("servers");
+    w.begin_array();
+    for (const SocketAddress& a : dns_servers) w.value(a.str());
+    w.end_array();
+    w.end_object();
+  }
   write_filter_members(w, filter_configs, [](const FilterConfig& f) { return f.root_json(); });
   w.end_object();
   return w.take();

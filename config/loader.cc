@@ -21,11 +21,16 @@ namespace sluice::config {
 namespace detail {
 namespace {
 
-constexpr std::string_view kLbPolicies[] = {"round_robin"};
+constexpr std::string_view kLbPolicies[] = {"round_robin", "least_request", "random", "ring_hash",
+                                            "maglev"};
+// The policies that pick a host by hashing part of the request (hash_on).
+constexpr std::string_view kHashingPolicies[] = {"ring_hash", "maglev"};
+constexpr std::string_view kHashOnValues[] = {"client_ip", "path", "header:NAME", "cookie:NAME"};
 constexpr std::string_view kLogFormats[] = {"json"};
 
-constexpr std::string_view kRootKeys[] = {"workers",   "drain_timeout", "admin",   "access_log",
-                                          "listeners", "routes",        "clusters"};
+constexpr std::string_view kRootKeys[] = {"workers",   "drain_timeout", "admin",    "access_log",
+                                          "listeners", "routes",        "clusters", "dns"};
+constexpr std::string_view kDnsKeys[] = {"servers"};
 constexpr std::string_view kAdminKeys[] = {"address"};
 constexpr std::string_view kAccessLogKeys[] = {"path", "format"};
 constexpr std::string_view kListenerKeys[] = {"name", "address", "limits",         "filters",
@@ -42,7 +47,29 @@ constexpr std::string_view kClusterKeys[] = {"name",
                                              "max_idle_connections",
                                              "tls",
                                              "protocol",
-                                             "max_concurrent_streams"};
+                                             "max_concurrent_streams",
+                                             "hash_on",
+                                             "health_check",
+                                             "outlier_detection",
+                                             "circuit_breakers",
+                                             "panic_threshold",
+                                             "dns_refresh"};
+constexpr std::string_view kHealthCheckKeys[] = {"type",
+                                                 "path",
+                                                 "host",
+                                                 "expected_statuses",
+                                                 "interval",
+                                                 "timeout",
+                                                 "jitter",
+                                                 "healthy_threshold",
+                                                 "unhealthy_threshold"};
+constexpr std::string_view kHealthCheckTypes[] = {"http", "tcp"};
+// Keys that only make sense for an HTTP probe.
+constexpr std::string_view kHttpHealthCheckKeys[] = {"path", "host", "expected_statuses"};
+constexpr std::string_view kOutlierKeys[] = {"consecutive_failures", "base_ejection_time",
+                                             "max_ejection_time", "max_ejection_percent"};
+constexpr std::string_view kCircuitBreakerKeys[] = {"max_connections", "max_pending_requests",
+                                                    "max_requests"};
 constexpr std::string_view kClusterProtocols[] = {"http1", "h2"};
 constexpr std::string_view kClusterTlsKeys[] = {"sni", "ca_file", "verify"};
 constexpr std::string_view kEndpointKeys[] = {"address", "weight"};
@@ -68,6 +95,150 @@ std::string canonical_host(const std::string& host) {
 
 bool same_address(const SocketAddress& a, const SocketAddress& b) {
   return a.port == b.port && canonical_host(a.host) == canonical_host(b.host);
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// "10%": a whole percentage from 0 to 100 with its sign, the way durations carry their unit.
+std::optional<unsigned> read_percent(Diagnostics& diag, const Field& f) {
+  if (!f.value.IsScalar()) {
+    diag.error(f.mark(), f.name + ": expected a percentage, got " + describe(f.value));
+    return std::nullopt;
+  }
+  const std::string& s = f.value.Scalar();
+  const std::string_view digits =
+      s.ends_with('%') ? std::string_view(s).substr(0, s.size() - 1) : std::string_view();
+  if (!all_digits(digits)) {
+    diag.error(f.mark(), f.name + ": invalid percentage " + describe(f.value) +
+                             " (expected an integer from 0 to 100 followed by '%', as in 10%)");
+    return std::nullopt;
+  }
+  unsigned n = 0;
+  for (char c : digits) {
+    n = n * 10 + static_cast<unsigned>(c - '0');
+    if (n > 100) break;  // no overflow on long inputs
+  }
+  if (n > 100) {
+    diag.error(f.mark(), f.name + ": must be from 0% to 100%, got " + s);
+    return std::nullopt;
+  }
+  return n;
+}
+
+// A status from 100 to 599, or nullopt (also for anything that is not digits).
+std::optional<unsigned> parse_status(std::string_view s) {
+  if (!all_digits(s) || s.size() > 3) return std::nullopt;
+  unsigned n = 0;
+  for (char c : s) n = n * 10 + static_cast<unsigned>(c - '0');
+  if (n < 100 || n > 599) return std::nullopt;
+  return n;
+}
+
+// An expected_statuses item: 404 or "200-399" (inclusive).
+std::optional<std::pair<unsigned, unsigned>> read_status_range(Diagnostics& diag, const Field& f) {
+  const std::string expected = ": expected a status from 100 to 599 or a range like 200-399, got ";
+  if (!f.value.IsScalar()) {
+    diag.error(f.mark(), f.name + expected + describe(f.value));
+    return std::nullopt;
+  }
+  const std::string& s = f.value.Scalar();
+  const size_t dash = s.find('-');
+  const std::string_view low = std::string_view(s).substr(0, dash);
+  const std::string_view high =
+      dash == std::string::npos ? low : std::string_view(s).substr(dash + 1);
+  if (!all_digits(low) || !all_digits(high)) {
+    diag.error(f.mark(), f.name + expected + describe(f.value));
+    return std::nullopt;
+  }
+  const std::optional<unsigned> lo = parse_status(low);
+  const std::optional<unsigned> hi = parse_status(high);
+  if (!lo || !hi) {
+    diag.error(f.mark(), f.name + ": statuses must be from 100 to 599, got " + s);
+    return std::nullopt;
+  }
+  if (*lo > *hi) {
+    diag.error(f.mark(), f.name + ": range " + s + " is empty (" + std::string(low) +
+                             " is greater than " + std::string(high) + ")");
+    return std::nullopt;
+  }
+  return std::pair(*lo, *hi);
+}
+
+// "client_ip", "path", "header:NAME" (lowercased) or "cookie:NAME" (case kept, as cookie
+// names are case-sensitive).
+std::optional<HashOn> read_hash_on(Diagnostics& diag, const Field& f) {
+  const std::optional<std::string> text = read_nonempty(diag, f);
+  if (!text) return std::nullopt;
+  HashOn h;
+  const size_t colon = text->find(':');
+  if (colon != std::string::npos) {
+    const std::string kind = text->substr(0, colon);
+    const std::string name = text->substr(colon + 1);
+    if (kind == "header" || kind == "cookie") {
+      const std::string example = kind == "header" ? "header:x-user-id" : "cookie:session";
+      if (name.empty()) {
+        diag.error(f.mark(), f.name + ": " + quote(*text) + " needs a " + kind +
+                                 " name after ':' (e.g. " + example + ")");
+        return std::nullopt;
+      }
+      if (!is_token(name)) {
+        diag.error(f.mark(), f.name + ": " + quote(name) + " is not a valid " + kind + " name");
+        return std::nullopt;
+      }
+      h.kind = kind == "header" ? HashOn::Kind::header : HashOn::Kind::cookie;
+      h.name = kind == "header" ? lowercase(name) : name;
+      return h;
+    }
+  }
+  if (*text == "client_ip" || *text == "path") {
+    h.kind = *text == "path" ? HashOn::Kind::path : HashOn::Kind::client_ip;
+    return h;
+  }
+  static constexpr std::string_view kPlain[] = {"client_ip", "path"};
+  std::string suggestion = did_you_mean(*text, kPlain);
+  if (suggestion.empty() && colon != std::string::npos) {
+    // "heder:x-user-id": the kind is misspelt, the name is probably right.
+    static constexpr std::string_view kNamed[] = {"header", "cookie"};
+    if (auto kind = closest(std::string_view(*text).substr(0, colon), kNamed)) {
+      suggestion = " (did you mean '" + std::string(*kind) + text->substr(colon) + "'?)";
+    }
+  }
+  if (suggestion.empty()) {
+    for (std::string_view v : kHashOnValues) {
+      suggestion += (suggestion.empty() ? " (known: " : ", ") + std::string(v);
+    }
+    suggestion += ")";
+  }
+  diag.error(f.mark(), f.name + ": unknown value " + quote(*text) + suggestion);
+  return std::nullopt;
+}
+
+// A name server: "10.0.0.2:53", "[fd00::2]:5353", or without a port (53).
+std::optional<SocketAddress> read_name_server(Diagnostics& diag, const Field& f) {
+  constexpr uint16_t kDnsPort = 53;
+  if (f.value.IsScalar()) {
+    const std::string& s = f.value.Scalar();
+    if (s.size() > 2 && s.front() == '[' && s.back() == ']') {
+      const std::string inner = s.substr(1, s.size() - 2);
+      if (inner.find(':') != std::string::npos && is_ip_literal(inner)) {
+        return SocketAddress{lowercase(inner), kDnsPort};
+      }
+    } else if (!s.empty() && s.find(':') == std::string::npos) {
+      if (is_ip_literal(s)) return SocketAddress{s, kDnsPort};
+      diag.error(f.mark(), f.name + ": " + quote(s) +
+                               " must be an IP address (name servers are not looked up by name)");
+      return std::nullopt;
+    }
+  }
+  std::optional<SocketAddress> a = read_address(diag, f, /*bind=*/false);
+  if (a && !is_ip_literal(a->host)) {
+    diag.error(f.mark(), f.name + ": " + quote(a->host) +
+                             " must be an IP address (name servers are not looked up by name)");
+    return std::nullopt;
+  }
+  return a;
 }
 
 template <typename Keys>
@@ -190,6 +361,30 @@ void Loader::load_root(const YAML::Node& doc) {
   }
   if (const Field* f = root.get("routes"); f && expect_list(diag_, *f)) {
     for (const YAML::Node& node : f->value) load_route(node);
+  }
+  if (const Field* f = root.get("dns")) load_dns(*f);
+}
+
+void Loader::load_dns(const Field& f) {
+  MapReader m(diag_, f, "dns", kDnsKeys);
+  const Field* servers = m.get("servers");
+  if (servers == nullptr || !expect_list(diag_, *servers)) return;
+  if (servers->value.size() == 0) {
+    diag_.error(servers->mark(),
+                "servers: needs at least one address (leave 'dns' out to use /etc/resolv.conf)");
+  }
+  for (const YAML::Node& node : servers->value) {
+    const Field item = Field::item("server", node);
+    const std::optional<SocketAddress> a = read_name_server(diag_, item);
+    if (!a) continue;
+    const bool twice =
+        std::any_of(config_.dns_servers.begin(), config_.dns_servers.end(),
+                    [&](const SocketAddress& other) { return same_address(other, *a); });
+    if (twice) {
+      diag_.error(item.mark(), "server: " + a->str() + " is listed twice");
+      continue;
+    }
+    config_.dns_servers.push_back(*a);
   }
 }
 
@@ -357,13 +552,59 @@ void Loader::load_cluster(const YAML::Node& node) {
     }
     for (const YAML::Node& e : f->value) load_endpoint(e, c);
   }
+  bool lb_ok = true;  // false: lb has an error of its own, so hash_on is not checked against it
   if (const Field* f = m.get("lb")) {
+    lb_ok = false;
     if (auto lb = read_nonempty(diag_, *f)) {
       if (std::find(std::begin(kLbPolicies), std::end(kLbPolicies), *lb) == std::end(kLbPolicies)) {
         diag_.error(f->mark(),
                     "lb: unknown load balancing policy " + quote(*lb) + hint(*lb, kLbPolicies));
       } else {
         c.lb = *lb;
+        lb_ok = true;
+      }
+    }
+  }
+  if (const Field* f = m.get("hash_on")) {
+    const std::optional<HashOn> h = read_hash_on(diag_, *f);
+    const bool hashing = std::find(std::begin(kHashingPolicies), std::end(kHashingPolicies),
+                                   c.lb) != std::end(kHashingPolicies);
+    if (lb_ok && !hashing) {
+      diag_.error(f->key.Mark(),
+                  "hash_on: applies only to lb: ring_hash or maglev (this "
+                  "cluster's lb is " +
+                      quote(c.lb) + ")");
+    } else if (h) {
+      c.hash_on = *h;
+    }
+  }
+  if (const Field* f = m.get("health_check")) load_health_check(*f, c.health_check.emplace());
+  if (const Field* f = m.get("outlier_detection")) {
+    load_outlier_detection(*f, c.outlier_detection.emplace());
+  }
+  if (const Field* f = m.get("circuit_breakers")) {
+    MapReader b(diag_, *f, "circuit_breakers", kCircuitBreakerKeys);
+    for (std::string_view key : kCircuitBreakerKeys) {
+      const Field* v = b.get(key);
+      if (v == nullptr) continue;
+      const std::optional<int64_t> n = read_integer(diag_, *v, 1, 10'000'000);
+      if (!n) continue;
+      std::optional<uint32_t>& limit = key == "max_connections" ? c.circuit_breakers.max_connections
+                                       : key == "max_pending_requests"
+                                           ? c.circuit_breakers.max_pending_requests
+                                           : c.circuit_breakers.max_requests;
+      limit = static_cast<uint32_t>(*n);
+    }
+  }
+  if (const Field* f = m.get("panic_threshold")) {
+    if (auto p = read_percent(diag_, *f)) c.panic_threshold_percent = *p;
+  }
+  if (const Field* f = m.get("dns_refresh")) {
+    if (auto d = read_duration(diag_, *f, /*allow_zero=*/true)) {
+      if (*d < std::chrono::seconds(1)) {
+        diag_.error(f->mark(), "dns_refresh: must be at least 1s, got " + f->value.Scalar());
+      } else {
+        c.dns_refresh = *d;
       }
     }
   }
@@ -414,6 +655,143 @@ void Loader::load_cluster(const YAML::Node& node) {
     }
   }
   config_.clusters.push_back(std::move(c));
+}
+
+void Loader::load_health_check(const Field& f, HealthCheck& hc) {
+  MapReader m(diag_, f, "health_check", kHealthCheckKeys);
+  if (const Field* v = m.get("type")) {
+    if (auto t = read_nonempty(diag_, *v)) {
+      if (*t == "tcp") {
+        hc.type = HealthCheck::Type::tcp;
+      } else if (*t != "http") {
+        diag_.error(v->mark(),
+                    "type: unknown health check type " + quote(*t) + hint(*t, kHealthCheckTypes));
+      }
+    }
+  }
+  if (hc.type == HealthCheck::Type::tcp) {
+    for (std::string_view key : kHttpHealthCheckKeys) {
+      if (const Field* v = m.get(key)) {
+        diag_.error(v->key.Mark(), v->name + ": applies only to health checks of type http");
+      }
+    }
+  }
+  if (const Field* v = m.get("path"); v && hc.type == HealthCheck::Type::http) {
+    if (auto p = read_string(diag_, *v)) {
+      // It becomes the request target of the probe, verbatim.
+      const bool printable = std::none_of(p->begin(), p->end(), [](char c) {
+        return static_cast<unsigned char>(c) <= ' ' || c == '\x7f';
+      });
+      if (p->empty() || p->front() != '/') {
+        diag_.error(v->mark(), "path: must start with '/', got " + describe(v->value));
+      } else if (!printable) {
+        diag_.error(v->mark(), "path: must not contain spaces or control characters");
+      } else {
+        hc.path = *p;
+      }
+    }
+  }
+  if (const Field* v = m.get("host"); v && hc.type == HealthCheck::Type::http) {
+    if (auto host = read_nonempty(diag_, *v)) {
+      const std::string lower = lowercase(*host);
+      const bool v6 = lower.size() > 2 && lower.front() == '[' && lower.back() == ']' &&
+                      lower.find(':') != std::string::npos &&
+                      is_ip_literal(std::string_view(lower).substr(1, lower.size() - 2));
+      if (!v6 && (lower.find(':') != std::string::npos || !is_hostname(lower))) {
+        diag_.error(v->mark(), "host: " + quote(*host) + " is not a host name or IP address");
+      } else {
+        hc.host = lower;
+      }
+    }
+  }
+  if (const Field* v = m.get("expected_statuses");
+      v && hc.type == HealthCheck::Type::http && expect_list(diag_, *v)) {
+    if (v->value.size() == 0) {
+      diag_.error(v->mark(),
+                  "expected_statuses: needs at least one status or range (e.g. [200-399])");
+    }
+    std::vector<std::pair<unsigned, unsigned>> ranges;
+    for (const YAML::Node& node : v->value) {
+      if (auto r = read_status_range(diag_, Field::item("expected_statuses", node))) {
+        ranges.push_back(*r);
+      }
+    }
+    if (!ranges.empty()) hc.expected_statuses = std::move(ranges);
+  }
+  const Field* interval = m.get("interval");
+  const Field* timeout = m.get("timeout");
+  bool times_ok = true;
+  if (interval) {
+    const std::optional<Duration> d = read_duration(diag_, *interval, /*allow_zero=*/false);
+    times_ok = d.has_value();
+    if (d) hc.interval = *d;
+  }
+  if (timeout) {
+    const std::optional<Duration> d = read_duration(diag_, *timeout, /*allow_zero=*/false);
+    times_ok = times_ok && d.has_value();
+    if (d) hc.timeout = *d;
+  }
+  // A probe that may outlast the interval would overlap the next one.
+  if (times_ok && hc.timeout > hc.interval) {
+    if (timeout) {
+      diag_.error(timeout->mark(), "timeout: must be at most the interval (" +
+                                       format_duration(hc.interval) + "), got " +
+                                       timeout->value.Scalar());
+    } else {
+      diag_.error(interval->mark(), "interval: must be at least the timeout (" +
+                                        format_duration(hc.timeout) + ", the default), got " +
+                                        interval->value.Scalar());
+    }
+  }
+  if (const Field* v = m.get("jitter")) {
+    if (auto p = read_percent(diag_, *v)) hc.jitter_percent = *p;
+  }
+  if (const Field* v = m.get("healthy_threshold")) {
+    if (auto n = read_integer(diag_, *v, 1, 100)) hc.healthy_threshold = static_cast<unsigned>(*n);
+  }
+  if (const Field* v = m.get("unhealthy_threshold")) {
+    if (auto n = read_integer(diag_, *v, 1, 100)) {
+      hc.unhealthy_threshold = static_cast<unsigned>(*n);
+    }
+  }
+}
+
+void Loader::load_outlier_detection(const Field& f, OutlierDetection& od) {
+  MapReader m(diag_, f, "outlier_detection", kOutlierKeys);
+  if (const Field* v = m.get("consecutive_failures")) {
+    if (auto n = read_integer(diag_, *v, 1, 1000)) {
+      od.consecutive_failures = static_cast<unsigned>(*n);
+    }
+  }
+  const Field* base = m.get("base_ejection_time");
+  const Field* max = m.get("max_ejection_time");
+  bool times_ok = true;
+  if (base) {
+    const std::optional<Duration> d = read_duration(diag_, *base, /*allow_zero=*/false);
+    times_ok = d.has_value();
+    if (d) od.base_ejection_time = *d;
+  }
+  if (max) {
+    const std::optional<Duration> d = read_duration(diag_, *max, /*allow_zero=*/false);
+    times_ok = times_ok && d.has_value();
+    if (d) od.max_ejection_time = *d;
+  }
+  if (times_ok && od.max_ejection_time < od.base_ejection_time) {
+    if (max) {
+      diag_.error(max->mark(), "max_ejection_time: must be at least base_ejection_time (" +
+                                   format_duration(od.base_ejection_time) + "), got " +
+                                   max->value.Scalar());
+    } else {
+      diag_.error(base->mark(), "base_ejection_time: must be at most max_ejection_time (" +
+                                    format_duration(od.max_ejection_time) + ", the default), got " +
+                                    base->value.Scalar());
+    }
+  }
+  if (const Field* v = m.get("max_ejection_percent")) {
+    if (auto n = read_integer(diag_, *v, 0, 100)) {
+      od.max_ejection_percent = static_cast<unsigned>(*n);
+    }
+  }
 }
 
 void Loader::load_endpoint(const YAML::Node& node, Cluster& cluster) {

@@ -34,6 +34,7 @@ class Loader {
   void load_workers(const Field& f);
   void load_admin(const Field& f);
   void load_access_log(const Field& f);
+  void load_dns(const Field& f);
   void load_listener(const YAML::Node& node);
   void load_limits(const Field& f, Limits& limits);
   void load_filters(const Field& f, std::vector<std::string>& filters);
@@ -45,6 +46,8 @@ class Loader {
   std::string resolve_path(const std::string& path) const;
   void load_cluster(const YAML::Node& node);
   void load_endpoint(const YAML::Node& node, Cluster& cluster);
+  void load_health_check(const Field& f, HealthCheck& hc);
+  void load_outlier_detection(const Field& f, OutlierDetection& od);
   void cross_check();
   // Filters' own sections (config/extensions.h), after the core sections.
   void load_filter_sections();
@@ -61,6 +64,7 @@ class Loader {
   void load_respond_headers(const Field& f, Respond& respond);
   void load_redirect(const Field& f, Redirect& redirect);
   void load_rewrite(const Field& f, Route& route, bool has_cluster);
+  void load_retry(const Field& f, Route& route, bool has_cluster);
 
   Diagnostics diag_;
   Config config_;

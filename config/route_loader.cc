@@ -9,7 +9,7 @@ namespace sluice::config::detail {
 namespace {
 
 constexpr std::string_view kRouteKeys[] = {"name",     "match",   "cluster", "respond",
-                                           "redirect", "rewrite", "timeout"};
+                                           "redirect", "rewrite", "timeout", "retry"};
 constexpr std::string_view kMatchKeys[] = {"hosts", "path", "methods", "headers"};
 constexpr std::string_view kPathKeys[] = {"prefix", "exact", "regex"};
 constexpr std::string_view kHeaderMatchKeys[] = {"name", "exact", "regex", "present"};
@@ -17,6 +17,10 @@ constexpr std::string_view kRespondKeys[] = {"status", "body", "headers"};
 constexpr std::string_view kRedirectKeys[] = {"status", "scheme", "host",
                                               "port",   "path",   "strip_query"};
 constexpr std::string_view kRewriteKeys[] = {"prefix"};
+constexpr std::string_view kRetryKeys[] = {"attempts", "on", "per_try_timeout", "budget_percent",
+                                           "retry_non_idempotent"};
+constexpr std::string_view kRetryConditions[] = {"connect-failure", "reset", "refused-stream",
+                                                 "per-try-timeout"};
 constexpr std::string_view kRedirectSchemes[] = {"http", "https"};
 constexpr unsigned kRedirectStatuses[] = {301, 302, 303, 307, 308};
 // Framing headers sluice derives from the body; letting config set them would let a route
@@ -147,6 +151,8 @@ void Loader::load_route(const YAML::Node& node) {
   if (const Field* f = m.get("timeout")) {
     if (auto d = read_duration(diag_, *f, /*allow_zero=*/false)) r.timeout = *d;
   }
+  // After timeout: per_try_timeout is checked against it.
+  if (const Field* f = m.get("retry")) load_retry(*f, r, m.get("cluster") != nullptr);
   route_marks_.push_back(m.mark());
   config_.routes.push_back(std::move(r));
 }
@@ -330,6 +336,84 @@ void Loader::load_rewrite(const Field& f, Route& route, bool has_cluster) {
   }
   if (prefix) {
     if (auto p = read_path(diag_, *prefix)) route.rewrite_prefix = *p;
+  }
+}
+
+void Loader::load_retry(const Field& f, Route& route, bool has_cluster) {
+  MapReader m(diag_, f, "retry", kRetryKeys);
+  if (!has_cluster) {
+    diag_.error(f.key.Mark(), "retry: applies only to routes that forward to a 'cluster'");
+  }
+  RetryPolicy& retry = route.retry.emplace();
+  if (const Field* v = m.get("attempts")) {
+    if (auto n = read_integer(diag_, *v, 1, 10)) retry.attempts = static_cast<unsigned>(*n);
+  }
+  if (const Field* on = m.get("on"); on && expect_list(diag_, *on)) {
+    if (on->value.size() == 0) {
+      diag_.error(on->mark(),
+                  "on: needs at least one condition (to never retry, leave 'retry' out)");
+    }
+    // The list replaces the default conditions.
+    retry.on_connect_failure = retry.on_reset = retry.on_refused_stream = false;
+    retry.on_per_try_timeout = false;
+    std::vector<std::string> seen;
+    for (const YAML::Node& node : on->value) {
+      const Field item = Field::item("on", node);
+      const std::optional<std::string> text = read_nonempty(diag_, item);
+      if (!text) continue;
+      if (std::find(seen.begin(), seen.end(), *text) != seen.end()) {
+        diag_.error(item.mark(), "on: " + quote(*text) + " is listed twice");
+        continue;
+      }
+      const bool digits =
+          std::all_of(text->begin(), text->end(), [](char c) { return c >= '0' && c <= '9'; });
+      bool ok = true;
+      if (digits) {
+        // Only server errors: a 4xx is the request's own fault and would fail again.
+        ok = text->size() == 3 && (*text)[0] == '5';
+        if (ok) {
+          retry.on_statuses.push_back(static_cast<unsigned>(std::stoul(*text)));
+        } else {
+          diag_.error(item.mark(), "on: " + *text + " is not a status from 500 to 599");
+        }
+      } else if (*text == "connect-failure") {
+        retry.on_connect_failure = true;
+      } else if (*text == "reset") {
+        retry.on_reset = true;
+      } else if (*text == "refused-stream") {
+        retry.on_refused_stream = true;
+      } else if (*text == "per-try-timeout") {
+        retry.on_per_try_timeout = true;
+      } else {
+        ok = false;
+        std::string suggestion = did_you_mean(*text, kRetryConditions);
+        if (suggestion.empty()) {
+          suggestion = " (known: " + std::string(kRetryConditions[0]);
+          for (size_t i = 1; i < std::size(kRetryConditions); ++i) {
+            suggestion += ", " + std::string(kRetryConditions[i]);
+          }
+          suggestion += ", or a status from 500 to 599)";
+        }
+        diag_.error(item.mark(), "on: unknown retry condition " + quote(*text) + suggestion);
+      }
+      if (ok) seen.push_back(*text);
+    }
+  }
+  if (const Field* v = m.get("per_try_timeout")) {
+    if (auto d = read_duration(diag_, *v, /*allow_zero=*/false)) {
+      if (*d > route.timeout) {
+        diag_.error(v->mark(), "per_try_timeout: must be at most the route's timeout (" +
+                                   format_duration(route.timeout) + "), got " + v->value.Scalar());
+      } else {
+        retry.per_try_timeout = *d;
+      }
+    }
+  }
+  if (const Field* v = m.get("budget_percent")) {
+    if (auto n = read_integer(diag_, *v, 0, 100)) retry.budget_percent = static_cast<unsigned>(*n);
+  }
+  if (const Field* v = m.get("retry_non_idempotent")) {
+    if (auto b = read_bool(diag_, *v)) retry.retry_non_idempotent = *b;
   }
 }
 

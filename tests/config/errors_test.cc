@@ -334,11 +334,224 @@ TEST(Errors, UnknownLbPolicy) {
                         "    lb: round_robbin\n"
                         "  - name: b\n"
                         "    endpoints: [127.0.0.1:1]\n"
-                        "    lb: maglev\n"),
+                        "    lb: fastest\n"),
               ElementsAre("t.yaml:4:9: lb: unknown load balancing policy 'round_robbin' (did you "
                           "mean 'round_robin'?)",
-                          "t.yaml:7:9: lb: unknown load balancing policy 'maglev' (known: "
-                          "round_robin)"));
+                          "t.yaml:7:9: lb: unknown load balancing policy 'fastest' (known: "
+                          "round_robin, least_request, random, ring_hash, maglev)"));
+}
+
+TEST(Errors, HashOn) {
+  EXPECT_THAT(
+      errors_of("clusters:\n"
+                "  - { name: a, endpoints: [127.0.0.1:1], hash_on: client_ip }\n"
+                "  - { name: b, endpoints: [127.0.0.1:1], lb: random, hash_on: path }\n"
+                "  - name: c\n"
+                "    endpoints: [127.0.0.1:1]\n"
+                "    lb: ring_hash\n"
+                "    hash_on: \"header:\"\n"
+                "  - { name: d, endpoints: [127.0.0.1:1], lb: maglev, hash_on: \"heder:x-user\" }\n"
+                "  - { name: e, endpoints: [127.0.0.1:1], lb: maglev, hash_on: clientip }\n"
+                "  - { name: f, endpoints: [127.0.0.1:1], lb: maglev, hash_on: ip }\n"
+                "  - { name: g, endpoints: [127.0.0.1:1], lb: maglev, hash_on: \"cookie:a b\" }\n"
+                "  - { name: h, endpoints: [127.0.0.1:1], lb: magleb, hash_on: path }\n"),
+      ElementsAre(
+          "t.yaml:2:42: hash_on: applies only to lb: ring_hash or maglev (this cluster's lb is "
+          "'round_robin')",
+          "t.yaml:3:54: hash_on: applies only to lb: ring_hash or maglev (this cluster's lb is "
+          "'random')",
+          "t.yaml:7:14: hash_on: 'header:' needs a header name after ':' (e.g. header:x-user-id)",
+          "t.yaml:8:63: hash_on: unknown value 'heder:x-user' (did you mean 'header:x-user'?)",
+          "t.yaml:9:63: hash_on: unknown value 'clientip' (did you mean 'client_ip'?)",
+          "t.yaml:10:63: hash_on: unknown value 'ip' (known: client_ip, path, header:NAME, "
+          "cookie:NAME)",
+          "t.yaml:11:63: hash_on: 'a b' is not a valid cookie name",
+          "t.yaml:12:46: lb: unknown load balancing policy 'magleb' (did you mean 'maglev'?)"));
+}
+
+TEST(Errors, HealthCheck) {
+  EXPECT_THAT(
+      errors_of("clusters:\n"
+                "  - name: a\n"
+                "    endpoints: [127.0.0.1:1]\n"
+                "    health_check:\n"
+                "      type: htp\n"
+                "      path: healthz\n"
+                "      host: \"a b\"\n"
+                "      expected_statuses: [99, 200-100, \"200-700\", ok, [1]]\n"
+                "      interval: 0s\n"
+                "      timeout: 1.5s\n"
+                "      jitter: 10\n"
+                "      healthy_threshold: 0\n"
+                "      unhealthy_threshold: 101\n"
+                "      intervall: 5s\n"
+                "  - name: b\n"
+                "    endpoints: [127.0.0.1:1]\n"
+                "    health_check: { interval: 2s, timeout: 3s, jitter: 150%, path: \"/a b\" }\n"
+                "  - name: c\n"
+                "    endpoints: [127.0.0.1:1]\n"
+                "    health_check: { interval: 500ms, expected_statuses: [] }\n"
+                "  - name: d\n"
+                "    endpoints: [127.0.0.1:1]\n"
+                "    health_check: { type: tcp, path: /, host: h, expected_statuses: [200] }\n"
+                "  - name: e\n"
+                "    endpoints: [127.0.0.1:1]\n"
+                "    health_check:\n"),
+      ElementsAre(
+          "t.yaml:5:13: type: unknown health check type 'htp' (did you mean 'http'?)",
+          "t.yaml:6:13: path: must start with '/', got 'healthz'",
+          "t.yaml:7:13: host: 'a b' is not a host name or IP address",
+          "t.yaml:8:27: expected_statuses: statuses must be from 100 to 599, got 99",
+          "t.yaml:8:31: expected_statuses: range 200-100 is empty (200 is greater than 100)",
+          "t.yaml:8:40: expected_statuses: statuses must be from 100 to 599, got 200-700",
+          "t.yaml:8:51: expected_statuses: expected a status from 100 to 599 or a range like "
+          "200-399, got 'ok'",
+          "t.yaml:8:55: expected_statuses: expected a status from 100 to 599 or a range like "
+          "200-399, got a list",
+          "t.yaml:9:17: interval: must be greater than 0",
+          std::string("t.yaml:10:16: timeout: invalid duration '1.5s'") + kBadDuration,
+          "t.yaml:11:15: jitter: invalid percentage '10' (expected an integer from 0 to 100 "
+          "followed by '%', as in 10%)",
+          "t.yaml:12:26: healthy_threshold: must be from 1 to 100, got 0",
+          "t.yaml:13:28: unhealthy_threshold: must be from 1 to 100, got 101",
+          "t.yaml:14:7: unknown key 'intervall' in health_check (did you mean 'interval'?)",
+          "t.yaml:17:44: timeout: must be at most the interval (2s), got 3s",
+          "t.yaml:17:56: jitter: must be from 0% to 100%, got 150%",
+          "t.yaml:17:68: path: must not contain spaces or control characters",
+          "t.yaml:20:31: interval: must be at least the timeout (1s, the default), got 500ms",
+          "t.yaml:20:57: expected_statuses: needs at least one status or range (e.g. [200-399])",
+          "t.yaml:23:32: path: applies only to health checks of type http",
+          "t.yaml:23:41: host: applies only to health checks of type http",
+          "t.yaml:23:50: expected_statuses: applies only to health checks of type http",
+          "t.yaml:26:5: health_check: expected a map, got null"));
+}
+
+TEST(Errors, OutlierDetectionAndCircuitBreakers) {
+  EXPECT_THAT(
+      errors_of("clusters:\n"
+                "  - name: a\n"
+                "    endpoints: [127.0.0.1:1]\n"
+                "    outlier_detection:\n"
+                "      consecutive_failures: 0\n"
+                "      base_ejection_time: 1m\n"
+                "      max_ejection_time: 30s\n"
+                "      max_ejection_percent: 101\n"
+                "    circuit_breakers: { max_connections: 0, max_requests: 10000001, "
+                "max_pending_request: 5 }\n"
+                "  - name: b\n"
+                "    endpoints: [127.0.0.1:1]\n"
+                "    outlier_detection: { base_ejection_time: 10m, consecutive_failures: 1001 }\n"
+                "    circuit_breakers: 100\n"),
+      ElementsAre(
+          "t.yaml:5:29: consecutive_failures: must be from 1 to 1000, got 0",
+          "t.yaml:7:26: max_ejection_time: must be at least base_ejection_time (1m), got 30s",
+          "t.yaml:8:29: max_ejection_percent: must be from 0 to 100, got 101",
+          "t.yaml:9:42: max_connections: must be from 1 to 10000000, got 0",
+          "t.yaml:9:59: max_requests: must be from 1 to 10000000, got 10000001",
+          "t.yaml:9:69: unknown key 'max_pending_request' in circuit_breakers (did you mean "
+          "'max_pending_requests'?)",
+          "t.yaml:12:46: base_ejection_time: must be at most max_ejection_time (5m, the "
+          "default), got 10m",
+          "t.yaml:12:73: consecutive_failures: must be from 1 to 1000, got 1001",
+          "t.yaml:13:23: circuit_breakers: expected a map, got '100'"));
+}
+
+TEST(Errors, PanicThresholdAndDnsRefresh) {
+  EXPECT_THAT(
+      errors_of("clusters:\n"
+                "  - name: a\n"
+                "    endpoints: [127.0.0.1:1]\n"
+                "    panic_threshold: 50\n"
+                "    dns_refresh: 500ms\n"
+                "  - name: b\n"
+                "    endpoints: [127.0.0.1:1]\n"
+                "    panic_threshold: 101%\n"
+                "    dns_refresh: 0s\n"
+                "  - name: c\n"
+                "    endpoints: [127.0.0.1:1]\n"
+                "    panic_threshold: \"-1%\"\n"
+                "    dns_refresh: 30\n"),
+      ElementsAre("t.yaml:4:22: panic_threshold: invalid percentage '50' (expected an integer "
+                  "from 0 to 100 followed by '%', as in 10%)",
+                  "t.yaml:5:18: dns_refresh: must be at least 1s, got 500ms",
+                  "t.yaml:8:22: panic_threshold: must be from 0% to 100%, got 101%",
+                  "t.yaml:9:18: dns_refresh: must be at least 1s, got 0s",
+                  "t.yaml:12:22: panic_threshold: invalid percentage '-1%' (expected an integer "
+                  "from 0 to 100 followed by '%', as in 10%)",
+                  std::string("t.yaml:13:18: dns_refresh: invalid duration '30'") + kBadDuration));
+}
+
+TEST(Errors, Retry) {
+  EXPECT_THAT(
+      errors_of("routes:\n"
+                "  - name: a\n"
+                "    respond: {}\n"
+                "    retry: { attempts: 2 }\n"
+                "  - name: b\n"
+                "    cluster: c\n"
+                "    timeout: 2s\n"
+                "    retry:\n"
+                "      attempts: 11\n"
+                "      on: [connect_failure, \"404\", reset, reset, bogus, 503, 5000, \"\"]\n"
+                "      per_try_timeout: 3s\n"
+                "      budget_percent: 101\n"
+                "      retry_non_idempotent: yes\n"
+                "      budget_precent: 1\n"
+                "  - name: d\n"
+                "    cluster: c\n"
+                "    retry: { on: [], attempts: 0, per_try_timeout: 0s }\n"
+                "clusters: [{ name: c, endpoints: [127.0.0.1:1] }]\n"),
+      ElementsAre(
+          "t.yaml:4:5: retry: applies only to routes that forward to a 'cluster'",
+          "t.yaml:9:17: attempts: must be from 1 to 10, got 11",
+          "t.yaml:10:12: on: unknown retry condition 'connect_failure' (did you mean "
+          "'connect-failure'?)",
+          "t.yaml:10:29: on: 404 is not a status from 500 to 599",
+          "t.yaml:10:43: on: 'reset' is listed twice",
+          "t.yaml:10:50: on: unknown retry condition 'bogus' (known: connect-failure, reset, "
+          "refused-stream, per-try-timeout, or a status from 500 to 599)",
+          "t.yaml:10:62: on: 5000 is not a status from 500 to 599",
+          "t.yaml:10:68: on: must not be empty",
+          "t.yaml:11:24: per_try_timeout: must be at most the route's timeout (2s), got 3s",
+          "t.yaml:12:23: budget_percent: must be from 0 to 100, got 101",
+          "t.yaml:13:29: retry_non_idempotent: expected true or false, got 'yes'",
+          "t.yaml:14:7: unknown key 'budget_precent' in retry (did you mean "
+          "'budget_percent'?)",
+          "t.yaml:17:18: on: needs at least one condition (to never retry, leave 'retry' out)",
+          "t.yaml:17:32: attempts: must be from 1 to 10, got 0",
+          "t.yaml:17:52: per_try_timeout: must be greater than 0"));
+}
+
+TEST(Errors, DnsServers) {
+  EXPECT_THAT(
+      errors_of("dns:\n"
+                "  servers:\n"
+                "    - ns1.example.com\n"
+                "    - localhost:53\n"
+                "    - \"10.0.0.1:99999\"\n"
+                "    - \"::1\"\n"
+                "    - 127.0.0.1\n"
+                "    - 127.0.0.1:53\n"
+                "    - \"[::1]\"\n"
+                "    - \"[0::1]:53\"\n"
+                "    - [1]\n"),
+      ElementsAre(
+          "t.yaml:3:7: server: 'ns1.example.com' must be an IP address (name servers are not "
+          "looked up by name)",
+          "t.yaml:4:7: server: 'localhost' must be an IP address (name servers are not looked up "
+          "by name)",
+          "t.yaml:5:7: server: invalid address '10.0.0.1:99999': port must be an integer from 1 "
+          "to 65535",
+          "t.yaml:6:7: server: invalid address '::1': IPv6 addresses need brackets, as in "
+          "[::1]:8080",
+          "t.yaml:8:7: server: 127.0.0.1:53 is listed twice",
+          "t.yaml:10:7: server: [0::1]:53 is listed twice",
+          "t.yaml:11:7: server: expected an address, got a list (quote IPv6 addresses: "
+          "\"[::1]:8080\")"));
+  EXPECT_THAT(errors_of("dns: { servers: [], server: [127.0.0.1] }\n"),
+              ElementsAre("t.yaml:1:17: servers: needs at least one address (leave 'dns' out "
+                          "to use /etc/resolv.conf)",
+                          "t.yaml:1:21: unknown key 'server' in dns (did you mean 'servers'?)"));
 }
 
 TEST(Errors, ClusterProtocol) {
@@ -521,7 +734,8 @@ TEST(Errors, EveryErrorInAFileIsReportedInOneRun) {
                   file + ":9:14: cluster: unknown cluster 'apii' (did you mean 'api'?)",
                   file + ":10:14: timeout: invalid duration '1.5s'" + kBadDuration,
                   file + ":13:16: endpoints: a cluster needs at least one endpoint",
-                  file + ":14:9: lb: unknown load balancing policy 'random' (known: round_robin)"));
+                  file + ":14:9: lb: unknown load balancing policy 'rondom' (did you mean "
+                         "'random'?)"));
 }
 
 TEST(Errors, HostileInputNeverThrows) {

@@ -190,6 +190,66 @@ TEST(ToJson, FullConfigIsValidJsonWithEveryField) {
     EXPECT_THAT(json, HasSubstr(expected));
   }
   EXPECT_THAT(json, HasSubstr("\"source\": \"" + kFull + "\""));
+  EXPECT_THAT(json, HasSubstr(R"("retry": {
+        "attempts": 3,
+        "on": [
+          "connect-failure",
+          "per-try-timeout",
+          "503",
+          "502"
+        ],
+        "per_try_timeout": "100ms",
+        "budget_percent": 25,
+        "retry_non_idempotent": true
+      })"));
+  EXPECT_THAT(json, HasSubstr(R"("lb": "ring_hash",
+      "hash_on": "header:x-user",
+      "health_check": {
+        "type": "http",
+        "path": "/ready",
+        "host": "api.internal",
+        "expected_statuses": [
+          "200-299",
+          404
+        ],
+        "interval": "2s",
+        "timeout": "500ms",
+        "jitter": "20%",
+        "healthy_threshold": 3,
+        "unhealthy_threshold": 4
+      },
+      "outlier_detection": {
+        "consecutive_failures": 7,
+        "base_ejection_time": "10s",
+        "max_ejection_time": "2m",
+        "max_ejection_percent": 30
+      },
+      "circuit_breakers": {
+        "max_connections": 100,
+        "max_pending_requests": 50,
+        "max_requests": 200
+      },
+      "panic_threshold": "25%",
+      "dns_refresh": "10s",)"));
+  // A tcp check shows no http-only keys (they are errors with type tcp); no limits: {}.
+  EXPECT_THAT(json, HasSubstr(R"("health_check": {
+        "type": "tcp",
+        "interval": "5s",
+        "timeout": "1s",
+        "jitter": "10%",
+        "healthy_threshold": 2,
+        "unhealthy_threshold": 3
+      },
+      "circuit_breakers": {},
+      "panic_threshold": "50%",
+      "dns_refresh": "30s",)"));
+  EXPECT_THAT(json, HasSubstr(R"("dns": {
+    "servers": [
+      "127.0.0.1:5353",
+      "[::1]:53",
+      "10.0.0.2:53"
+    ]
+  })"));
   EXPECT_THAT(json, HasSubstr("\"rewrite\": {\n        \"prefix\": \"/\"\n      }"));
 }
 
@@ -248,6 +308,95 @@ TEST(ToJson, ClusterProtocolSurvivesTheRoundTrip) {
   }
   ASSERT_NE(h2, nullptr);
   EXPECT_EQ(h2->max_concurrent_streams, 50u);
+}
+
+}  // namespace
+}  // namespace sluice::config
+
+namespace sluice::config {
+namespace {
+
+// Each resilience setting survives /config and back, field by field, including the forms
+// full.yaml does not use.
+TEST(ToJson, ResilienceSettingsSurviveTheRoundTrip) {
+  const LoadResult first = load_string(
+      "routes:\n"
+      "  - { name: a, cluster: a, retry: {} }\n"
+      "  - { name: b, cluster: b, timeout: 3s, retry: { on: [refused-stream, 599], attempts: 1, "
+      "budget_percent: 0, per_try_timeout: 3s } }\n"
+      "  - { name: c, cluster: a }\n"
+      "clusters:\n"
+      "  - { name: a, endpoints: [127.0.0.1:1], lb: maglev, health_check: {}, "
+      "outlier_detection: {} }\n"
+      "  - { name: b, endpoints: [\"[::1]:2\"], lb: ring_hash, hash_on: \"cookie:Sid\", "
+      "circuit_breakers: { max_pending_requests: 1 }, panic_threshold: 0%, dns_refresh: 1s, "
+      "health_check: { expected_statuses: [204], jitter: 0% } }\n"
+      "  - { name: c, endpoints: [127.0.0.1:3], lb: least_request }\n"
+      "dns: { servers: [\"[fd00::53]\"] }\n",
+      "first.yaml");
+  ASSERT_TRUE(first.config) << first.errors[0].str();
+  const std::string json = first.config->to_json();
+  EXPECT_TRUE(JsonChecker(json).valid()) << json;
+  const LoadResult second = load_string(without_source_line(json), "dump.json");
+  ASSERT_TRUE(second.config) << (second.errors.empty() ? "" : second.errors[0].str()) << json;
+  const Config& a = *first.config;
+  const Config& b = *second.config;
+  EXPECT_EQ(without_source_line(b.to_json()), without_source_line(json));
+
+  ASSERT_EQ(b.clusters.size(), 3u);
+  for (size_t i = 0; i < a.clusters.size(); ++i) {
+    const Cluster& x = a.clusters[i];
+    const Cluster& y = b.clusters[i];
+    EXPECT_EQ(y.lb, x.lb);
+    EXPECT_EQ(y.hash_on.has_value(), x.hash_on.has_value()) << x.name;
+    if (x.hash_on && y.hash_on) {
+      EXPECT_EQ(y.hash_on->kind, x.hash_on->kind);
+      EXPECT_EQ(y.hash_on->name, x.hash_on->name);
+    }
+    EXPECT_EQ(y.health_check, x.health_check) << x.name;
+    EXPECT_EQ(y.outlier_detection.has_value(), x.outlier_detection.has_value()) << x.name;
+    if (x.outlier_detection && y.outlier_detection) {
+      EXPECT_EQ(y.outlier_detection->consecutive_failures,
+                x.outlier_detection->consecutive_failures);
+      EXPECT_EQ(y.outlier_detection->base_ejection_time, x.outlier_detection->base_ejection_time);
+      EXPECT_EQ(y.outlier_detection->max_ejection_time, x.outlier_detection->max_ejection_time);
+      EXPECT_EQ(y.outlier_detection->max_ejection_percent,
+                x.outlier_detection->max_ejection_percent);
+    }
+    EXPECT_EQ(y.circuit_breakers.max_connections, x.circuit_breakers.max_connections);
+    EXPECT_EQ(y.circuit_breakers.max_pending_requests, x.circuit_breakers.max_pending_requests);
+    EXPECT_EQ(y.circuit_breakers.max_requests, x.circuit_breakers.max_requests);
+    EXPECT_EQ(y.panic_threshold_percent, x.panic_threshold_percent);
+    EXPECT_EQ(y.dns_refresh, x.dns_refresh);
+  }
+  EXPECT_EQ(b.clusters[1].hash_on->name, "Sid");
+  EXPECT_EQ(b.clusters[1].circuit_breakers.max_pending_requests, 1u);
+  EXPECT_FALSE(b.clusters[1].circuit_breakers.max_requests);
+  EXPECT_EQ(b.clusters[1].panic_threshold_percent, 0u);
+
+  ASSERT_EQ(b.routes.size(), 3u);
+  for (size_t i = 0; i < a.routes.size(); ++i) {
+    const std::optional<RetryPolicy>& x = a.routes[i].retry;
+    const std::optional<RetryPolicy>& y = b.routes[i].retry;
+    ASSERT_EQ(y.has_value(), x.has_value()) << a.routes[i].name;
+    if (!x) continue;
+    EXPECT_EQ(y->attempts, x->attempts);
+    EXPECT_EQ(y->on_connect_failure, x->on_connect_failure);
+    EXPECT_EQ(y->on_reset, x->on_reset);
+    EXPECT_EQ(y->on_refused_stream, x->on_refused_stream);
+    EXPECT_EQ(y->on_per_try_timeout, x->on_per_try_timeout);
+    EXPECT_EQ(y->on_statuses, x->on_statuses);
+    EXPECT_EQ(y->per_try_timeout, x->per_try_timeout);
+    EXPECT_EQ(y->budget_percent, x->budget_percent);
+    EXPECT_EQ(y->retry_non_idempotent, x->retry_non_idempotent);
+  }
+  EXPECT_FALSE(b.routes[1].retry->on_connect_failure);
+  EXPECT_TRUE(b.routes[1].retry->on_refused_stream);
+  EXPECT_EQ(b.routes[1].retry->on_statuses, std::vector<unsigned>{599});
+
+  EXPECT_EQ(b.dns_servers, a.dns_servers);
+  ASSERT_EQ(b.dns_servers.size(), 1u);
+  EXPECT_EQ(b.dns_servers[0].str(), "[fd00::53]:53");
 }
 
 }  // namespace

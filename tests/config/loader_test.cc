@@ -74,6 +74,16 @@ TEST(Loader, FullConfigParsesEveryKey) {
   EXPECT_FALSE(api.redirect);
   EXPECT_EQ(api.rewrite_prefix, "/");
   EXPECT_EQ(api.timeout, milliseconds(250));
+  ASSERT_TRUE(api.retry);
+  EXPECT_EQ(api.retry->attempts, 3u);
+  EXPECT_TRUE(api.retry->on_connect_failure);
+  EXPECT_FALSE(api.retry->on_reset);  // `on` replaces the defaults
+  EXPECT_FALSE(api.retry->on_refused_stream);
+  EXPECT_TRUE(api.retry->on_per_try_timeout);
+  EXPECT_EQ(api.retry->on_statuses, (std::vector<unsigned>{503, 502}));
+  EXPECT_EQ(api.retry->per_try_timeout, milliseconds(100));
+  EXPECT_EQ(api.retry->budget_percent, 25u);
+  EXPECT_TRUE(api.retry->retry_non_idempotent);
 
   const Route& health = c.routes[1];
   EXPECT_EQ(health.match.path.kind, PathMatch::Kind::exact);
@@ -85,6 +95,7 @@ TEST(Loader, FullConfigParsesEveryKey) {
   using Headers = std::vector<std::pair<std::string, std::string>>;
   EXPECT_EQ(health.respond->headers, (Headers{{"Content-Type", "text/plain"}, {"x-a", "b"}}));
   EXPECT_EQ(health.timeout, seconds(15));
+  EXPECT_FALSE(health.retry);
 
   const Route& old = c.routes[2];
   EXPECT_EQ(old.match.path.kind, PathMatch::Kind::regex);
@@ -116,7 +127,32 @@ TEST(Loader, FullConfigParsesEveryKey) {
   EXPECT_EQ(cl->endpoints[1].weight, 3u);
   EXPECT_EQ(cl->endpoints[2].address.str(), "[::1]:9003");
   EXPECT_EQ(cl->endpoints[3].address.str(), "backend.internal:80");
-  EXPECT_EQ(cl->lb, "round_robin");
+  EXPECT_EQ(cl->lb, "ring_hash");
+  ASSERT_TRUE(cl->hash_on);
+  EXPECT_EQ(cl->hash_on->kind, HashOn::Kind::header);
+  EXPECT_EQ(cl->hash_on->name, "x-user");
+  ASSERT_TRUE(cl->health_check);
+  const HealthCheck& hc = *cl->health_check;
+  EXPECT_EQ(hc.type, HealthCheck::Type::http);
+  EXPECT_EQ(hc.path, "/ready");
+  EXPECT_EQ(hc.host, "api.internal");
+  using Ranges = std::vector<std::pair<unsigned, unsigned>>;
+  EXPECT_EQ(hc.expected_statuses, (Ranges{{200, 299}, {404, 404}}));
+  EXPECT_EQ(hc.interval, seconds(2));
+  EXPECT_EQ(hc.timeout, milliseconds(500));
+  EXPECT_EQ(hc.jitter_percent, 20u);
+  EXPECT_EQ(hc.healthy_threshold, 3u);
+  EXPECT_EQ(hc.unhealthy_threshold, 4u);
+  ASSERT_TRUE(cl->outlier_detection);
+  EXPECT_EQ(cl->outlier_detection->consecutive_failures, 7u);
+  EXPECT_EQ(cl->outlier_detection->base_ejection_time, seconds(10));
+  EXPECT_EQ(cl->outlier_detection->max_ejection_time, minutes(2));
+  EXPECT_EQ(cl->outlier_detection->max_ejection_percent, 30u);
+  EXPECT_EQ(cl->circuit_breakers.max_connections, 100u);
+  EXPECT_EQ(cl->circuit_breakers.max_pending_requests, 50u);
+  EXPECT_EQ(cl->circuit_breakers.max_requests, 200u);
+  EXPECT_EQ(cl->panic_threshold_percent, 25u);
+  EXPECT_EQ(cl->dns_refresh, seconds(10));
   EXPECT_EQ(cl->connect_timeout, seconds(1));
   EXPECT_EQ(cl->idle_timeout, hours(1));
   EXPECT_EQ(cl->max_idle_connections, 8u);
@@ -126,6 +162,13 @@ TEST(Loader, FullConfigParsesEveryKey) {
   ASSERT_NE(st, nullptr);
   EXPECT_EQ(st->endpoints[0].address.str(), "localhost:9100");
   EXPECT_EQ(st->connect_timeout, seconds(2));
+  ASSERT_TRUE(st->health_check);
+  EXPECT_EQ(st->health_check->type, HealthCheck::Type::tcp);
+  EXPECT_EQ(st->health_check->interval, seconds(5));
+  ASSERT_EQ(c.dns_servers.size(), 3u);
+  EXPECT_EQ(c.dns_servers[0].str(), "127.0.0.1:5353");
+  EXPECT_EQ(c.dns_servers[1].str(), "[::1]:53");
+  EXPECT_EQ(c.dns_servers[2].str(), "10.0.0.2:53");
   EXPECT_EQ(c.find_cluster("nope"), nullptr);
   EXPECT_EQ(c.find_cluster(""), nullptr);
 }
@@ -160,6 +203,164 @@ TEST(Loader, MinimalConfigGetsDefaults) {
   EXPECT_FALSE(cl.max_idle_connections);  // the default policy
   EXPECT_EQ(cl.protocol, Cluster::Protocol::http1);
   EXPECT_EQ(cl.max_concurrent_streams, 100u);
+  EXPECT_FALSE(cl.hash_on);
+  EXPECT_FALSE(cl.health_check);  // no active checks: hosts are healthy until proven otherwise
+  EXPECT_FALSE(cl.outlier_detection);
+  EXPECT_FALSE(cl.circuit_breakers.max_connections);  // no limit
+  EXPECT_FALSE(cl.circuit_breakers.max_pending_requests);
+  EXPECT_FALSE(cl.circuit_breakers.max_requests);
+  EXPECT_EQ(cl.panic_threshold_percent, 50u);
+  EXPECT_EQ(cl.dns_refresh, seconds(30));
+  EXPECT_FALSE(c.routes[0].retry);
+  EXPECT_TRUE(c.dns_servers.empty());
+}
+
+TEST(Loader, EmptyResilienceSectionsGetDefaults) {
+  const LoadResult r = load_string(
+      "routes: [{ name: r, cluster: c, retry: {} }]\n"
+      "clusters:\n"
+      "  - name: c\n"
+      "    endpoints: [127.0.0.1:9000]\n"
+      "    lb: maglev\n"
+      "    health_check: {}\n"
+      "    outlier_detection: {}\n"
+      "    circuit_breakers: { max_requests: 10000000 }\n"
+      "dns: {}\n",
+      "e.yaml");
+  ASSERT_TRUE(r.config) << all_errors(r);
+  const Cluster& cl = r.config->clusters[0];
+  EXPECT_EQ(cl.lb, "maglev");
+  EXPECT_FALSE(cl.hash_on);  // the runtime hashes the client's IP
+  ASSERT_TRUE(cl.health_check);
+  const HealthCheck& hc = *cl.health_check;
+  EXPECT_EQ(hc.type, HealthCheck::Type::http);
+  EXPECT_EQ(hc.path, "/healthz");
+  EXPECT_EQ(hc.host, "");
+  using Ranges = std::vector<std::pair<unsigned, unsigned>>;
+  EXPECT_EQ(hc.expected_statuses, (Ranges{{200, 399}}));
+  EXPECT_EQ(hc.interval, seconds(5));
+  EXPECT_EQ(hc.timeout, seconds(1));
+  EXPECT_EQ(hc.jitter_percent, 10u);
+  EXPECT_EQ(hc.healthy_threshold, 2u);
+  EXPECT_EQ(hc.unhealthy_threshold, 3u);
+  ASSERT_TRUE(cl.outlier_detection);
+  EXPECT_EQ(cl.outlier_detection->consecutive_failures, 5u);
+  EXPECT_EQ(cl.outlier_detection->base_ejection_time, seconds(30));
+  EXPECT_EQ(cl.outlier_detection->max_ejection_time, seconds(300));
+  EXPECT_EQ(cl.outlier_detection->max_ejection_percent, 50u);
+  EXPECT_FALSE(cl.circuit_breakers.max_connections);
+  EXPECT_FALSE(cl.circuit_breakers.max_pending_requests);
+  EXPECT_EQ(cl.circuit_breakers.max_requests, 10'000'000u);
+  ASSERT_TRUE(r.config->routes[0].retry);
+  const RetryPolicy& p = *r.config->routes[0].retry;
+  EXPECT_EQ(p.attempts, 2u);
+  EXPECT_TRUE(p.on_connect_failure);
+  EXPECT_TRUE(p.on_reset);
+  EXPECT_TRUE(p.on_refused_stream);
+  EXPECT_FALSE(p.on_per_try_timeout);
+  EXPECT_TRUE(p.on_statuses.empty());
+  EXPECT_FALSE(p.per_try_timeout);
+  EXPECT_EQ(p.budget_percent, 20u);
+  EXPECT_FALSE(p.retry_non_idempotent);
+  EXPECT_TRUE(r.config->dns_servers.empty());
+}
+
+TEST(Loader, EveryLbPolicyAndHashOnForm) {
+  for (const char* lb : {"round_robin", "least_request", "random", "ring_hash", "maglev"}) {
+    const LoadResult r = load_string(
+        "clusters: [{ name: c, endpoints: [127.0.0.1:1], lb: " + std::string(lb) + " }]\n",
+        "lb.yaml");
+    ASSERT_TRUE(r.config) << lb << all_errors(r);
+    EXPECT_EQ(r.config->clusters[0].lb, lb);
+  }
+  const LoadResult r = load_string(
+      "clusters:\n"
+      "  - { name: a, endpoints: [127.0.0.1:1], lb: ring_hash, hash_on: client_ip }\n"
+      "  - { name: b, endpoints: [127.0.0.1:1], lb: maglev, hash_on: path }\n"
+      "  - { name: c, endpoints: [127.0.0.1:1], lb: maglev, hash_on: \"header:X-Tenant\" }\n"
+      "  - { name: d, endpoints: [127.0.0.1:1], lb: ring_hash, hash_on: cookie:SessionID }\n",
+      "h.yaml");
+  ASSERT_TRUE(r.config) << all_errors(r);
+  const auto& cs = r.config->clusters;
+  EXPECT_EQ(cs[0].hash_on->kind, HashOn::Kind::client_ip);
+  EXPECT_EQ(cs[1].hash_on->kind, HashOn::Kind::path);
+  EXPECT_EQ(cs[2].hash_on->kind, HashOn::Kind::header);
+  EXPECT_EQ(cs[2].hash_on->name, "x-tenant");  // header names are case-insensitive
+  EXPECT_EQ(cs[3].hash_on->kind, HashOn::Kind::cookie);
+  EXPECT_EQ(cs[3].hash_on->name, "SessionID");  // cookie names are not
+}
+
+TEST(Loader, HealthCheckEdgesAndPercentages) {
+  const LoadResult r = load_string(
+      "clusters:\n"
+      "  - name: c\n"
+      "    endpoints: [backend.internal:80]\n"
+      "    health_check: { type: tcp, interval: 1s, timeout: 1s, jitter: 0%, "
+      "healthy_threshold: 100, unhealthy_threshold: 1 }\n"
+      "    panic_threshold: 0%\n"
+      "    dns_refresh: 1s\n"
+      "  - name: d\n"
+      "    endpoints: [127.0.0.1:1]\n"
+      "    health_check: { host: \"[::1]\", expected_statuses: [\"100-599\", 599, 200-200], "
+      "jitter: 100% }\n"
+      "    panic_threshold: 100%\n"
+      "    outlier_detection: { base_ejection_time: 1m, max_ejection_time: 1m, "
+      "max_ejection_percent: 0, consecutive_failures: 1000 }\n",
+      "hc.yaml");
+  ASSERT_TRUE(r.config) << all_errors(r);
+  const Cluster& c = r.config->clusters[0];
+  EXPECT_EQ(c.endpoints[0].address.str(), "backend.internal:80");
+  EXPECT_EQ(c.health_check->type, HealthCheck::Type::tcp);
+  EXPECT_EQ(c.health_check->timeout, seconds(1));
+  EXPECT_EQ(c.health_check->jitter_percent, 0u);
+  EXPECT_EQ(c.health_check->healthy_threshold, 100u);
+  EXPECT_EQ(c.health_check->unhealthy_threshold, 1u);
+  EXPECT_EQ(c.panic_threshold_percent, 0u);
+  EXPECT_EQ(c.dns_refresh, seconds(1));
+  const Cluster& d = r.config->clusters[1];
+  EXPECT_EQ(d.health_check->host, "[::1]");
+  using Ranges = std::vector<std::pair<unsigned, unsigned>>;
+  EXPECT_EQ(d.health_check->expected_statuses, (Ranges{{100, 599}, {599, 599}, {200, 200}}));
+  EXPECT_EQ(d.health_check->jitter_percent, 100u);
+  EXPECT_EQ(d.panic_threshold_percent, 100u);
+  EXPECT_EQ(d.outlier_detection->max_ejection_time, minutes(1));
+  EXPECT_EQ(d.outlier_detection->max_ejection_percent, 0u);
+  EXPECT_EQ(d.outlier_detection->consecutive_failures, 1000u);
+}
+
+TEST(Loader, RetryOnReplacesTheDefaults) {
+  const LoadResult r = load_string(
+      "routes:\n"
+      "  - { name: a, cluster: c, retry: { on: [reset, 500, \"599\"], attempts: 10 } }\n"
+      "  - { name: b, cluster: c, timeout: 2s, retry: { per_try_timeout: 2s, budget_percent: 0 } "
+      "}\n"
+      "clusters: [{ name: c, endpoints: [127.0.0.1:1] }]\n",
+      "retry.yaml");
+  ASSERT_TRUE(r.config) << all_errors(r);
+  const RetryPolicy& a = *r.config->routes[0].retry;
+  EXPECT_EQ(a.attempts, 10u);
+  EXPECT_FALSE(a.on_connect_failure);
+  EXPECT_TRUE(a.on_reset);
+  EXPECT_FALSE(a.on_refused_stream);
+  EXPECT_FALSE(a.on_per_try_timeout);
+  EXPECT_EQ(a.on_statuses, (std::vector<unsigned>{500, 599}));
+  const RetryPolicy& b = *r.config->routes[1].retry;
+  EXPECT_TRUE(b.on_connect_failure);  // no `on`: the defaults
+  EXPECT_TRUE(b.on_reset);
+  EXPECT_TRUE(b.on_refused_stream);
+  EXPECT_EQ(b.per_try_timeout, seconds(2));  // equal to the route's timeout is allowed
+  EXPECT_EQ(b.budget_percent, 0u);
+}
+
+TEST(Loader, DnsServersDefaultToPort53) {
+  const LoadResult r = load_string(
+      "dns: { servers: [10.0.0.2, \"[FD00::2]\", \"[::1]:5353\", 127.0.0.1:53] }\n", "dns.yaml");
+  ASSERT_TRUE(r.config) << all_errors(r);
+  ASSERT_EQ(r.config->dns_servers.size(), 4u);
+  EXPECT_EQ(r.config->dns_servers[0].str(), "10.0.0.2:53");
+  EXPECT_EQ(r.config->dns_servers[1].str(), "[fd00::2]:53");
+  EXPECT_EQ(r.config->dns_servers[2].str(), "[::1]:5353");
+  EXPECT_EQ(r.config->dns_servers[3].str(), "127.0.0.1:53");
 }
 
 TEST(Loader, WorkersAutoAndNumber) {
