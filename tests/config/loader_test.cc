@@ -425,6 +425,17 @@ TEST(Loader, RewriteWithoutAPrefixMatch) {
   EXPECT_EQ(r.config->routes[0].rewrite_prefix, "/index.html");
 }
 
+TEST(Loader, ResilienceExampleLoads) {
+  const LoadResult r = load_file(SLUICE_SOURCE_DIR "/config/examples/resilience.yaml");
+  ASSERT_TRUE(r.config) << all_errors(r);
+  EXPECT_TRUE(r.warnings.empty()) << r.warnings.front().str();
+  const Cluster* app = r.config->find_cluster("app");
+  ASSERT_NE(app, nullptr);
+  ASSERT_TRUE(app->hash_on);
+  EXPECT_EQ(app->hash_on->kind, HashOn::Kind::cookie);
+  EXPECT_EQ(app->hash_on->name, "session");
+}
+
 TEST(Loader, MissingFileIsADiagnostic) {
   const LoadResult r = load_file(kTestdata + "does-not-exist.yaml");
   EXPECT_FALSE(r.config);
