@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "upstream/shared_clusters.h"
 
 namespace sluice {
 class WorkerStats;
@@ -25,6 +26,8 @@ class AdminContext {
   virtual uint64_t reloads_failed() const = 0;
   // State that outlives snapshots (rate-limit tables), for status endpoints.
   virtual RuntimeState& runtime() const = 0;
+  // The clusters' shared hosts (health, ejection, counters), for /clusters and metrics.
+  virtual std::vector<upstream::SharedClusterPtr> clusters() const { return {}; }
 };
 
 }  // namespace admin

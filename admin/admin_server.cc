@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "admin/admin_context.h"
+#include "admin/clusters_json.h"
 #include "admin/metrics.h"
 #include "filters/rate_limit/rate_limit_filter.h"
 
@@ -73,12 +74,13 @@ Reply dispatch(const AdminContext& ctx, std::string_view path) {
     if (!cfg) return text(http::status::service_unavailable, "no active config\n");
     return {http::status::ok, "application/json", rate_limit::status_json(*cfg, ctx.runtime())};
   }
+  if (path == "/clusters") return {http::status::ok, "application/json", clusters_json(ctx)};
   return text(http::status::not_found, "not found\n");
 }
 
 bool known_path(std::string_view path) {
   return path == "/healthz" || path == "/ready" || path == "/metrics" || path == "/config" ||
-         path == "/ratelimits";
+         path == "/ratelimits" || path == "/clusters";
 }
 
 Reply handle(const AdminContext& ctx, http::verb method, std::string_view target) {

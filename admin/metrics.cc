@@ -36,6 +36,12 @@ struct ClusterSum {
   uint64_t connect_failures = 0;
   uint64_t timeouts = 0;
   uint64_t connections_created = 0;
+  // connect_failure, reset, refused_stream, per_try_timeout, status, budget_exhausted
+  std::array<uint64_t, 6> retries{};
+  // connections, pending, requests
+  std::array<uint64_t, 3> overflow{};
+  uint64_t no_healthy_host = 0;
+  uint64_t panic = 0;
 };
 
 struct RouteSum {
@@ -88,6 +94,15 @@ Totals sum_workers(const AdminContext& ctx, const std::vector<const WorkerStats*
         sum.connect_failures += s.connect_failures.value();
         sum.timeouts += s.timeouts.value();
         sum.connections_created += s.connections_created.value();
+        const Counter* retries[] = {&s.retry_connect_failure, &s.retry_reset,
+                                    &s.retry_refused_stream,  &s.retry_per_try_timeout,
+                                    &s.retry_status,          &s.retry_budget_exhausted};
+        for (size_t i = 0; i < sum.retries.size(); ++i) sum.retries[i] += retries[i]->value();
+        sum.overflow[0] += s.overflow_connections.value();
+        sum.overflow[1] += s.overflow_pending.value();
+        sum.overflow[2] += s.overflow_requests.value();
+        sum.no_healthy_host += s.no_healthy_host.value();
+        sum.panic += s.panic.value();
       }
       for (const auto& [name, s] : routes) {
         RouteSum& sum = totals.routes[name];
@@ -219,6 +234,76 @@ std::vector<MetricFamily> collect_metrics(const AdminContext& ctx) {
       family("sluice_upstream_connections_created_total",
              "Upstream connections opened, by cluster; requests minus this were reuses.",
              MetricType::Counter);
+  MetricFamily retries = family(
+      "sluice_upstream_retries_total",
+      "Requests sent again to an upstream, by cluster and reason; reason budget_exhausted counts "
+      "retries that were due but refused by the retry budget.",
+      MetricType::Counter);
+  MetricFamily overflow =
+      family("sluice_upstream_overflow_total",
+             "Requests refused with 503 by a circuit breaker, by cluster and breaker.",
+             MetricType::Counter);
+  MetricFamily no_healthy =
+      family("sluice_upstream_no_healthy_host_total",
+             "Requests answered 503 at once because no host of the cluster could take them.",
+             MetricType::Counter);
+  MetricFamily panic =
+      family("sluice_upstream_panic_total",
+             "Requests balanced over all hosts because fewer than panic_threshold were healthy.",
+             MetricType::Counter);
+  static constexpr const char* kRetryReasons[] = {"connect_failure", "reset",  "refused_stream",
+                                                  "per_try_timeout", "status", "budget_exhausted"};
+  static constexpr const char* kBreakers[] = {"max_connections", "max_pending_requests",
+                                              "max_requests"};
+  for (const auto& [name, s] : totals.clusters) {
+    for (size_t i = 0; i < s.retries.size(); ++i) {
+      retries.metric.push_back(sample({{"cluster", name}, {"reason", kRetryReasons[i]}},
+                                      static_cast<double>(s.retries[i]), MetricType::Counter));
+    }
+    for (size_t i = 0; i < s.overflow.size(); ++i) {
+      overflow.metric.push_back(sample({{"cluster", name}, {"breaker", kBreakers[i]}},
+                                       static_cast<double>(s.overflow[i]), MetricType::Counter));
+    }
+    no_healthy.metric.push_back(
+        sample({{"cluster", name}}, static_cast<double>(s.no_healthy_host), MetricType::Counter));
+    panic.metric.push_back(
+        sample({{"cluster", name}}, static_cast<double>(s.panic), MetricType::Counter));
+  }
+  // Host state comes from the shared hosts, not the workers.
+  MetricFamily healthy =
+      family("sluice_upstream_host_healthy",
+             "1 if the host takes requests (passes its health check, not ejected, not disabled).",
+             MetricType::Gauge);
+  MetricFamily ejected =
+      family("sluice_upstream_host_ejected",
+             "1 while outlier detection keeps the host out of rotation.", MetricType::Gauge);
+  MetricFamily host_active =
+      family("sluice_upstream_host_active_requests",
+             "Requests in flight to the host, over all workers.", MetricType::Gauge);
+  MetricFamily ejections =
+      family("sluice_upstream_ejections_total", "Hosts ejected by outlier detection, by cluster.",
+             MetricType::Counter);
+  MetricFamily dns_failures =
+      family("sluice_dns_failures_total",
+             "Failed resolutions of a cluster's hostname endpoints (the last addresses stay).",
+             MetricType::Counter);
+  for (const upstream::SharedClusterPtr& c : ctx.clusters()) {
+    ejections.metric.push_back(sample({{"cluster", c->name()}},
+                                      static_cast<double>(c->ejections_total.load()),
+                                      MetricType::Counter));
+    dns_failures.metric.push_back(sample({{"cluster", c->name()}},
+                                         static_cast<double>(c->dns_failures_total.load()),
+                                         MetricType::Counter));
+    upstream::SharedCluster::Membership m = c->membership();
+    if (!m.hosts) continue;
+    for (const auto& h : m.hosts->hosts) {
+      std::vector<ClientMetric::Label> labels = {{"cluster", c->name()}, {"host", h->name()}};
+      healthy.metric.push_back(sample(labels, h->available() ? 1 : 0, MetricType::Gauge));
+      ejected.metric.push_back(sample(labels, h->ejected() ? 1 : 0, MetricType::Gauge));
+      host_active.metric.push_back(
+          sample(labels, static_cast<double>(h->active_requests()), MetricType::Gauge));
+    }
+  }
   for (const auto& [name, s] : totals.clusters) {
     add_status_series(upstream_requests, "cluster", name, s.requests);
     connect_failures.metric.push_back(
@@ -250,8 +335,10 @@ std::vector<MetricFamily> collect_metrics(const AdminContext& ctx) {
 
   std::vector<MetricFamily> out;
   for (MetricFamily* f :
-       {&workers, &reloads, &requests, &active, &accepted, &duration, &upstream_requests,
-        &connect_failures, &timeouts, &created, &redis_errors}) {
+       {&workers,  &reloads,           &requests,         &active,       &accepted,
+        &duration, &upstream_requests, &connect_failures, &timeouts,     &created,
+        &retries,  &overflow,          &no_healthy,       &panic,        &healthy,
+        &ejected,  &host_active,       &ejections,        &dns_failures, &redis_errors}) {
     out.push_back(std::move(*f));
   }
   if (!handshakes.metric.empty()) out.push_back(std::move(handshakes));  // no TLS: no family

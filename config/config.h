@@ -18,11 +18,13 @@ struct SocketAddress {
   std::string host;  // literal IPv4/IPv6 address or a hostname ("localhost")
   uint16_t port = 0;
   std::string str() const;  // "127.0.0.1:80", "[::1]:80"
+  bool operator==(const SocketAddress&) const = default;
 };
 
 struct Endpoint {
   SocketAddress address;
   uint32_t weight = 1;
+  bool operator==(const Endpoint&) const = default;
 };
 
 struct ClusterTls {
@@ -47,6 +49,7 @@ struct HealthCheck {
   unsigned jitter_percent = 10;  // each interval is drawn from interval × (1 ± jitter)
   unsigned healthy_threshold = 2;
   unsigned unhealthy_threshold = 3;
+  bool operator==(const HealthCheck&) const = default;
 };
 
 // Passive health: a host whose requests fail `consecutive_failures` times in a row (5xx from

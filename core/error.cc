@@ -11,6 +11,7 @@ unsigned status_for(ErrorKind kind) {
     case ErrorKind::body_too_large: return 413;
     case ErrorKind::no_route: return 404;
     case ErrorKind::no_healthy_host: return 503;
+    case ErrorKind::overflow: return 503;
     case ErrorKind::connect_failed: return 503;
     case ErrorKind::upstream_timeout: return 504;
     case ErrorKind::bad_response: return 502;
@@ -28,6 +29,7 @@ std::string_view to_string(ErrorKind kind) {
     case ErrorKind::uri_too_long: return "uri_too_long";
     case ErrorKind::body_too_large: return "body_too_large";
     case ErrorKind::no_route: return "no_route";
+    case ErrorKind::overflow: return "overflow";
     case ErrorKind::no_healthy_host: return "no_healthy_host";
     case ErrorKind::connect_failed: return "connect_failed";
     case ErrorKind::upstream_timeout: return "upstream_timeout";

@@ -16,6 +16,7 @@ enum class ErrorKind {
   body_too_large,      // 413
   no_route,            // 404
   no_healthy_host,     // 503: the cluster has no host to try
+  overflow,            // 503: a circuit breaker of the cluster is at its limit
   connect_failed,      // 503: every connect attempt failed or was refused
   upstream_timeout,    // 504: the route timeout expired before the response head
   bad_response,        // 502: the upstream sent something that is not a valid response

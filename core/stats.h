@@ -75,6 +75,19 @@ struct ClusterStats {
   Counter connect_failures;
   Counter timeouts;
   Counter connections_created;  // new upstream TCP connections; reuse = requests - created
+  // Requests refused at once by a circuit breaker, by breaker.
+  Counter overflow_connections;
+  Counter overflow_pending;
+  Counter overflow_requests;
+  Counter no_healthy_host;  // no host could take the request: 503 without trying
+  Counter panic;            // picked among all hosts because too few were healthy
+  // Retries, by what caused them (sluice_upstream_retries_total{cluster,reason}).
+  Counter retry_connect_failure;
+  Counter retry_reset;
+  Counter retry_refused_stream;
+  Counter retry_per_try_timeout;
+  Counter retry_status;
+  Counter retry_budget_exhausted;  // a retry was due but the budget said no
 };
 
 struct RouteStats {

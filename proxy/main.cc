@@ -32,7 +32,7 @@ int check(const std::string& path) {
   }
   std::string error;
   sluice::RuntimeState runtime;
-  if (!sluice::Snapshot::build(result.config, runtime, &error)) {
+  if (!sluice::Snapshot::build(result.config, runtime, nullptr, &error)) {
     std::cerr << path << ": " << error << "\n";
     return 1;
   }

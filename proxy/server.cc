@@ -31,7 +31,8 @@ void log_line(std::string_view message) {
   std::fflush(stderr);
 }
 
-SnapshotPtr Snapshot::build(config::ConfigPtr config, RuntimeState& runtime, std::string* error) {
+SnapshotPtr Snapshot::build(config::ConfigPtr config, RuntimeState& runtime,
+                            upstream::SharedClusters* clusters, std::string* error) {
   auto snap = std::make_shared<Snapshot>();
   snap->routes = router::RouteTable::build(*config, error);
   if (!snap->routes) return nullptr;
@@ -45,11 +46,14 @@ SnapshotPtr Snapshot::build(config::ConfigPtr config, RuntimeState& runtime, std
       snap->tls.emplace(l.name, std::move(tls));
     }
   }
+  if (clusters) snap->clusters = clusters->update(*config);
   snap->config = std::move(config);
   return snap;
 }
 
-Server::Server(std::string config_path) : config_path_(std::move(config_path)) {}
+Server::Server(std::string config_path)
+    : config_path_(std::move(config_path)),
+      clusters_(control_, [](const std::string& line) { log_line(line); }) {}
 
 Server::~Server() {
   for (auto& w : workers_) w->stop();
@@ -117,7 +121,7 @@ bool Server::reload() {
   for (const auto& w : result.warnings) log_line("warning: " + w.str());
   std::string error;
   SnapshotPtr snapshot;
-  if (result.config) snapshot = Snapshot::build(result.config, runtime_, &error);
+  if (result.config) snapshot = Snapshot::build(result.config, runtime_, &clusters_, &error);
   config::ConfigPtr previous = config();
   if (!result.config || !snapshot || !install(snapshot, &error)) {
     for (const auto& e : result.errors) log_line("error: " + e.str());
@@ -141,7 +145,7 @@ bool Server::reload() {
 int Server::run() {
   // Registered first: a signal that arrives while starting waits here instead of killing the
   // process (SIGHUP's default action) or being lost.
-  asio::io_context main_ioc(1);
+  asio::io_context& main_ioc = control_;
   asio::signal_set signals(main_ioc, SIGHUP, SIGTERM, SIGINT);
 
   auto result = config::load_file(config_path_);
@@ -152,14 +156,14 @@ int Server::run() {
     return 1;
   }
   std::string error;
-  auto snapshot = Snapshot::build(result.config, runtime_, &error);
+  auto snapshot = Snapshot::build(result.config, runtime_, &clusters_, &error);
   if (!snapshot) {
     std::cerr << config_path_ << ": " << error << "\n";
     return 1;
   }
   unsigned n = result.config->workers;
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
-  for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i));
+  for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i, n));
   if (!install(snapshot, &error)) {
     log_line("error: " + error);
     return 1;
@@ -171,6 +175,8 @@ int Server::run() {
     return 1;
   }
 
+  // Hostname endpoints get their first addresses before the first request.
+  clusters_.wait_for_dns(std::chrono::seconds(5));
   for (auto& w : workers_) w->start();
   ready_ = true;
   for (const auto& l : result.config->listeners) {
@@ -234,6 +240,7 @@ int Server::run() {
 
   for (auto& w : workers_) w->stop();
   admin.stop();
+  clusters_.stop();
   log_line("stopped");
   return 0;
 }

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <boost/asio/io_context.hpp>
+
 #include "admin/admin_context.h"
 #include "core/runtime_state.h"
 #include "proxy/snapshot.h"
@@ -33,6 +35,7 @@ class Server : public admin::AdminContext {
   uint64_t reloads_succeeded() const override { return reloads_ok_.load(); }
   uint64_t reloads_failed() const override { return reloads_failed_.load(); }
   RuntimeState& runtime() const override { return runtime_; }
+  std::vector<upstream::SharedClusterPtr> clusters() const override { return clusters_.all(); }
 
  private:
   bool reload();
@@ -41,6 +44,9 @@ class Server : public admin::AdminContext {
   size_t active_connections() const;
 
   std::string config_path_;
+  // The control thread's loop (this thread): signals, drain, health checks, DNS, ejections.
+  boost::asio::io_context control_{1};
+  upstream::SharedClusters clusters_;
   // Outlives every snapshot: rate-limit state survives reloads through it.
   mutable RuntimeState runtime_;
   std::vector<std::unique_ptr<Worker>> workers_;

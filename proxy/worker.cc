@@ -16,10 +16,10 @@ namespace sluice {
 
 namespace asio = boost::asio;
 
-Worker::Worker(unsigned index)
+Worker::Worker(unsigned index, unsigned count)
     : index_(index),
       work_(asio::make_work_guard(ioc_)),
-      clusters_(std::make_unique<upstream::ClusterManager>(ioc_, stats_)) {
+      clusters_(std::make_unique<upstream::ClusterManager>(ioc_, stats_, index, count)) {
   ctx_.executor = ioc_.get_executor();
   ctx_.cluster_manager = clusters_.get();
   ctx_.stats = &stats_;
@@ -53,7 +53,7 @@ void Worker::apply_here(SnapshotPtr snapshot,
     access_log_ = std::move(log);
   }
   ctx_.access_log = access_log_.get();
-  clusters_->update(cfg);
+  clusters_->update(cfg, snapshot->clusters);
 
   std::map<std::string, std::shared_ptr<ListenerRuntime>> listeners;
   for (const auto& l : cfg.listeners) {

@@ -28,7 +28,8 @@ class ClusterManager;
 
 class Worker {
  public:
-  explicit Worker(unsigned index);
+  // Worker `index` of `count`.
+  Worker(unsigned index, unsigned count);
   ~Worker();
 
   // io_context that can destroy its pending handlers on demand (execution_context::shutdown is

@@ -16,8 +16,9 @@ namespace sluice::upstream {
 namespace asio = boost::asio;
 using boost::system::error_code;
 
-ClusterManager::ClusterManager(asio::io_context& ioc, WorkerStats& stats)
-    : ioc_(ioc), stats_(stats) {}
+ClusterManager::ClusterManager(asio::io_context& ioc, WorkerStats& stats, uint32_t worker,
+                               uint32_t workers)
+    : ioc_(ioc), stats_(stats), worker_(worker), workers_(workers ? workers : 1) {}
 
 ClusterManager::~ClusterManager() { close_idle(); }
 
@@ -57,22 +58,15 @@ std::string file_stamp(const std::string& path) {
          std::to_string(st.st_mtim.tv_nsec) + "/" + std::to_string(st.st_ino);
 }
 
-bool is_ip_literal(const std::string& host) {
-  error_code ec;
-  asio::ip::make_address(host, ec);
-  return !ec;
-}
-
 }  // namespace
 
-void ClusterManager::update(const config::Config& config) {
+void ClusterManager::update(const config::Config& config,
+                            const std::map<std::string, SharedClusterPtr>& shared) {
   std::map<std::string, ClusterStatePtr> clusters;
-  std::map<std::string, HostPoolPtr> pools;
   std::map<std::string, ClientTls> tls_contexts;
   for (const auto& c : config.clusters) {
-    std::shared_ptr<SSL_CTX> tls_ctx;
-    const bool h2 = c.protocol == config::Cluster::Protocol::h2;
     if (c.tls) {
+      const bool h2 = c.protocol == config::Cluster::Protocol::h2;
       ClientTls entry{*c.tls, h2, file_stamp(c.tls->ca_file), nullptr};
       auto old = tls_contexts_.find(c.name);
       if (old != tls_contexts_.end() && old->second.settings == entry.settings &&
@@ -81,58 +75,114 @@ void ClusterManager::update(const config::Config& config) {
       } else {
         entry.ctx = client_context(*c.tls, h2);
       }
-      tls_ctx = entry.ctx;
       tls_contexts.emplace(c.name, std::move(entry));
     }
-    ClusterState state;
-    state.config = &c;
-    state.stats = &stats_.cluster(c.name);
-    std::vector<std::pair<HostPoolPtr, uint32_t>> weighted;
-    uint32_t max_weight = 1;
-    for (const auto& ep : c.endpoints) {
-      std::string key = c.name + "/" + ep.address.str();
-      HostPoolPtr pool;
-      if (auto it = pools.find(key); it != pools.end()) {
-        pool = it->second;
-      } else if (auto old = pools_.find(key); old != pools_.end()) {
-        pool = old->second;
-      } else {
-        pool = std::make_shared<HostPool>(ioc_, ep.address, *state.stats);
-      }
-      pool->set_limits(c.max_idle_connections.value_or(config::Cluster::kDefaultMaxIdleConnections),
-                       c.idle_timeout);
-      pool->set_protocol(h2, c.max_concurrent_streams);
-      if (c.tls) {
-        // SNI and the verified name: `sni`, else the endpoint's host when it is a name.
-        std::string name = !c.tls->sni.empty()              ? c.tls->sni
-                           : is_ip_literal(ep.address.host) ? std::string()
-                                                            : ep.address.host;
-        const std::string& verify_name = name.empty() ? ep.address.host : name;
-        pool->set_tls(tls_ctx, name, c.tls->verify ? verify_name : std::string());
-      } else {
-        pool->set_tls(nullptr, "", "");
-      }
-      if (!pools.count(key)) ++state.distinct_hosts;
-      pools[key] = pool;
-      weighted.emplace_back(pool, std::max<uint32_t>(1, ep.weight));
-      max_weight = std::max(max_weight, weighted.back().second);
-    }
-    // Interleave by weight (a:3, b:1 → a b a a) so heavier hosts are not hit in bursts.
-    for (uint32_t round = 0; round < max_weight; ++round) {
-      for (const auto& [pool, weight] : weighted) {
-        if (weight > round) state.hosts.push_back(pool);
-      }
-    }
-    // Keep the cursor so a reload does not send a burst to the first host.
-    if (auto old = clusters_.find(c.name); old != clusters_.end()) state.next = old->second->next;
-    clusters.emplace(c.name, std::make_shared<ClusterState>(std::move(state)));
+    auto it = shared.find(c.name);
+    if (it == shared.end()) continue;
+    auto state = std::make_shared<ClusterState>();
+    state->config = &c;
+    state->stats = &stats_.cluster(c.name);
+    state->shared = it->second;
+    state->manager_ = this;
+    clusters.emplace(c.name, std::move(state));
+  }
+  tls_contexts_ = std::move(tls_contexts);
+  clusters_ = std::move(clusters);
+  // Pools are made again (or taken from pools_) as each cluster first refreshes; those of
+  // hosts that are gone close their idle connections.
+  std::map<std::string, HostPoolPtr> pools;
+  for (auto& [name, state] : clusters_) {
+    state->refresh();
+    for (const auto& [host, pool] : state->pools_) pools[name + "/" + host->name()] = pool;
   }
   for (auto& [key, pool] : pools_) {
     if (!pools.count(key)) pool->close_idle();
   }
-  clusters_ = std::move(clusters);
   pools_ = std::move(pools);
-  tls_contexts_ = std::move(tls_contexts);
+}
+
+HostPoolPtr ClusterManager::pool_for(const ClusterState& cluster, const HostPtr& host) {
+  const config::Cluster& c = *cluster.config;
+  const std::string key = c.name + "/" + host->name();
+  HostPoolPtr pool;
+  if (auto old = pools_.find(key); old != pools_.end()) {
+    pool = old->second;
+  } else {
+    auto address = config::parse_address(host->name());
+    pool =
+        std::make_shared<HostPool>(ioc_, address.value_or(config::SocketAddress{}), *cluster.stats);
+    pools_.emplace(key, pool);
+  }
+  pool->set_limits(c.max_idle_connections.value_or(config::Cluster::kDefaultMaxIdleConnections),
+                   c.idle_timeout);
+  pool->set_protocol(c.protocol == config::Cluster::Protocol::h2, c.max_concurrent_streams);
+  auto tls = tls_contexts_.find(c.name);
+  if (c.tls && tls != tls_contexts_.end()) {
+    // SNI and the verified name: `sni`, else the endpoint's host name when it has one.
+    const std::string& name = !c.tls->sni.empty() ? c.tls->sni : host->hostname();
+    const std::string verify_name =
+        name.empty() ? host->name().substr(0, host->name().rfind(':')) : name;
+    pool->set_tls(tls->second.ctx, name, c.tls->verify ? verify_name : std::string());
+  } else {
+    pool->set_tls(nullptr, "", "");
+  }
+  pool->set_open_connections(&cluster.shared->open_connections,
+                             c.circuit_breakers.max_connections.value_or(0));
+  return pool;
+}
+
+void ClusterState::refresh() {
+  if (shared->version() == version_) return;
+  version_ = shared->version();
+  SharedCluster::Membership m = shared->membership();
+  std::map<const Host*, HostPoolPtr> pools;
+  for (const HostPtr& h : m.hosts->hosts) {
+    auto old = pools_.find(h.get());
+    pools.emplace(h.get(), old != pools_.end() ? old->second : manager_->pool_for(*this, h));
+  }
+  // Pools of hosts that left (DNS) close their idle connections; busy ones finish first.
+  auto current = manager_->clusters_.find(config->name);
+  if (current != manager_->clusters_.end() && current->second.get() == this) {
+    for (const auto& [host, pool] : pools_) {
+      if (pools.count(host)) continue;
+      pool->close_idle();
+      manager_->pools_.erase(config->name + "/" + host->name());
+    }
+  }
+  hosts_ = m.hosts;
+  lb_ = m.lb ? m.lb->create(manager_->worker_, manager_->workers_) : nullptr;
+  pools_ = std::move(pools);
+}
+
+size_t ClusterState::host_count() {
+  refresh();
+  return hosts_ ? hosts_->size() : 0;
+}
+
+ClusterState::Pick ClusterState::pick(const PickContext& ctx) {
+  refresh();
+  Pick out;
+  if (!lb_ || !hosts_ || hosts_->size() == 0) return out;
+  PickContext c = ctx;
+  // Panic mode (Envoy's): with too few hosts available, spread over all rather than crush the
+  // few that are left.
+  const uint64_t available = hosts_->available_count();
+  if (available * 100 < uint64_t{config->panic_threshold_percent} * hosts_->size()) {
+    c.ignore_health = true;
+    out.panic = true;
+  }
+  Host* host = lb_->pick(c);
+  if (!host) return out;
+  auto it = pools_.find(host);
+  if (it == pools_.end()) return out;
+  for (const HostPtr& h : hosts_->hosts) {
+    if (h.get() == host) {
+      out.host = h;
+      break;
+    }
+  }
+  out.pool = it->second.get();
+  return out;
 }
 
 ClusterStatePtr ClusterManager::find(const std::string& name) const {

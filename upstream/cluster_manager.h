@@ -16,7 +16,9 @@
 
 #include "config/config.h"
 #include "core/error.h"
+#include "upstream/load_balancer.h"
 #include "upstream/pool/host_pool.h"
+#include "upstream/shared_clusters.h"
 
 struct ssl_ctx_st;
 using SSL_CTX = ssl_ctx_st;
@@ -28,15 +30,33 @@ class WorkerStats;
 
 namespace sluice::upstream {
 
+class ClusterManager;
+
+// One cluster as a worker sees it: the shared hosts (SharedCluster) with this worker's balancer
+// and a connection pool per host. The worker follows the shared membership lazily: pick()
+// notices a new version and rebuilds its view.
 struct ClusterState {
   const config::Cluster* config = nullptr;  // valid while the snapshot is held
-  std::vector<HostPoolPtr> hosts;           // weighted: a host appears `weight` times
-  size_t next = 0;                          // round-robin cursor
   ClusterStats* stats = nullptr;
-  size_t distinct_hosts = 0;
+  SharedClusterPtr shared;
 
-  // Round robin over the weighted host list.
-  HostPool& pick() { return *hosts[next++ % hosts.size()]; }
+  struct Pick {
+    HostPtr host;  // null: no host can take the request
+    HostPool* pool = nullptr;
+    bool panic = false;  // picked among all hosts because too few are available
+  };
+  Pick pick(const PickContext& ctx);
+  // Hosts in the current membership (after the last pick's refresh).
+  size_t host_count();
+
+ private:
+  friend class ClusterManager;
+  void refresh();
+  ClusterManager* manager_ = nullptr;
+  uint64_t version_ = UINT64_MAX;
+  HostSetPtr hosts_;
+  LoadBalancerPtr lb_;
+  std::map<const Host*, HostPoolPtr> pools_;
 };
 
 // Held by a request for its whole life (retries pick from it again): a reload replaces the
@@ -45,20 +65,28 @@ using ClusterStatePtr = std::shared_ptr<ClusterState>;
 
 class ClusterManager {
  public:
-  ClusterManager(boost::asio::io_context& ioc, WorkerStats& stats);
+  // `worker` of `workers`: balancers of different workers start at different hosts.
+  ClusterManager(boost::asio::io_context& ioc, WorkerStats& stats, uint32_t worker = 0,
+                 uint32_t workers = 1);
   ~ClusterManager();
-  // Applies a new snapshot; keeps pools of hosts that remain. `config` must stay alive
-  // until the next update (the worker holds it).
-  void update(const config::Config& config);
+  // Applies a new snapshot's clusters; keeps pools of hosts that remain. `config` must stay
+  // alive until the next update (the worker holds it).
+  void update(const config::Config& config, const std::map<std::string, SharedClusterPtr>& shared);
   ClusterStatePtr find(const std::string& name) const;
   void close_idle();
   boost::asio::io_context& io_context() { return ioc_; }
 
  private:
+  friend struct ClusterState;
+  // The pool for `host` of `cluster`, kept across updates while the host's address stays.
+  HostPoolPtr pool_for(const ClusterState& cluster, const HostPtr& host);
+
   boost::asio::io_context& ioc_;
   WorkerStats& stats_;
+  uint32_t worker_;
+  uint32_t workers_;
   std::map<std::string, ClusterStatePtr> clusters_;
-  std::map<std::string, HostPoolPtr> pools_;  // by "cluster/host:port"
+  std::map<std::string, HostPoolPtr> pools_;  // by "cluster/ip:port"
   // TLS client contexts by cluster, kept across reloads while their settings (and the CA
   // file) stay the same, so pooled connections made with them stay in use.
   struct ClientTls {

@@ -51,10 +51,13 @@ class Http1ClientConnection : public UpstreamRequest,
   void watch_idle();
   // True when the idle socket has not been closed by the peer (non-blocking peek).
   bool idle_socket_usable();
+  // Something released when the connection object goes (a circuit breaker's slot).
+  void hold(std::shared_ptr<void> slot) { slot_ = std::move(slot); }
   void close();
   bool is_open() const { return socket_.is_open(); }
 
  private:
+  std::shared_ptr<void> slot_;
   friend class ResponseParser;
   void flush();
   void on_write(const boost::system::error_code& ec, size_t n);

@@ -50,12 +50,15 @@ class Http2ClientConnection : public std::enable_shared_from_this<Http2ClientCon
   std::shared_ptr<Http2ClientStream> new_stream();
   bool is_open() const { return !closed_; }
   // Closes at once; requests in progress fail.
+  // Something released when the connection object goes (a circuit breaker's slot).
+  void hold(std::shared_ptr<void> slot) { slot_ = std::move(slot); }
   void close();
   // Takes no new stream and closes when the last one ends (a reload dropped the host, or the
   // worker is stopping).
   void drain();
 
  private:
+  std::shared_ptr<void> slot_;
   friend class Http2ClientStream;
   friend struct Http2ClientCallbacks;
   void schedule_flush();

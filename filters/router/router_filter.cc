@@ -1,5 +1,7 @@
 #include "filters/router/router_filter.h"
 
+#include <algorithm>
+
 #include "core/stats.h"
 #include "upstream/cluster_manager.h"
 
@@ -50,12 +52,26 @@ FilterStatus RouterFilter::on_request_headers(RequestHead& head, bool end_stream
     return FilterStatus::Stop;
   }
   cluster_ = callbacks().cluster_manager().find(route.cluster);
-  if (!cluster_ || cluster_->hosts.empty()) {
+  if (!cluster_) {
     fail(Error{ErrorKind::no_healthy_host, ErrorSource::upstream, false, "no hosts"});
     return FilterStatus::Stop;
   }
+  const config::CircuitBreakers& breakers = cluster_->config->circuit_breakers;
+  if (breakers.max_requests && cluster_->shared->active_requests.load(std::memory_order_relaxed) >=
+                                   int64_t{*breakers.max_requests}) {
+    cluster_->stats->overflow_requests.add();
+    fail(Error{ErrorKind::overflow, ErrorSource::upstream, false,
+               "circuit breaker: max_requests reached"});
+    return FilterStatus::Stop;
+  }
+  cluster_->shared->active_requests.fetch_add(1, std::memory_order_relaxed);
+  counted_request_ = true;
+  retry_policy_ = route.retry ? &*route.retry : nullptr;
+  hash_ = request_hash(head);
   head_request_ = head.method == "HEAD";
-  keep_sent_body_ = cluster_->config->protocol == config::Cluster::Protocol::h2;
+  // Kept for a resend: HTTP/2 upstreams may refuse a stream; a retry policy replays the body.
+  keep_sent_body_ =
+      cluster_->config->protocol == config::Cluster::Protocol::h2 || retry_policy_ != nullptr;
   request_ended_ = end_stream;
   if (end_stream) {
     framing_ = upstream::BodyFraming::none;
@@ -109,13 +125,82 @@ void RouterFilter::arm_timeout() {
 
 void RouterFilter::on_timeout() {
   if (done_) return;
+  if (!response_started_) host_done(true);
   if (cluster_) cluster_->stats->timeouts.add();
   fail(Error{ErrorKind::upstream_timeout, ErrorSource::upstream, false, "upstream timeout"});
 }
 
+std::optional<uint64_t> RouterFilter::request_hash(const RequestHead& head) {
+  const config::Cluster& c = *cluster_->config;
+  if (c.lb != "ring_hash" && c.lb != "maglev") return std::nullopt;
+  const config::HashOn on = c.hash_on.value_or(config::HashOn{});
+  switch (on.kind) {
+    case config::HashOn::Kind::client_ip:
+      return upstream::hash_key(callbacks().info().client_ip.to_string());
+    case config::HashOn::Kind::path: {
+      return upstream::hash_key(head.path());
+    }
+    case config::HashOn::Kind::header: {
+      std::optional<std::string_view> value = head.headers.get(on.name);
+      if (!value) return std::nullopt;  // no key: balanced as random
+      return upstream::hash_key(*value);
+    }
+    case config::HashOn::Kind::cookie:
+      for (const auto& f : head.headers) {
+        if (!iequals(f.name, "cookie")) continue;
+        std::string_view rest = f.value;
+        while (!rest.empty()) {
+          size_t end = rest.find(';');
+          std::string_view pair = rest.substr(0, end);
+          rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+          while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+          size_t eq = pair.find('=');
+          if (eq != std::string_view::npos && pair.substr(0, eq) == on.name) {
+            return upstream::hash_key(pair.substr(eq + 1));
+          }
+        }
+      }
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
 void RouterFilter::connect() {
-  host_ = &cluster_->pick();
+  upstream::PickContext ctx;
+  ctx.hash = hash_;
+  ctx.avoid = last_host_;
+  upstream::ClusterState::Pick pick = cluster_->pick(ctx);
+  if (!pick.host) {
+    // Nothing to try (no host, or none healthy): say so at once instead of waiting.
+    cluster_->stats->no_healthy_host.add();
+    fail(Error{ErrorKind::no_healthy_host, ErrorSource::upstream, false, "no healthy host"});
+    return;
+  }
+  if (pick.panic) cluster_->stats->panic.add();
+  const config::CircuitBreakers& breakers = cluster_->config->circuit_breakers;
+  if (breakers.max_pending_requests &&
+      cluster_->shared->pending_requests.load(std::memory_order_relaxed) >=
+          int64_t{*breakers.max_pending_requests}) {
+    cluster_->stats->overflow_pending.add();
+    fail(Error{ErrorKind::overflow, ErrorSource::upstream, false,
+               "circuit breaker: max_pending_requests reached"});
+    return;
+  }
+  cluster_->shared->pending_requests.fetch_add(1, std::memory_order_relaxed);
+  counted_pending_ = true;
+  host_ = pick.pool;
+  host_ref_ = pick.host;
+  host_ref_->request_started();
+  last_host_ = host_ref_.get();
   ++connect_attempts_;
+  if (retry_policy_ && retry_policy_->per_try_timeout) {
+    if (!try_timer_) {
+      try_timer_.emplace(
+          callbacks().executor(),
+          [](void* self) { static_cast<RouterFilter*>(self)->on_try_timeout(); }, this);
+    }
+    try_timer_->expire_after(*retry_policy_->per_try_timeout, callbacks().cancellation().guard());
+  }
   host_->acquire(
       cluster_->config->connect_timeout,
       [this, token = callbacks().cancellation()](upstream::UpstreamRequestPtr conn,
@@ -124,10 +209,25 @@ void RouterFilter::connect() {
           if (conn) conn->release_unused();  // the stream went away while connecting
           return;
         }
+        if (counted_pending_) {
+          counted_pending_ = false;
+          cluster_->shared->pending_requests.fetch_sub(1, std::memory_order_relaxed);
+        }
         if (err) {
-          // Nothing was sent: another host may answer.
-          if (connect_attempts_ < cluster_->distinct_hosts) {
+          if (err->kind == ErrorKind::overflow) {
+            host_done(false);
+            fail(*err);
+            return;
+          }
+          host_done(true);
+          // Nothing was sent: another host may answer, with or without a retry policy.
+          if (connect_attempts_ < cluster_->host_count()) {
+            cluster_->stats->retry_connect_failure.add();
             connect();
+            return;
+          }
+          if (retry_allowed(RetryReason::connect_failure)) {
+            retry(RetryReason::connect_failure);
             return;
           }
           fail(*err);
@@ -136,6 +236,125 @@ void RouterFilter::connect() {
         on_connected(std::move(conn));
       },
       /*probe_idle=*/!can_resend_on_stale());
+}
+
+void RouterFilter::host_done(bool failed) {
+  if (!host_ref_) return;
+  if (failed) {
+    cluster_->shared->record_failure(host_ref_);
+  } else {
+    host_ref_->record_success();
+  }
+  host_ref_->request_finished();
+  host_ref_.reset();
+}
+
+bool RouterFilter::retry_allowed(RetryReason reason, unsigned status) {
+  if (!retry_policy_ || response_started_ || retries_ >= retry_policy_->attempts) return false;
+  const config::RetryPolicy& p = *retry_policy_;
+  switch (reason) {
+    case RetryReason::connect_failure:
+      if (!p.on_connect_failure) return false;
+      break;
+    case RetryReason::reset:
+      if (!p.on_reset) return false;
+      break;
+    case RetryReason::refused_stream:
+      if (!p.on_refused_stream) return false;
+      break;
+    case RetryReason::per_try_timeout:
+      // A try that timed out is treated as the 504 it would have become.
+      if (!p.on_per_try_timeout &&
+          std::find(p.on_statuses.begin(), p.on_statuses.end(), 504u) == p.on_statuses.end()) {
+        return false;
+      }
+      break;
+    case RetryReason::status:
+      if (std::find(p.on_statuses.begin(), p.on_statuses.end(), status) == p.on_statuses.end()) {
+        return false;
+      }
+      break;
+  }
+  const std::string& m = upstream_head_.method;
+  const bool idempotent =
+      m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "PUT" || m == "DELETE" || m == "TRACE";
+  if (!idempotent && !p.retry_non_idempotent) return false;
+  // The whole body must be at hand to send again (kept up to kResendBodyLimit).
+  if (framing_ != upstream::BodyFraming::none && !keep_sent_body_) return false;
+  // The budget: retries in flight stay under budget_percent of the cluster's requests (at
+  // least 3), so a sick cluster is not hit twice as hard.
+  auto& shared = *cluster_->shared;
+  const int64_t active = shared.active_requests.load(std::memory_order_relaxed);
+  const int64_t allowed = std::max<int64_t>(3, active * p.budget_percent / 100);
+  if (shared.active_retries.load(std::memory_order_relaxed) >= allowed) {
+    cluster_->stats->retry_budget_exhausted.add();
+    return false;
+  }
+  return true;
+}
+
+void RouterFilter::retry(RetryReason reason) {
+  switch (reason) {
+    case RetryReason::connect_failure:
+      cluster_->stats->retry_connect_failure.add();
+      break;
+    case RetryReason::reset:
+      cluster_->stats->retry_reset.add();
+      break;
+    case RetryReason::refused_stream:
+      cluster_->stats->retry_refused_stream.add();
+      break;
+    case RetryReason::per_try_timeout:
+      cluster_->stats->retry_per_try_timeout.add();
+      break;
+    case RetryReason::status:
+      cluster_->stats->retry_status.add();
+      break;
+  }
+  ++retries_;
+  if (counted_retries_ == 0) {
+    cluster_->shared->active_retries.fetch_add(1, std::memory_order_relaxed);
+    ++counted_retries_;
+  }
+  release_connection();
+  connect_attempts_ = 0;
+  pending_body_.insert(0, sent_body_);
+  sent_body_.clear();
+  pending_end_ = request_ended_ && !has_trailers_;
+  connect();
+}
+
+void RouterFilter::on_try_timeout() {
+  if (done_ || response_started_) return;
+  host_done(true);
+  if (retry_allowed(RetryReason::per_try_timeout)) {
+    retry(RetryReason::per_try_timeout);
+    return;
+  }
+  cluster_->stats->timeouts.add();
+  fail(
+      Error{ErrorKind::upstream_timeout, ErrorSource::upstream, false, "upstream per-try timeout"});
+}
+
+void RouterFilter::release_counts() {
+  if (!cluster_) return;
+  auto& shared = *cluster_->shared;
+  if (counted_pending_) {
+    counted_pending_ = false;
+    shared.pending_requests.fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (counted_request_) {
+    counted_request_ = false;
+    shared.active_requests.fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (counted_retries_ > 0) {
+    shared.active_retries.fetch_sub(counted_retries_, std::memory_order_relaxed);
+    counted_retries_ = 0;
+  }
+  if (host_ref_) {
+    host_ref_->request_finished();
+    host_ref_.reset();
+  }
 }
 
 bool RouterFilter::can_resend_on_stale() const {
@@ -225,6 +444,16 @@ void RouterFilter::on_downstream_watermark(bool above_high) {
 void RouterFilter::on_upstream_1xx(ResponseHead& head) { callbacks().encode_1xx(head); }
 
 void RouterFilter::on_upstream_head(ResponseHead& head, bool end_stream) {
+  if (try_timer_) try_timer_->cancel();
+  const bool failed = head.status >= 500;
+  if (failed && retry_allowed(RetryReason::status, head.status)) {
+    // This answer is dropped (its connection closes) and the request goes to another host.
+    cluster_->stats->requests.add(head.status);
+    host_done(true);
+    retry(RetryReason::status);
+    return;
+  }
+  host_done(failed);
   response_started_ = true;
   cluster_->stats->requests.add(head.status);
   if (end_stream) {
@@ -252,6 +481,8 @@ void RouterFilter::on_upstream_trailers(HeaderMap& trailers) {
 void RouterFilter::response_finished() {
   done_ = true;
   if (timer_) timer_->cancel();
+  if (try_timer_) try_timer_->cancel();
+  release_counts();
   conn_.reset();  // finished: the connection has returned itself to its pool
 }
 
@@ -260,6 +491,7 @@ void RouterFilter::on_upstream_error(const Error& error, bool response_started) 
   if (response_started) {
     done_ = true;
     if (timer_) timer_->cancel();
+    release_counts();
     callbacks().info().error = error.detail;
     callbacks().abort_response(error.detail);
     return;
@@ -272,12 +504,24 @@ void RouterFilter::on_upstream_error(const Error& error, bool response_started) 
   const bool stale = conn && conn->reused() && !body_written_;
   const bool refused = error.retry_safe && (!body_written_ || keep_sent_body_);
   if ((stale || refused) && stale_retries_ < kMaxStaleRetries) {
+    // Not the host's fault: no outlier count, no retry budget.
+    if (host_ref_) {
+      host_ref_->request_finished();
+      host_ref_.reset();
+    }
     ++stale_retries_;
     connect_attempts_ = 0;
+    last_host_ = nullptr;
     pending_body_.insert(0, sent_body_);
     sent_body_.clear();
     pending_end_ = request_ended_ && !has_trailers_;
     connect();
+    return;
+  }
+  host_done(true);
+  const RetryReason reason = error.retry_safe ? RetryReason::refused_stream : RetryReason::reset;
+  if (retry_allowed(reason)) {
+    retry(reason);
     return;
   }
   cluster_->stats->requests.add(status_for(error));
@@ -288,7 +532,9 @@ void RouterFilter::fail(const Error& error) {
   if (done_) return;
   done_ = true;
   if (timer_) timer_->cancel();
+  if (try_timer_) try_timer_->cancel();
   release_connection();
+  release_counts();
   callbacks().info().error =
       error.detail.empty() ? std::string(to_string(error.kind)) : error.detail;
   if (response_started_) {
@@ -324,7 +570,9 @@ void RouterFilter::release_connection() {
 
 void RouterFilter::on_destroy() {
   if (timer_) timer_->cancel();
+  if (try_timer_) try_timer_->cancel();
   release_connection();
+  release_counts();
 }
 
 }  // namespace sluice::router

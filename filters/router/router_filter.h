@@ -14,6 +14,7 @@
 
 namespace sluice::upstream {
 struct ClusterState;
+class Host;
 class HostPool;
 }  // namespace sluice::upstream
 
@@ -60,14 +61,30 @@ class RouterFilter : public Filter, public upstream::ResponseHandler {
   void response_finished();
   void arm_timeout();
   void on_timeout();
+  void on_try_timeout();
   void fail(const Error& error);
   void release_connection();
+  // Retries under the route's policy: why a try failed, and whether another may follow.
+  enum class RetryReason { connect_failure, reset, refused_stream, per_try_timeout, status };
+  bool retry_allowed(RetryReason reason, unsigned status = 0);
+  void retry(RetryReason reason);
+  // The request's hash for ring_hash/maglev (from the cluster's hash_on).
+  std::optional<uint64_t> request_hash(const RequestHead& head);
+  // Outlier detection and balancer accounting for the host of the current try.
+  void host_done(bool failed);
+  // Gives back the cluster-wide counts (requests, retries) this request holds; once.
+  void release_counts();
 
   const CompiledRoute* route_ = nullptr;
   std::shared_ptr<upstream::ClusterState> cluster_;  // kept across a reload
   upstream::HostPool* host_ = nullptr;
+  std::shared_ptr<upstream::Host> host_ref_;   // the try's host while it counts as active on it
+  const upstream::Host* last_host_ = nullptr;  // the previous try's host: a retry avoids it
   upstream::UpstreamRequestPtr conn_;
-  std::optional<LazyTimer> timer_;  // route timeout, re-armed by each piece of the response
+  std::optional<LazyTimer> timer_;      // route timeout, re-armed by each piece of the response
+  std::optional<LazyTimer> try_timer_;  // the retry policy's per_try_timeout
+  const config::RetryPolicy* retry_policy_ = nullptr;
+  std::optional<uint64_t> hash_;
   RequestHead upstream_head_;
   upstream::BodyFraming framing_ = upstream::BodyFraming::none;
   std::string pending_body_;  // body that arrived before the upstream connection
@@ -85,6 +102,10 @@ class RouterFilter : public Filter, public upstream::ResponseHandler {
   bool head_request_ = false;
   unsigned connect_attempts_ = 0;
   unsigned stale_retries_ = 0;
+  unsigned retries_ = 0;
+  bool counted_request_ = false;  // in the cluster's active_requests
+  bool counted_pending_ = false;  // in the cluster's pending_requests
+  unsigned counted_retries_ = 0;  // in the cluster's active_retries
 };
 
 }  // namespace sluice::router

@@ -16,9 +16,10 @@ const std::vector<std::pair<ErrorKind, unsigned>> kExpected = {
     {ErrorKind::bad_request, 400},      {ErrorKind::not_implemented, 501},
     {ErrorKind::header_too_large, 431}, {ErrorKind::uri_too_long, 414},
     {ErrorKind::body_too_large, 413},   {ErrorKind::no_route, 404},
-    {ErrorKind::no_healthy_host, 503},  {ErrorKind::connect_failed, 503},
-    {ErrorKind::upstream_timeout, 504}, {ErrorKind::bad_response, 502},
-    {ErrorKind::upstream_reset, 502},   {ErrorKind::internal, 500},
+    {ErrorKind::no_healthy_host, 503},  {ErrorKind::overflow, 503},
+    {ErrorKind::connect_failed, 503},   {ErrorKind::upstream_timeout, 504},
+    {ErrorKind::bad_response, 502},     {ErrorKind::upstream_reset, 502},
+    {ErrorKind::internal, 500},
 };
 
 TEST(StatusFor, EveryKind) {

@@ -43,6 +43,7 @@ routes:
 struct World {
   boost::asio::io_context ioc;
   sluice::WorkerStats stats;
+  sluice::upstream::SharedClusters shared{ioc, [](const std::string&) {}};
   sluice::upstream::ClusterManager clusters{ioc, stats};
   sluice::StreamContext ctx;
   sluice::RuntimeState runtime;
@@ -54,12 +55,12 @@ struct World {
     auto loaded = sluice::config::load_string(kConfig, "fuzz.yaml");
     std::string error;
     auto snapshot =
-        loaded.config ? sluice::Snapshot::build(loaded.config, runtime, &error) : nullptr;
+        loaded.config ? sluice::Snapshot::build(loaded.config, runtime, &shared, &error) : nullptr;
     if (!snapshot) {
       std::fprintf(stderr, "http2_server_fuzz: bad config: %s\n", error.c_str());
       std::abort();
     }
-    clusters.update(*loaded.config);
+    clusters.update(*loaded.config, snapshot->clusters);
     ctx.executor = ioc.get_executor();
     ctx.cluster_manager = &clusters;
     ctx.stats = &stats;

@@ -10,6 +10,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <thread>
@@ -405,14 +406,19 @@ config::Cluster make_cluster(std::string name,
   return c;
 }
 
-std::vector<std::string> host_names(const ClusterState& s) {
-  std::vector<std::string> out;
-  for (const auto& h : s.hosts) out.push_back(h->name());
-  return out;
-}
-
 class ClusterManagerTest : public ::testing::Test {
  protected:
+  // As a reload does: the control thread's shared clusters first, then the worker's view.
+  void update(const config::Config& cfg) { cm_.update(cfg, shared_.update(cfg)); }
+
+  HostPool& pick(const std::string& cluster) {
+    ClusterStatePtr s = cm_.find(cluster);
+    EXPECT_TRUE(s);
+    ClusterState::Pick p = s->pick({});
+    EXPECT_TRUE(p.host && p.pool);
+    return *p.pool;
+  }
+
   // One keep-alive GET through `pool` to `server`, whose connections are all served here.
   Http1ClientConnectionPtr exchange(HostPool& pool, test::LoopbackServer& server) {
     Http1ClientConnectionPtr conn;
@@ -437,120 +443,136 @@ class ClusterManagerTest : public ::testing::Test {
   asio::io_context ioc_;
   asio::executor_work_guard<asio::io_context::executor_type> guard_ = asio::make_work_guard(ioc_);
   WorkerStats stats_;
+  SharedClusters shared_{ioc_, [](const std::string&) {}};
   ClusterManager cm_{ioc_, stats_};
 };
 
 TEST_F(ClusterManagerTest, EmptyConfigHasNoClusters) {
   config::Config cfg;
-  cm_.update(cfg);
+  update(cfg);
   EXPECT_EQ(cm_.find("anything"), nullptr);
   EXPECT_EQ(&cm_.io_context(), &ioc_);
 }
 
-TEST_F(ClusterManagerTest, WeightedRoundRobinInterleaves) {
+TEST_F(ClusterManagerTest, WeightedRoundRobinSpreadsByWeight) {
   config::Config cfg;
   cfg.clusters.push_back(make_cluster("c", {{"127.0.0.1:1001", 3}, {"127.0.0.1:1002", 1}}));
-  cm_.update(cfg);
+  update(cfg);
   ClusterStatePtr s = cm_.find("c");
   ASSERT_TRUE(s);
   EXPECT_EQ(s->config, &cfg.clusters[0]);
   EXPECT_EQ(s->stats, &stats_.cluster("c"));
-  EXPECT_EQ(s->distinct_hosts, 2u);
-  const std::string a = "127.0.0.1:1001", b = "127.0.0.1:1002";
-  EXPECT_THAT(host_names(*s), ElementsAre(a, b, a, a));
-  std::vector<std::string> picks;
-  for (int i = 0; i < 8; ++i) picks.push_back(s->pick().name());
-  EXPECT_THAT(picks, ElementsAre(a, b, a, a, a, b, a, a));
+  EXPECT_EQ(s->host_count(), 2u);
+  std::map<std::string, int> picks;
+  for (int i = 0; i < 8; ++i) ++picks[s->pick({}).host->name()];
+  EXPECT_EQ(picks["127.0.0.1:1001"], 6);
+  EXPECT_EQ(picks["127.0.0.1:1002"], 2);
 }
 
-TEST_F(ClusterManagerTest, WeightedRoundRobinThreeHosts) {
+TEST_F(ClusterManagerTest, UnavailableHostsAreSkippedAndNoneAvailableGivesNoHost) {
   config::Config cfg;
-  cfg.clusters.push_back(
-      make_cluster("c", {{"127.0.0.1:1", 1}, {"127.0.0.1:2", 3}, {"127.0.0.1:3", 2}}));
-  cm_.update(cfg);
+  cfg.clusters.push_back(make_cluster("c", {{"127.0.0.1:1", 1}, {"127.0.0.1:2", 1}}));
+  cfg.clusters[0].panic_threshold_percent = 0;
+  update(cfg);
   ClusterStatePtr s = cm_.find("c");
-  ASSERT_TRUE(s);
-  EXPECT_THAT(host_names(*s), ElementsAre("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3",
-                                          "127.0.0.1:2", "127.0.0.1:3", "127.0.0.1:2"));
+  auto hosts = shared_.find("c")->membership().hosts;
+  hosts->hosts[0]->set_ejected(true);
+  hosts->refresh_available();
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(s->pick({}).host->name(), "127.0.0.1:2");
+  hosts->hosts[1]->set_healthy(false);
+  hosts->refresh_available();
+  EXPECT_FALSE(s->pick({}).host) << "no host available, panic mode off";
 }
 
-TEST_F(ClusterManagerTest, EqualWeightsAlternate) {
+TEST_F(ClusterManagerTest, PanicModeBalancesOverAllHosts) {
   config::Config cfg;
-  cfg.clusters.push_back(make_cluster("c", {{"127.0.0.1:1", 2}, {"127.0.0.1:2", 2}}));
-  cm_.update(cfg);
-  EXPECT_THAT(host_names(*cm_.find("c")),
-              ElementsAre("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:1", "127.0.0.1:2"));
+  cfg.clusters.push_back(make_cluster("c", {{"127.0.0.1:1", 1}, {"127.0.0.1:2", 1}}));
+  update(cfg);  // panic_threshold 50%: one healthy host of two is not panic yet
+  ClusterStatePtr s = cm_.find("c");
+  auto hosts = shared_.find("c")->membership().hosts;
+  hosts->hosts[0]->set_healthy(false);
+  hosts->refresh_available();
+  EXPECT_FALSE(s->pick({}).panic);
+  hosts->hosts[1]->set_healthy(false);
+  hosts->refresh_available();
+  ClusterState::Pick p = s->pick({});
+  EXPECT_TRUE(p.panic);
+  EXPECT_TRUE(p.host) << "all unhealthy: every host is tried rather than none";
 }
 
-TEST_F(ClusterManagerTest, UpdateKeepsPoolsOfUnchangedHosts) {
+TEST_F(ClusterManagerTest, UpdateKeepsPoolsAndHostStateOfUnchangedHosts) {
   auto cfg1 = std::make_unique<config::Config>();
-  cfg1->clusters.push_back(make_cluster("c", {{"127.0.0.1:1", 1}, {"127.0.0.1:2", 1}}));
+  cfg1->clusters.push_back(make_cluster("c", {{"127.0.0.1:1", 1}}));
   cfg1->clusters.push_back(make_cluster("gone", {{"127.0.0.1:9", 1}}));
-  cm_.update(*cfg1);
-  ClusterStatePtr s1 = cm_.find("c");
-  ASSERT_TRUE(s1);
-  HostPool* kept = s1->hosts[0].get();
-  std::weak_ptr<HostPool> dropped = s1->hosts[1];
-  s1->pick();  // advance the cursor
-  s1.reset();
+  update(*cfg1);
+  HostPool* kept = &pick("c");
+  HostPtr host = shared_.find("c")->membership().hosts->hosts[0];
+  host->set_ejected(true);
 
   auto cfg2 = std::make_unique<config::Config>();
   cfg2->clusters.push_back(make_cluster("c", {{"127.0.0.1:1", 2}, {"127.0.0.1:3", 1}}));
-  cm_.update(*cfg2);
+  cfg2->clusters[0].panic_threshold_percent = 0;
+  update(*cfg2);
   cfg1.reset();  // the manager must not need the old config any more
   ClusterStatePtr s2 = cm_.find("c");
   ASSERT_TRUE(s2);
   EXPECT_EQ(s2->config, &cfg2->clusters[0]);
-  ASSERT_EQ(s2->hosts.size(), 3u);
-  EXPECT_EQ(s2->hosts[0].get(), kept);  // same pool object, weight changed
-  EXPECT_EQ(s2->hosts[2].get(), kept);
-  EXPECT_EQ(s2->hosts[1]->name(), "127.0.0.1:3");
-  EXPECT_TRUE(dropped.expired()) << "the removed host's pool is released";
-  EXPECT_EQ(s2->distinct_hosts, 2u);
-  EXPECT_EQ(s2->next, 1u) << "the round-robin cursor survives a reload";
+  EXPECT_EQ(s2->host_count(), 2u);
+  auto hosts = shared_.find("c")->membership().hosts;
+  EXPECT_EQ(hosts->hosts[0], host) << "the same Host, its state kept";
+  EXPECT_TRUE(hosts->hosts[0]->ejected());
+  EXPECT_EQ(hosts->hosts[0]->weight(), 2u);
+  EXPECT_EQ(s2->pick({}).host->name(), "127.0.0.1:3") << "the ejected host stays out";
+  host->set_ejected(false);
+  hosts->refresh_available();
+  bool found = false;
+  for (int i = 0; i < 3; ++i) {
+    ClusterState::Pick p = s2->pick({});
+    if (p.host == host) {
+      EXPECT_EQ(p.pool, kept) << "same pool object";
+      found = true;
+    }
+  }
+  EXPECT_TRUE(found);
   EXPECT_EQ(cm_.find("gone"), nullptr);
 }
 
 TEST_F(ClusterManagerTest, StateHeldByARequestSurvivesAnUpdate) {
   auto cfg1 = std::make_unique<config::Config>();
   cfg1->clusters.push_back(make_cluster("c", {{"127.0.0.1:1", 1}}));
-  cm_.update(*cfg1);
+  update(*cfg1);
   ClusterStatePtr held = cm_.find("c");  // a request in flight
+  ASSERT_TRUE(held->pick({}).host);
   config::Config cfg2;
   cfg2.clusters.push_back(make_cluster("c", {{"127.0.0.1:2", 1}}));
-  cm_.update(cfg2);
+  update(cfg2);
   EXPECT_NE(cm_.find("c"), held);
-  // Still usable (ASan would report a use after free otherwise), pools included.
-  EXPECT_EQ(held->pick().name(), "127.0.0.1:1");
   EXPECT_EQ(held->stats, &stats_.cluster("c"));
+  // Still usable (ASan would report a use after free otherwise); it follows the new hosts.
+  EXPECT_EQ(held->pick({}).host->name(), "127.0.0.1:2");
 }
 
 TEST_F(ClusterManagerTest, SameAddressInTwoClustersHasTwoPools) {
   config::Config cfg;
   cfg.clusters.push_back(make_cluster("a", {{"127.0.0.1:1", 1}}));
   cfg.clusters.push_back(make_cluster("b", {{"127.0.0.1:1", 1}}));
-  cm_.update(cfg);
-  ASSERT_TRUE(cm_.find("a") && cm_.find("b"));
-  EXPECT_NE(cm_.find("a")->hosts[0], cm_.find("b")->hosts[0]);
+  update(cfg);
+  EXPECT_NE(&pick("a"), &pick("b"));
 }
 
-TEST_F(ClusterManagerTest, DuplicateEndpointSharesOnePool) {
+TEST_F(ClusterManagerTest, DuplicateEndpointIsOneHost) {
   config::Config cfg;
   cfg.clusters.push_back(make_cluster("c", {{"127.0.0.1:1", 1}, {"127.0.0.1:1", 1}}));
-  cm_.update(cfg);
-  ClusterStatePtr s = cm_.find("c");
-  ASSERT_TRUE(s);
-  EXPECT_EQ(s->distinct_hosts, 1u);
-  ASSERT_EQ(s->hosts.size(), 2u);
-  EXPECT_EQ(s->hosts[0], s->hosts[1]);
+  update(cfg);
+  EXPECT_EQ(cm_.find("c")->host_count(), 1u);
 }
 
 TEST_F(ClusterManagerTest, KeptHostGetsTheNewLimits) {
   test::LoopbackServer server(ioc_);
   auto cfg1 = std::make_unique<config::Config>();
   cfg1->clusters.push_back(make_cluster("c", {{server.address().str(), 1}}));
-  cm_.update(*cfg1);
-  HostPool& pool = cm_.find("c")->pick();
+  update(*cfg1);
+  HostPool& pool = pick("c");
   auto conn = exchange(pool, server);
   ASSERT_TRUE(conn);
   EXPECT_EQ(pool.idle_count(), 1u);
@@ -558,8 +580,8 @@ TEST_F(ClusterManagerTest, KeptHostGetsTheNewLimits) {
   auto cfg2 = std::make_unique<config::Config>();
   cfg2->clusters.push_back(make_cluster("c", {{server.address().str(), 1}}));
   cfg2->clusters[0].max_idle_connections = 0;
-  cm_.update(*cfg2);
-  ASSERT_EQ(&cm_.find("c")->pick(), &pool);
+  update(*cfg2);
+  ASSERT_EQ(&pick("c"), &pool);
   EXPECT_EQ(pool.idle_count(), 1u) << "idle connections are kept across a reload";
   EXPECT_EQ(exchange(pool, server), conn);
   EXPECT_EQ(pool.idle_count(), 0u) << "the new limit applies on the next release";
@@ -571,13 +593,13 @@ TEST_F(ClusterManagerTest, RemovedHostIdleConnectionsAreClosed) {
   test::LoopbackServer server(ioc_);
   auto cfg1 = std::make_unique<config::Config>();
   cfg1->clusters.push_back(make_cluster("c", {{server.address().str(), 1}}));
-  cm_.update(*cfg1);
-  auto conn = exchange(cm_.find("c")->pick(), server);
+  update(*cfg1);
+  auto conn = exchange(pick("c"), server);
   ASSERT_TRUE(conn);
 
   auto cfg2 = std::make_unique<config::Config>();
   cfg2->clusters.push_back(make_cluster("c", {{"127.0.0.1:1", 1}}));
-  cm_.update(*cfg2);
+  update(*cfg2);
   EXPECT_FALSE(conn->is_open());
   ASSERT_EQ(server.accepted(), 1u);
   EXPECT_TRUE(run_until(ioc_, [&] { return server.peers[0]->eof; }));
@@ -588,12 +610,42 @@ TEST_F(ClusterManagerTest, ConfigLimitsApplyToNewPools) {
   config::Config cfg;
   cfg.clusters.push_back(make_cluster("c", {{server.address().str(), 1}}));
   cfg.clusters[0].max_idle_connections = 0;
-  cm_.update(cfg);
-  HostPool& pool = cm_.find("c")->pick();
+  update(cfg);
+  HostPool& pool = pick("c");
   ASSERT_TRUE(exchange(pool, server));
   EXPECT_EQ(pool.idle_count(), 0u);
   ASSERT_EQ(server.accepted(), 1u);
   EXPECT_TRUE(run_until(ioc_, [&] { return server.peers[0]->eof; }));
+}
+
+TEST_F(ClusterManagerTest, MaxConnectionsBreakerRefusesANewConnection) {
+  test::LoopbackServer server(ioc_);
+  config::Config cfg;
+  cfg.clusters.push_back(make_cluster("c", {{server.address().str(), 1}}));
+  cfg.clusters[0].circuit_breakers.max_connections = 1;
+  update(cfg);
+  HostPool& pool = pick("c");
+  Http1ClientConnectionPtr first;
+  std::optional<Error> second_error;
+  int called = 0;
+  pool.acquire(2s, [&](UpstreamRequestPtr c, const Error*) {
+    ++called;
+    first = std::static_pointer_cast<Http1ClientConnection>(c);
+  });
+  ASSERT_TRUE(run_until(ioc_, [&] { return called == 1; }));
+  ASSERT_TRUE(first);
+  EXPECT_EQ(shared_.find("c")->open_connections.load(), 1);
+  pool.acquire(2s, [&](UpstreamRequestPtr, const Error* e) {
+    ++called;
+    if (e) second_error = *e;
+  });
+  ASSERT_TRUE(run_until(ioc_, [&] { return called == 2; }));
+  ASSERT_TRUE(second_error);
+  EXPECT_EQ(second_error->kind, ErrorKind::overflow);
+  EXPECT_EQ(status_for(*second_error), 503u);
+  first->close();
+  first.reset();
+  EXPECT_EQ(shared_.find("c")->open_connections.load(), 0) << "the slot goes with the connection";
 }
 
 }  // namespace

@@ -38,24 +38,32 @@ bool HostPool::resolve(asio::ip::tcp::endpoint& out, Error& err) {
     out = endpoint_;
     return true;
   }
+  // Names are resolved on the control thread (SharedCluster); a pool only ever gets an address.
   error_code ec;
   auto addr = asio::ip::make_address(address_.host, ec);
   if (ec) {
-    // A hostname: resolved once, on first use, then cached for the life of the pool.
-    asio::ip::tcp::resolver resolver(ioc_);
-    auto results = resolver.resolve(address_.host, std::to_string(address_.port), ec);
-    if (ec || results.empty()) {
-      err = Error{ErrorKind::connect_failed, ErrorSource::upstream, true,
-                  "cannot resolve " + address_.host + ": " + ec.message()};
-      return false;
-    }
-    endpoint_ = results.begin()->endpoint();
-  } else {
-    endpoint_ = asio::ip::tcp::endpoint(addr, address_.port);
+    err = Error{ErrorKind::connect_failed, ErrorSource::upstream, true,
+                "not an IP address: " + address_.host};
+    return false;
   }
+  endpoint_ = asio::ip::tcp::endpoint(addr, address_.port);
   resolved_ = true;
   out = endpoint_;
   return true;
+}
+
+void HostPool::set_open_connections(std::atomic<int64_t>* open, uint32_t max) {
+  open_connections_ = open;
+  max_connections_ = max;
+}
+
+std::shared_ptr<void> HostPool::take_connection_slot() {
+  if (!open_connections_) return nullptr;
+  std::atomic<int64_t>* open = open_connections_;
+  open->fetch_add(1, std::memory_order_relaxed);
+  // The counter lives in the SharedCluster, which the connection's pool's cluster keeps alive.
+  return std::shared_ptr<void>(nullptr,
+                               [open](void*) { open->fetch_sub(1, std::memory_order_relaxed); });
 }
 
 void HostPool::acquire(std::chrono::milliseconds timeout, ConnectCallback cb, bool probe_idle) {
@@ -81,9 +89,10 @@ void HostPool::acquire(std::chrono::milliseconds timeout, ConnectCallback cb, bo
               cb(nullptr, err);
               return;
             }
-            cb(std::make_shared<Http1ClientConnection>(std::move(socket), weak_from_this(), false,
-                                                       std::move(tls)),
-               nullptr);
+            auto conn = std::make_shared<Http1ClientConnection>(std::move(socket), weak_from_this(),
+                                                                false, std::move(tls));
+            conn->hold(take_connection_slot());
+            cb(std::move(conn), nullptr);
           });
 }
 
@@ -113,6 +122,7 @@ void HostPool::acquire_h2(std::chrono::milliseconds timeout, ConnectCallback cb)
     }
     auto conn = std::make_shared<Http2ClientConnection>(
         std::move(socket), std::move(tls), weak_from_this(), h2_max_streams_, idle_timeout_);
+    conn->hold(take_connection_slot());
     // Requests wait for the server's SETTINGS, so none goes over its stream limit.
     std::weak_ptr<Http2ClientConnection> weak = conn;
     conn->start(
@@ -158,6 +168,16 @@ void HostPool::connect(std::chrono::milliseconds timeout, ConnectDone done) {
     stats_.connect_failures.add();
     asio::post(ioc_, [done = std::move(done), err, this]() {
       done(asio::ip::tcp::socket(ioc_), nullptr, &err);
+    });
+    return;
+  }
+  if (max_connections_ != 0 && open_connections_ &&
+      open_connections_->load(std::memory_order_relaxed) >= max_connections_) {
+    stats_.overflow_connections.add();
+    Error overflow{ErrorKind::overflow, ErrorSource::upstream, false,
+                   "circuit breaker: max_connections reached"};
+    asio::post(ioc_, [done = std::move(done), overflow, this]() {
+      done(asio::ip::tcp::socket(ioc_), nullptr, &overflow);
     });
     return;
   }

@@ -2,6 +2,7 @@
 // Connections from one worker to one upstream host: HTTP/1.1 keep-alive connections kept idle
 // for reuse, or HTTP/2 connections shared by many requests. Owned by its worker's
 // ClusterManager and used only on that worker's thread.
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -57,6 +58,9 @@ class HostPool : public std::enable_shared_from_this<HostPool> {
   void set_limits(uint32_t max_idle, std::chrono::milliseconds idle_timeout);
   // HTTPS: new connections run a TLS handshake (within the connect timeout) before use.
   void set_tls(std::shared_ptr<SSL_CTX> ctx, std::string sni, std::string verify_name);
+  // The cluster-wide count of open connections this pool adds to, and its limit (0: none);
+  // a connection over the limit is not made (circuit breaker). Null: not counted.
+  void set_open_connections(std::atomic<int64_t>* open, uint32_t max);
   size_t idle_count() const { return idle_.size(); }
   size_t h2_connection_count() const { return h2_conns_.size(); }
   // Closes idle HTTP/1.1 connections; HTTP/2 connections close once their streams end.
@@ -78,6 +82,7 @@ class HostPool : public std::enable_shared_from_this<HostPool> {
   std::vector<ConnectCallback> take_h2_waiters(const std::shared_ptr<H2Connecting>& pending);
   void h2_connection_failed(const std::shared_ptr<H2Connecting>& pending, const Error& err);
   void connect(std::chrono::milliseconds timeout, ConnectDone done);
+  std::shared_ptr<void> take_connection_slot();
 
   boost::asio::io_context& ioc_;
   config::SocketAddress address_;
@@ -86,6 +91,8 @@ class HostPool : public std::enable_shared_from_this<HostPool> {
   std::deque<Idle> idle_;  // oldest first; a deque, so parking a connection rarely allocates
   uint32_t max_idle_ = config::Cluster::kDefaultMaxIdleConnections;
   std::chrono::milliseconds idle_timeout_{60000};
+  std::atomic<int64_t>* open_connections_ = nullptr;
+  uint32_t max_connections_ = 0;
   std::shared_ptr<SSL_CTX> tls_ctx_;
   std::string tls_sni_;
   std::string tls_verify_name_;
