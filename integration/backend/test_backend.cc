@@ -53,6 +53,8 @@ struct Server {
   uint64_t connections_active = 0;
   uint64_t requests = 0;           // request heads read
   uint64_t requests_complete = 0;  // requests whose body was read to its end
+  uint64_t health_requests = 0;    // GET /health (the proxy's health probes)
+  unsigned health_status = 200;    // what /health answers; set by /health/set/N
 };
 
 bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
@@ -264,8 +266,25 @@ class Session {
       std::string body = "{\"connections_accepted\":" + std::to_string(srv_.connections_accepted) +
                          ",\"connections_active\":" + std::to_string(srv_.connections_active) +
                          ",\"requests\":" + std::to_string(srv_.requests) +
-                         ",\"requests_complete\":" + std::to_string(srv_.requests_complete) + "}\n";
+                         ",\"requests_complete\":" + std::to_string(srv_.requests_complete) +
+                         ",\"health_requests\":" + std::to_string(srv_.health_requests) + "}\n";
       co_return co_await write_simple(200, body, true, true, "application/json");
+    }
+    if (path_ == "/health") {
+      ++srv_.health_requests;
+      unsigned code = srv_.health_status;
+      if (code == 204 || code == 304) co_return co_await write_simple(code, {}, true, false);
+      co_return co_await write_simple(code, code < 300 ? "ok\n" : "unhealthy\n");
+    }
+    if (starts_with(path_, "/health/set/")) {
+      // Final statuses only: an interim one would not end the probe's response.
+      if (!parse_u64(path_.substr(12), n) || n < 200 || n > 599) co_return co_await bad_number();
+      srv_.health_status = static_cast<unsigned>(n);
+      // The probes answered so far all had the old status: a test can tell which saw which.
+      std::vector<std::pair<std::string, std::string>> extra{
+          {"x-health-requests", std::to_string(srv_.health_requests)}};
+      co_return co_await write_simple(200, "health " + std::to_string(n) + "\n", true, true,
+                                      "text/plain", &extra);
     }
     if (path_ == "/close") co_return co_await write_simple(200, srv_.hello, false);
     if (path_ == "/headers") co_return co_await headers();
@@ -536,6 +555,8 @@ int usage(const char* argv0) {
                "paths: / (hello)  /status/N  /delay/MS  /bytes/N  /chunked/N  /echo  /upload\n"
                "       /close-mid/N  /reset-mid/N  /chunked-reset/N  /garbage  /truncated-head\n"
                "       /close  /headers?name=value&...  /continue  /stats\n"
+               "       /health (answers the health status, 200 at first)\n"
+               "       /health/set/N (N: 200-599; x-health-requests: the /health requests so far)\n"
                "       /bytes and /chunked take ?chunk=BYTES&delay=MS\n",
                argv0);
   return 2;
