@@ -74,6 +74,7 @@ std::string clusters_json(const AdminContext& ctx) {
         out += ", \"available\": " + std::string(yes(h.available()));
         out += ", \"active_requests\": " + std::to_string(h.active_requests());
         out += ", \"consecutive_failures\": " + std::to_string(h.consecutive_failures());
+        out += ", \"requests_total\": " + std::to_string(h.requests_total());
         out += ", \"failures_total\": " + std::to_string(h.failures_total());
         out += "}";
       }

@@ -93,7 +93,7 @@ void ClusterManager::update(const config::Config& config,
   std::map<std::string, HostPoolPtr> pools;
   for (auto& [name, state] : clusters_) {
     state->refresh();
-    for (const auto& [host, pool] : state->pools_) pools[name + "/" + host->name()] = pool;
+    for (const auto& [host, m] : state->members_) pools[name + "/" + host->name()] = m.pool;
   }
   for (auto& [key, pool] : pools_) {
     if (!pools.count(key)) pool->close_idle();
@@ -135,23 +135,24 @@ void ClusterState::refresh() {
   if (shared->version() == version_) return;
   version_ = shared->version();
   SharedCluster::Membership m = shared->membership();
-  std::map<const Host*, HostPoolPtr> pools;
+  std::unordered_map<const Host*, Member> members;
   for (const HostPtr& h : m.hosts->hosts) {
-    auto old = pools_.find(h.get());
-    pools.emplace(h.get(), old != pools_.end() ? old->second : manager_->pool_for(*this, h));
+    auto old = members_.find(h.get());
+    members.emplace(h.get(), Member{h, old != members_.end() ? old->second.pool
+                                                             : manager_->pool_for(*this, h)});
   }
   // Pools of hosts that left (DNS) close their idle connections; busy ones finish first.
   auto current = manager_->clusters_.find(config->name);
   if (current != manager_->clusters_.end() && current->second.get() == this) {
-    for (const auto& [host, pool] : pools_) {
-      if (pools.count(host)) continue;
-      pool->close_idle();
+    for (const auto& [host, member] : members_) {
+      if (members.count(host)) continue;
+      member.pool->close_idle();
       manager_->pools_.erase(config->name + "/" + host->name());
     }
   }
   hosts_ = m.hosts;
   lb_ = m.lb ? m.lb->create(manager_->worker_, manager_->workers_) : nullptr;
-  pools_ = std::move(pools);
+  members_ = std::move(members);
 }
 
 size_t ClusterState::host_count() {
@@ -173,15 +174,10 @@ ClusterState::Pick ClusterState::pick(const PickContext& ctx) {
   }
   Host* host = lb_->pick(c);
   if (!host) return out;
-  auto it = pools_.find(host);
-  if (it == pools_.end()) return out;
-  for (const HostPtr& h : hosts_->hosts) {
-    if (h.get() == host) {
-      out.host = h;
-      break;
-    }
-  }
-  out.pool = it->second.get();
+  auto it = members_.find(host);
+  if (it == members_.end()) return out;
+  out.host = it->second.host;
+  out.pool = it->second.pool.get();
   return out;
 }
 

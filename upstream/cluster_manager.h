@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -56,7 +57,11 @@ struct ClusterState {
   uint64_t version_ = UINT64_MAX;
   HostSetPtr hosts_;
   LoadBalancerPtr lb_;
-  std::map<const Host*, HostPoolPtr> pools_;
+  struct Member {
+    HostPtr host;
+    HostPoolPtr pool;
+  };
+  std::unordered_map<const Host*, Member> members_;
 };
 
 // Held by a request for its whole life (retries pick from it again): a reload replaces the

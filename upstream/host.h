@@ -26,6 +26,7 @@ class Host {
   const std::string& name() const { return name_; }
   const std::string& hostname() const { return hostname_; }
 
+  // Balancers read the weight when their factory is built (at each host-set change).
   uint32_t weight() const { return weight_.load(std::memory_order_relaxed); }
   void set_weight(uint32_t w) { weight_.store(w ? w : 1, std::memory_order_relaxed); }
 
@@ -41,7 +42,11 @@ class Host {
 
   // Requests sent to this host and not yet answered, over all workers (least_request reads it).
   uint32_t active_requests() const { return active_.load(std::memory_order_relaxed); }
-  void request_started() { active_.fetch_add(1, std::memory_order_relaxed); }
+  void request_started() {
+    active_.fetch_add(1, std::memory_order_relaxed);
+    requests_total_.fetch_add(1, std::memory_order_relaxed);
+  }
+  uint64_t requests_total() const { return requests_total_.load(std::memory_order_relaxed); }
   void request_finished() { active_.fetch_sub(1, std::memory_order_relaxed); }
 
   // Passive health: the count of failures in a row. Returns the new count.
@@ -81,6 +86,7 @@ class Host {
   alignas(64) std::atomic<uint32_t> active_{0};
   std::atomic<uint32_t> consecutive_failures_{0};
   std::atomic<uint64_t> failures_total_{0};
+  std::atomic<uint64_t> requests_total_{0};
 };
 
 using HostPtr = std::shared_ptr<Host>;

@@ -45,7 +45,7 @@ class LoadBalancerFactory {
 using LoadBalancerFactoryPtr = std::shared_ptr<const LoadBalancerFactory>;
 
 // The policies by name: round_robin, least_request, random, ring_hash, maglev. Null for any
-// other name. `hosts` must outlive the factory and its balancers (they keep a reference).
+// other name. The factory and its balancers hold `hosts`.
 LoadBalancerFactoryPtr make_load_balancer_factory(std::string_view policy,
                                                   std::shared_ptr<const HostSet> hosts);
 

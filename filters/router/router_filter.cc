@@ -177,17 +177,18 @@ void RouterFilter::connect() {
     return;
   }
   if (pick.panic) cluster_->stats->panic.add();
-  const config::CircuitBreakers& breakers = cluster_->config->circuit_breakers;
-  if (breakers.max_pending_requests &&
-      cluster_->shared->pending_requests.load(std::memory_order_relaxed) >=
-          int64_t{*breakers.max_pending_requests}) {
-    cluster_->stats->overflow_pending.add();
-    fail(Error{ErrorKind::overflow, ErrorSource::upstream, false,
-               "circuit breaker: max_pending_requests reached"});
-    return;
+  // Counted only under a limit: a shared write per request is not free.
+  if (const auto& max_pending = cluster_->config->circuit_breakers.max_pending_requests) {
+    if (cluster_->shared->pending_requests.load(std::memory_order_relaxed) >=
+        int64_t{*max_pending}) {
+      cluster_->stats->overflow_pending.add();
+      fail(Error{ErrorKind::overflow, ErrorSource::upstream, false,
+                 "circuit breaker: max_pending_requests reached"});
+      return;
+    }
+    cluster_->shared->pending_requests.fetch_add(1, std::memory_order_relaxed);
+    counted_pending_ = true;
   }
-  cluster_->shared->pending_requests.fetch_add(1, std::memory_order_relaxed);
-  counted_pending_ = true;
   host_ = pick.pool;
   host_ref_ = pick.host;
   host_ref_->request_started();
