@@ -5,11 +5,19 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "tests/upstream/lb/test_hosts.h"
 #include "upstream/lb/hash.h"
 #include "upstream/load_balancer.h"
 
 namespace sluice::upstream::lb::testing {
+
+inline PickContext with_hash(uint64_t hash) {
+  PickContext ctx;
+  ctx.hash = hash;
+  return ctx;
+}
 
 // `count` keys' hashes, from a seed (a generated vector of thousands of keys would make
 // RapidCheck's shrinking slow without finding more).
@@ -41,6 +49,27 @@ inline std::vector<HostPtr> named_hosts(size_t n, uint64_t salt) {
         std::make_shared<Host>("h" + std::to_string(salt) + "-" + std::to_string(i) + ":80", 1));
   }
   return hosts;
+}
+
+// A retry's pick (ctx.avoid = the key's host) lands elsewhere while another host is
+// available, and on the avoided host when it is the only one left. `set` has 3 equal hosts.
+inline void expect_avoids_the_host_to_avoid(const LoadBalancerFactory& factory,
+                                            const HostSet& set) {
+  auto lb = factory.create(0, 1);
+  auto keys = make_keys(5, 100);
+  auto home = owners(factory, keys);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    PickContext ctx = with_hash(keys[i]);
+    ctx.avoid = home[i];
+    const Host* retry = lb->pick(ctx);
+    EXPECT_NE(retry, home[i]);
+    EXPECT_NE(retry, nullptr);
+  }
+  set.hosts[0]->set_healthy(false);
+  set.hosts[1]->set_healthy(false);
+  PickContext ctx = with_hash(keys[0]);
+  ctx.avoid = set.hosts[2].get();
+  EXPECT_EQ(lb->pick(ctx), set.hosts[2].get());
 }
 
 }  // namespace sluice::upstream::lb::testing

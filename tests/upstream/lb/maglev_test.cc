@@ -11,15 +11,11 @@ namespace sluice::upstream::lb {
 namespace {
 
 using testing::count_picks;
+using testing::expect_avoids_the_host_to_avoid;
 using testing::make_keys;
 using testing::make_set;
 using testing::owners;
-
-PickContext with_hash(uint64_t hash) {
-  PickContext ctx;
-  ctx.hash = hash;
-  return ctx;
-}
+using testing::with_hash;
 
 std::map<uint32_t, size_t> slots_per_host(const MaglevFactory& factory) {
   std::map<uint32_t, size_t> counts;
@@ -116,22 +112,7 @@ TEST(Maglev, OneAvailableHostAmongManyTakesEveryKey) {
 
 TEST(Maglev, AvoidsTheHostToAvoidWhileAnotherIsAvailable) {
   auto set = make_set({1, 1, 1});
-  MaglevFactory factory(set);
-  auto lb = factory.create(0, 1);
-  auto keys = make_keys(5, 100);
-  auto home = owners(factory, keys);
-  for (size_t i = 0; i < keys.size(); ++i) {
-    PickContext ctx = with_hash(keys[i]);
-    ctx.avoid = home[i];
-    const Host* retry = lb->pick(ctx);
-    EXPECT_NE(retry, home[i]);
-    EXPECT_NE(retry, nullptr);
-  }
-  set->hosts[0]->set_healthy(false);
-  set->hosts[1]->set_healthy(false);
-  PickContext ctx = with_hash(keys[0]);
-  ctx.avoid = set->hosts[2].get();
-  EXPECT_EQ(lb->pick(ctx), set->hosts[2].get());
+  expect_avoids_the_host_to_avoid(MaglevFactory(set), *set);
 }
 
 // Maglev moves more than a ring when the set changes: the table is rebuilt, and a slot that a

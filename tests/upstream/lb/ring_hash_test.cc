@@ -11,15 +11,11 @@ namespace sluice::upstream::lb {
 namespace {
 
 using testing::count_picks;
+using testing::expect_avoids_the_host_to_avoid;
 using testing::make_keys;
 using testing::make_set;
 using testing::owners;
-
-PickContext with_hash(uint64_t hash) {
-  PickContext ctx;
-  ctx.hash = hash;
-  return ctx;
-}
+using testing::with_hash;
 
 TEST(RingHash, EmptySetPicksNothing) {
   RingHashFactory factory(make_set(std::vector<uint32_t>{}));
@@ -120,22 +116,7 @@ TEST(RingHash, OneAvailableHostAmongManyTakesEveryKey) {
 
 TEST(RingHash, AvoidsTheHostToAvoidWhileAnotherIsAvailable) {
   auto set = make_set({1, 1, 1});
-  RingHashFactory factory(set);
-  auto lb = factory.create(0, 1);
-  auto keys = make_keys(5, 100);
-  auto home = owners(factory, keys);
-  for (size_t i = 0; i < keys.size(); ++i) {
-    PickContext ctx = with_hash(keys[i]);
-    ctx.avoid = home[i];
-    const Host* retry = lb->pick(ctx);
-    EXPECT_NE(retry, home[i]);
-    EXPECT_NE(retry, nullptr);
-  }
-  set->hosts[1]->set_healthy(false);
-  set->hosts[2]->set_healthy(false);
-  PickContext ctx = with_hash(keys[0]);
-  ctx.avoid = set->hosts[0].get();
-  EXPECT_EQ(lb->pick(ctx), set->hosts[0].get());
+  expect_avoids_the_host_to_avoid(RingHashFactory(set), *set);
 }
 
 // Removing a host moves only the keys it had; every other key keeps its host.
