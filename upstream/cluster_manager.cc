@@ -177,7 +177,7 @@ ClusterState::Pick ClusterState::pick(const PickContext& ctx) {
   auto it = members_.find(host);
   if (it == members_.end()) return out;
   out.host = it->second.host;
-  out.pool = it->second.pool.get();
+  out.pool = it->second.pool;
   return out;
 }
 

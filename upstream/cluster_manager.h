@@ -43,7 +43,7 @@ struct ClusterState {
 
   struct Pick {
     HostPtr host;  // null: no host can take the request
-    HostPool* pool = nullptr;
+    HostPoolPtr pool;  // held by the request: a host that leaves drains, its pool stays
     bool panic = false;  // picked among all hosts because too few are available
   };
   Pick pick(const PickContext& ctx);

@@ -132,6 +132,14 @@ void Http1ClientConnection::start_request(ResponseHandler& handler, const Reques
     idle_watch_ = false;
     reading_ = true;
   }
+  if (!socket_.is_open()) {
+    // The idle watch saw the backend close it after the pool handed it out: nothing will be
+    // read or written, so say so (later, never from inside this call).
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+      self->fail(ErrorKind::upstream_reset, "upstream closed the idle connection");
+    });
+    return;
+  }
 
   out_.clear();
   out_.reserve(512);

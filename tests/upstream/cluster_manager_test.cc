@@ -69,13 +69,17 @@ class HostPoolTest : public ::testing::Test {
   }
 
   std::shared_ptr<AcquireResult> acquire_async(HostPool& pool,
-                                               std::chrono::milliseconds timeout = 2s) {
+                                               std::chrono::milliseconds timeout = 2s,
+                                               bool probe_idle = true) {
     auto r = std::make_shared<AcquireResult>();
-    pool.acquire(timeout, [r](UpstreamRequestPtr c, const Error* e) {
-      r->called = true;
-      r->conn = std::static_pointer_cast<Http1ClientConnection>(c);
-      if (e) r->error = *e;
-    });
+    pool.acquire(
+        timeout,
+        [r](UpstreamRequestPtr c, const Error* e) {
+          r->called = true;
+          r->conn = std::static_pointer_cast<Http1ClientConnection>(c);
+          if (e) r->error = *e;
+        },
+        probe_idle);
     return r;
   }
   Http1ClientConnectionPtr acquire(HostPool& pool) {
@@ -179,6 +183,28 @@ TEST_F(HostPoolTest, IdleConnectionClosedByServerIsNotHandedOutBeforeTheWatchRun
   ASSERT_TRUE(r->conn);
   EXPECT_NE(r->conn, conn);
   ASSERT_TRUE(run_until(ioc_, [&] { return server_.accepted() == 2; }));
+}
+
+// Without the peek (a GET that can be resent), an idle connection can be handed out in the
+// moment between the server's FIN and the idle watch seeing it; the watch then closes it. Its
+// request must fail (and be resent), not wait for the route timeout.
+TEST_F(HostPoolTest, AReusedConnectionClosedBeforeItsRequestReportsAnError) {
+  auto conn = acquire(*pool_);
+  ASSERT_TRUE(conn);
+  auto p = peer(0);
+  exchange(conn, p);
+  p->close();
+  std::this_thread::sleep_for(20ms);
+  auto r = acquire_async(*pool_, 2s, /*probe_idle=*/false);
+  ASSERT_TRUE(run_until(ioc_, [&] { return r->called; }));
+  ASSERT_EQ(r->conn, conn);
+  ASSERT_TRUE(run_until(ioc_, [&] { return !conn->is_open(); }));
+  SimpleHandler h;
+  conn->start_request(h, get_request(), BodyFraming::none, false);
+  EXPECT_FALSE(h.error) << "reported later, never inside start_request";
+  ASSERT_TRUE(run_until(ioc_, [&] { return h.error.has_value(); }));
+  EXPECT_EQ(h.error->kind, ErrorKind::upstream_reset);
+  EXPECT_TRUE(conn->reused());
 }
 
 TEST_F(HostPoolTest, IdleConnectionResetByServerIsNotHandedOut) {
@@ -529,7 +555,7 @@ TEST_F(ClusterManagerTest, UpdateKeepsPoolsAndHostStateOfUnchangedHosts) {
   for (int i = 0; i < 3; ++i) {
     ClusterState::Pick p = s2->pick({});
     if (p.host == host) {
-      EXPECT_EQ(p.pool, kept) << "same pool object";
+      EXPECT_EQ(p.pool.get(), kept) << "same pool object";
       found = true;
     }
   }
