@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# What the load-balancing policies cost: the same sluice binary in front of the same three
+# backends, once per policy, in one run: lb round_robin (the default, no lb key), least_request,
+# random, ring_hash and maglev (both hash_on "header:x-key"). With BASELINE_BIN set, that binary
+# (an older build) runs the round_robin config too, as target "baseline". The backends are one
+# nginx (1 worker) answering `return 200` on three ports (three sluice_test_backend processes
+# when nginx is missing). wrk, HTTP/1.1 keep-alive, 1 thread, 50 connections, every request with
+# an x-key header cycling through 10,000 values (the same wrk script against every target, so
+# the load generator does the same work). One sluice worker each, default settings otherwise,
+# no access log.
+#
+#   integration/bench/lb.sh              install packages, build the release preset, run
+#   integration/bench/lb.sh --no-build   use what is already built
+#
+# Environment: DURATION (seconds per run, default 10), WARMUP (default 3), ROUNDS (interleaved,
+# default 3), CONNECTIONS (default 50), KEEP_WORK=1 keeps configs and logs, SLUICE_BIN /
+# SLUICE_BACKEND_BIN override the binaries, BASELINE_BIN adds the "baseline" target.
+# Figures: best requests/s and best p99 of the rounds per target; sluice's own CPU time per
+# request (user + system, median of the rounds), which a shared machine disturbs less than
+# requests/s; and the ratios of each to round_robin's.
+set -euo pipefail
+
+# shellcheck source=integration/bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+bench_setup "$@"
+
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-3}
+ROUNDS=${ROUNDS:-3}
+CONNECTIONS=${CONNECTIONS:-50}
+BASELINE_BIN=${BASELINE_BIN:-}
+TARGETS=(round_robin least_request random ring_hash maglev)
+[[ -n $BASELINE_BIN ]] && TARGETS+=(baseline)
+
+[[ -x $SLUICE_BIN ]] || die "missing $SLUICE_BIN (run without --no-build)"
+[[ -z $BASELINE_BIN || -x $BASELINE_BIN ]] || die "BASELINE_BIN $BASELINE_BIN is not executable"
+for tool in wrk curl; do
+  command -v "$tool" >/dev/null || die "missing $tool (run scripts/install-deps.sh --bench)"
+done
+if command -v nginx >/dev/null; then
+  BACKEND_KIND=nginx
+else
+  [[ -x $BACKEND_BIN ]] || die "neither nginx nor $BACKEND_BIN (run without --no-build)"
+  BACKEND_KIND=sluice_test_backend
+fi
+
+echo "sluice $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)," \
+  "$(nproc) CPUs, kernel $(uname -r), $(date -u +%FT%TZ)," \
+  "load average $(cut -d' ' -f1-3 /proc/loadavg), backends: 3 x $BACKEND_KIND${BASELINE_BIN:+,}" \
+  "${BASELINE_BIN:+baseline $BASELINE_BIN}"
+
+# Three backends, "b1" to "b3", each answering GET / with "hello from bN". Sets BACKEND_PORTS.
+BACKEND_PORTS=()
+start_nginx_backends() {
+  local dir=$WORK/nginx-backends temps="" servers="" m i port
+  mkdir -p "$dir/logs"
+  # Temp paths inside $dir so nginx touches nothing in /var; only for modules compiled in.
+  for m in client_body proxy fastcgi uwsgi scgi; do
+    if [[ $m == client_body || $m == proxy ]] || ! nginx -V 2>&1 | grep -q -- "--without-http_${m}_module"; then
+      temps+="  ${m}_temp_path $dir/${m}_temp;"$'\n'
+    fi
+  done
+  BACKEND_PORTS=()
+  for i in 1 2 3; do
+    port=$(free_port)
+    BACKEND_PORTS+=("$port")
+    servers+="  server { listen $BENCH_HOST:$port; location / { return 200 \"hello from b$i\\n\"; } }"$'\n'
+  done
+  cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type text/plain;
+  keepalive_requests 100000000;
+$temps
+$servers}
+EOF
+  start nginx-backends nginx -p "$dir" -e "$dir/logs/error.log" -c "$dir/nginx.conf" \
+    -g 'daemon off;'
+  for port in "${BACKEND_PORTS[@]}"; do
+    wait_ready nginx-backends "$LAST_PID" "$port" || return 1
+  done
+}
+start_test_backends() {
+  local i port deadline
+  BACKEND_PORTS=()
+  for i in 1 2 3; do
+    start "backend-b$i" "$BACKEND_BIN" --host "$BENCH_HOST" --port 0 --name "b$i"
+    deadline=$((SECONDS + READY_TIMEOUT))
+    port=
+    while ((SECONDS < deadline)) && [[ -z $port ]]; do
+      kill -0 "$LAST_PID" 2>/dev/null || die "backend b$i exited: $(cat "$WORK/backend-b$i.err")"
+      port=$(sed -n 's/^listening on \([0-9]*\)$/\1/p' "$WORK/backend-b$i.out" 2>/dev/null || true)
+      [[ -n $port ]] || sleep 0.05
+    done
+    [[ -n $port ]] || die "backend b$i did not report its port within ${READY_TIMEOUT}s"
+    wait_ready "backend-b$i" "$LAST_PID" "$port" || die "backend b$i not ready"
+    BACKEND_PORTS+=("$port")
+  done
+}
+if [[ $BACKEND_KIND == nginx ]]; then
+  with_retries start_nginx_backends || die "the nginx backends did not start"
+else
+  start_test_backends
+fi
+ENDPOINTS=""
+for port in "${BACKEND_PORTS[@]}"; do ENDPOINTS+="${ENDPOINTS:+, }\"$BENCH_HOST:$port\""; done
+log "backend ports: ${BACKEND_PORTS[*]}"
+
+declare -A PORT PID
+# start_target NAME BINARY CLUSTER_KEYS: one sluice with one route to the three backends.
+start_target() {
+  local name=$1 bin=$2 keys=$3 port admin
+  port=$(free_port)
+  admin=$(free_port)
+  cat >"$WORK/$name.yaml" <<YAML
+workers: 1
+admin: { address: $BENCH_HOST:$admin }
+access_log: { path: "off" }
+listeners:
+  - { name: bench, address: "$BENCH_HOST:$port" }
+routes:
+  - { name: all, match: { path: { prefix: / } }, cluster: backend }
+clusters:
+  - { name: backend, endpoints: [$ENDPOINTS]$keys }
+YAML
+  start "$name" "$bin" -c "$WORK/$name.yaml"
+  PID[$name]=$LAST_PID
+  PORT[$name]=$port
+  wait_ready "$name" "$LAST_PID" "$port"
+}
+start_rr() { start_target round_robin "$SLUICE_BIN" ""; }
+start_lr() { start_target least_request "$SLUICE_BIN" ", lb: least_request"; }
+start_random() { start_target random "$SLUICE_BIN" ", lb: random"; }
+start_ring() { start_target ring_hash "$SLUICE_BIN" ", lb: ring_hash, hash_on: \"header:x-key\""; }
+start_maglev() { start_target maglev "$SLUICE_BIN" ", lb: maglev, hash_on: \"header:x-key\""; }
+start_baseline() { start_target baseline "$BASELINE_BIN" ""; }
+for f in start_rr start_lr start_random start_ring start_maglev; do
+  with_retries "$f" || die "sluice did not start ($f)"
+done
+if [[ -n $BASELINE_BIN ]]; then with_retries start_baseline || die "baseline sluice did not start"; fi
+
+# Every target must answer from the backends and use all three of them: 30 requests, each with
+# its own x-key (so the hashing policies spread them too), must reach b1, b2 and b3.
+for t in "${TARGETS[@]}"; do
+  seen=""
+  for i in $(seq 1 30); do
+    body=$(curl -s --max-time 5 -H "x-key: check-$i" "http://$BENCH_HOST:${PORT[$t]}/") || true
+    [[ $body =~ ^hello\ from\ b[123]$ ]] || die "$t answered GET / with '$body', not a backend's body"
+    [[ $seen == *"$body"* ]] || seen+="$body;"
+  done
+  [[ $(tr ';' '\n' <<<"$seen" | sed '/^$/d' | wc -l) == 3 ]] || die "$t used only: $seen"
+done
+
+cat >"$WORK/keys.lua" <<'LUA'
+local i = 0
+request = function()
+  i = (i + 1) % 10000
+  return wrk.format("GET", "/", { ["x-key"] = "key-" .. i })
+end
+LUA
+
+run() { # run TARGET SECONDS OUT
+  timeout $(($2 + 30)) wrk -t1 -c"$CONNECTIONS" -d"$2s" --latency -s "$WORK/keys.lua" \
+    "http://$BENCH_HOST:${PORT[$1]}/" >"$3" 2>&1
+}
+log "warm-up: ${WARMUP}s per target"
+for t in "${TARGETS[@]}"; do run "$t" "$WARMUP" "$WORK/warmup-$t.txt" || die "wrk failed: $t"; done
+
+hz=$(getconf CLK_TCK)
+declare -A best_rps best_p99 problems cpu_rounds
+printf '\n%-14s %5s %12s %10s %10s  %s\n' target round "requests/s" "p99 ms" "cpu us/req" errors
+for ((r = 1; r <= ROUNDS; r++)); do
+  for t in "${TARGETS[@]}"; do
+    out=$WORK/round$r-$t.txt
+    before=$(cpu_ticks "${PID[$t]}")
+    run "$t" "$DURATION" "$out" || die "wrk failed against $t: $(cat "$out")"
+    after=$(cpu_ticks "${PID[$t]}")
+    n=$(wrk_requests "$out")
+    rps=$(wrk_rps "$out")
+    p99=$(wrk_p99_ms "$out")
+    [[ -n $rps && -n $p99 && -n $n ]] || die "cannot parse wrk output for $t:"$'\n'"$(cat "$out")"
+    cpu_us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$n" \
+      'BEGIN { printf "%.2f", n ? t / hz * 1e6 / n : 0 }')
+    cpu_rounds[$t]+="$cpu_us "
+    prob=$(wrk_problems "$out")
+    kill -0 "${PID[$t]}" 2>/dev/null || die "sluice ($t) exited: $(tail -n 20 "$WORK/$t.err")"
+    [[ -n $prob ]] && problems[$t]+="round $r: $prob. "
+    printf '%-14s %5d %12.1f %10.3f %10s  %s\n' "$t" "$r" "$rps" "$p99" "$cpu_us" "${prob:-none}"
+    if [[ -z ${best_rps[$t]:-} ]] || awk -v a="$rps" -v b="${best_rps[$t]}" 'BEGIN { exit !(a > b) }'; then
+      best_rps[$t]=$rps
+    fi
+    if [[ -z ${best_p99[$t]:-} ]] || awk -v a="$p99" -v b="${best_p99[$t]}" 'BEGIN { exit !(a < b) }'; then
+      best_p99[$t]=$p99
+    fi
+  done
+done
+
+printf '\nBest of %d rounds, wrk -t1 -c%d -d%ss. Ratios are target / round_robin:\n' \
+  "$ROUNDS" "$CONNECTIONS" "$DURATION"
+median() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+printf '\n| lb | requests/s | p99 (ms) | sluice cpu us/req (median) | req/s ratio | p99 ratio | cpu ratio |\n'
+printf '|---|---:|---:|---:|---:|---:|---:|\n'
+for t in "${TARGETS[@]}"; do
+  awk -v t="$t" -v rps="${best_rps[$t]}" -v p="${best_p99[$t]}" -v c="$(median "${cpu_rounds[$t]}")" \
+    -v rrps="${best_rps[round_robin]}" -v rp="${best_p99[round_robin]}" \
+    -v rc="$(median "${cpu_rounds[round_robin]}")" 'BEGIN {
+      printf "| %s | %.0f | %.2f | %.2f | %.3f | %.2f | %.3f |\n", t, rps, p, c, rps / rrps, p / rp, c / rc }'
+done
+for t in "${TARGETS[@]}"; do
+  [[ -n ${problems[$t]:-} ]] && echo "wrk reported problems for $t: ${problems[$t]}"
+done
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
