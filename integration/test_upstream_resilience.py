@@ -276,3 +276,22 @@ def test_a_try_over_per_try_timeout_goes_to_the_other_host(start_backend, start_
     # Without a retry policy the route's timeout is what bounds the request.
     s2 = start_sluice(config_with([stuck.address], route_extra={"timeout": "500ms"}), name="plain")
     assert s2.get("/").status == 504
+
+
+def test_a_streamed_response_counts_on_its_host_until_it_ends(start_backend, start_sluice):
+    b = start_backend("b")
+    s = start_sluice(config_with([b]))
+
+    def active() -> int:
+        return s.admin_get("/clusters").json()["clusters"][0]["hosts"][0]["active_requests"]
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # 40 chunks 50 ms apart: the head comes at once, the body over about 2 s.
+        stream = pool.submit(http_request, "GET", s.url("/bytes/40000?chunk=1000&delay=50"))
+        helpers.wait_for(lambda: active() == 1, what="the stream to be in flight")
+        time.sleep(0.5)  # well after the head: least_request must still see it
+        assert active() == 1
+        r = stream.result(timeout=30)
+        assert r.status == 200 and len(r.body) == 40000
+    helpers.wait_for(lambda: active() == 0, what="the stream to end")
+    assert s.admin_get("/clusters").json()["clusters"][0]["hosts"][0]["requests_total"] == 1

@@ -83,6 +83,7 @@ void ClusterManager::update(const config::Config& config,
     state->config = &c;
     state->stats = &stats_.cluster(c.name);
     state->shared = it->second;
+    state->hashing = c.lb == "ring_hash" || c.lb == "maglev";
     state->manager_ = this;
     clusters.emplace(c.name, std::move(state));
   }

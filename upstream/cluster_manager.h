@@ -40,10 +40,11 @@ struct ClusterState {
   const config::Cluster* config = nullptr;  // valid while the snapshot is held
   ClusterStats* stats = nullptr;
   SharedClusterPtr shared;
+  bool hashing = false;  // lb is ring_hash or maglev: requests carry a hash
 
   struct Pick {
-    HostPtr host;  // null: no host can take the request
-    HostPoolPtr pool;  // held by the request: a host that leaves drains, its pool stays
+    HostPtr host;        // null: no host can take the request
+    HostPoolPtr pool;    // held by the request: a host that leaves drains, its pool stays
     bool panic = false;  // picked among all hosts because too few are available
   };
   Pick pick(const PickContext& ctx);

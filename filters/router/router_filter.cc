@@ -131,8 +131,8 @@ void RouterFilter::on_timeout() {
 }
 
 std::optional<uint64_t> RouterFilter::request_hash(const RequestHead& head) {
+  if (!cluster_->hashing) return std::nullopt;
   const config::Cluster& c = *cluster_->config;
-  if (c.lb != "ring_hash" && c.lb != "maglev") return std::nullopt;
   const config::HashOn on = c.hash_on.value_or(config::HashOn{});
   switch (on.kind) {
     case config::HashOn::Kind::client_ip:
@@ -216,8 +216,7 @@ void RouterFilter::connect() {
         }
         if (err) {
           if (err->kind == ErrorKind::overflow) {
-            host_done(false);
-            fail(*err);
+            fail(*err);  // not the host's doing: no outlier count either way
             return;
           }
           host_done(true);
@@ -454,7 +453,13 @@ void RouterFilter::on_upstream_head(ResponseHead& head, bool end_stream) {
     retry(RetryReason::status);
     return;
   }
-  host_done(failed);
+  // The outcome counts for outlier detection now; the request stays active on the host
+  // (least_request) until the response ends.
+  if (failed && host_ref_) {
+    cluster_->shared->record_failure(host_ref_);
+  } else if (host_ref_) {
+    host_ref_->record_success();
+  }
   response_started_ = true;
   cluster_->stats->requests.add(head.status);
   if (end_stream) {

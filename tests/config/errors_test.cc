@@ -426,6 +426,26 @@ TEST(Errors, HealthCheck) {
           "t.yaml:26:5: health_check: expected a map, got null"));
 }
 
+TEST(Errors, HttpHealthCheckOnATlsOrH2Cluster) {
+  EXPECT_THAT(errors_of("clusters:\n"
+                        "  - name: a\n"
+                        "    endpoints: [127.0.0.1:1]\n"
+                        "    tls: {}\n"
+                        "    health_check: { path: /healthz }\n"
+                        "  - name: b\n"
+                        "    endpoints: [127.0.0.1:1]\n"
+                        "    protocol: h2\n"
+                        "    health_check: {}\n"
+                        "  - name: c\n"
+                        "    endpoints: [127.0.0.1:1]\n"
+                        "    tls: {}\n"
+                        "    health_check: { type: tcp }\n"),
+              ElementsAre("t.yaml:5:5: health_check: type http probes with plain HTTP/1.1, which "
+                          "this cluster's endpoints do not speak (tls); use type: tcp",
+                          "t.yaml:9:5: health_check: type http probes with plain HTTP/1.1, which "
+                          "this cluster's endpoints do not speak (protocol: h2); use type: tcp"));
+}
+
 TEST(Errors, OutlierDetectionAndCircuitBreakers) {
   EXPECT_THAT(
       errors_of("clusters:\n"

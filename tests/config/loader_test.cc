@@ -156,10 +156,11 @@ TEST(Loader, FullConfigParsesEveryKey) {
   EXPECT_EQ(cl->connect_timeout, seconds(1));
   EXPECT_EQ(cl->idle_timeout, hours(1));
   EXPECT_EQ(cl->max_idle_connections, 8u);
-  EXPECT_EQ(cl->protocol, Cluster::Protocol::h2);
-  EXPECT_EQ(cl->max_concurrent_streams, 50u);
+  EXPECT_EQ(cl->protocol, Cluster::Protocol::http1);
   const Cluster* st = c.find_cluster("static");
   ASSERT_NE(st, nullptr);
+  EXPECT_EQ(st->protocol, Cluster::Protocol::h2);
+  EXPECT_EQ(st->max_concurrent_streams, 50u);
   EXPECT_EQ(st->endpoints[0].address.str(), "localhost:9100");
   EXPECT_EQ(st->connect_timeout, seconds(2));
   ASSERT_TRUE(st->health_check);

@@ -166,7 +166,13 @@ HealthChecker::HostStatePtr HealthChecker::make_state(const HostPtr& host) const
   auto s = std::make_shared<HostState>(ioc_, host);
   s->endpoint = parse_host_endpoint(host->name());
   if (settings_.type == config::HealthCheck::Type::http) {
-    const std::string& host_header = settings_.host.empty() ? host->name() : settings_.host;
+    // The endpoint as configured: its name (with the port) when it came from DNS.
+    std::string host_header = settings_.host;
+    if (host_header.empty()) {
+      host_header = host->hostname().empty()
+                        ? host->name()
+                        : host->hostname() + host->name().substr(host->name().rfind(':'));
+    }
     s->request = "GET " + (settings_.path.empty() ? std::string("/") : settings_.path) +
                  " HTTP/1.1\r\nHost: " + host_header +
                  "\r\nUser-Agent: sluice-health-check\r\nConnection: close\r\n\r\n";
