@@ -295,3 +295,53 @@ def test_a_streamed_response_counts_on_its_host_until_it_ends(start_backend, sta
         assert r.status == 200 and len(r.body) == 40000
     helpers.wait_for(lambda: active() == 0, what="the stream to end")
     assert s.admin_get("/clusters").json()["clusters"][0]["hosts"][0]["requests_total"] == 1
+
+
+@pytest.mark.parametrize("budget", [0, 100])
+def test_the_retry_budget_caps_retries_in_flight(start_backend, start_sluice, fixed_server,
+                                                 budget):
+    sick = fixed_server(status=503, name="sick")  # answers at once, whatever the path
+    good = start_backend("good")
+    s = start_sluice(config_with([sick.address, good], route_extra={
+        "retry": {"attempts": 1, "on": ["503"], "budget_percent": budget}}))
+    # Ten requests at once; those whose first try hits the sick host retry on the good one,
+    # which holds each retry for a second, so the retries are all in flight together.
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        statuses = list(pool.map(lambda _: http_request("GET", s.url("/delay/1000")).status,
+                                 range(10)))
+    assert sick.count >= 4, "round robin sends about half of the first tries to the sick host"
+    refused = s.metric("sluice_upstream_retries_total", cluster="default",
+                       reason="budget_exhausted")
+    if budget == 0:
+        # 0 % of the requests in flight, but 3 retries are always allowed.
+        assert statuses.count(503) == sick.count - 3
+        assert refused == sick.count - 3
+    else:
+        assert statuses == [200] * 10
+        assert refused == 0
+
+
+def test_max_pending_requests_breaker_answers_503_at_once(start_sluice):
+    import socket
+    # Accepts connections and never answers: a TLS handshake with it waits for connect_timeout,
+    # so the first request stays pending (waiting for a connection) meanwhile.
+    silent = socket.socket()
+    silent.bind((HOST, 0))
+    silent.listen(16)
+    try:
+        cfg = config_with([f"{HOST}:{silent.getsockname()[1]}"], cluster_extra={
+            "tls": {"verify": False}, "connect_timeout": "3s",
+            "circuit_breakers": {"max_pending_requests": 1}})
+        s = start_sluice(cfg)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            first = pool.submit(http_request, "GET", s.url("/"))
+            helpers.wait_for(lambda: s.admin_get("/clusters").json()["clusters"][0]
+                             ["pending_requests"] == 1, what="the first request to be pending")
+            t0 = time.monotonic()
+            assert s.get("/").status == 503
+            assert time.monotonic() - t0 < 1.5, "refused at once"
+            assert first.result(timeout=20).status == 503  # its connect timed out
+        assert s.metric("sluice_upstream_overflow_total", cluster="default",
+                        breaker="max_pending_requests") == 1
+    finally:
+        silent.close()
