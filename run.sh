@@ -99,6 +99,7 @@ sluice is running on http://127.0.0.1:8080 (admin on 127.0.0.1:9901). Try:
   curl -i http://127.0.0.1:8080/api/echo    # /api/ is rewritten to / before reaching a backend;
                                             # 5 a minute per client, then 429 with Retry-After
   curl http://127.0.0.1:9901/ratelimits     # rate-limit rules and their key counts
+  curl http://127.0.0.1:9901/clusters       # hosts: health, ejection, requests in flight
   curl -i http://127.0.0.1:8080/hello       # answered by sluice itself
   curl -i --http2-prior-knowledge http://127.0.0.1:8080/   # GET / over HTTP/2 (h2c)
   curl -i http://127.0.0.1:8080/old/page    # 301 redirect
