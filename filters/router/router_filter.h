@@ -77,7 +77,7 @@ class RouterFilter : public Filter, public upstream::ResponseHandler {
 
   const CompiledRoute* route_ = nullptr;
   std::shared_ptr<upstream::ClusterState> cluster_;  // kept across a reload
-  std::shared_ptr<upstream::HostPool> host_;  // the try's pool, alive while the try uses it
+  std::shared_ptr<upstream::HostPool> host_;         // the try's pool, alive while the try uses it
   std::shared_ptr<upstream::Host> host_ref_;   // the try's host while it counts as active on it
   const upstream::Host* last_host_ = nullptr;  // the previous try's host: a retry avoids it
   upstream::UpstreamRequestPtr conn_;
