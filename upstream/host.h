@@ -7,6 +7,7 @@
 //
 // No Asio, no config: the load-balancing library depends on this header alone.
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -65,9 +66,11 @@ class Host {
   }
   uint64_t failures_total() const { return failures_total_.load(std::memory_order_relaxed); }
 
-  // Outlier detection's memory (control thread only): how many times the host was ejected, so
-  // each ejection lasts longer than the last.
+  // Outlier detection's memory (control thread only): how many recent ejections the host has,
+  // so each lasts longer than the last, and when it last came back (every base_ejection_time
+  // in rotation since then forgives one).
   uint32_t ejection_count = 0;
+  std::chrono::steady_clock::time_point returned_at;
 
  private:
   static constexpr uint8_t kFailedCheck = 1;

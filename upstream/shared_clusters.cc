@@ -228,6 +228,14 @@ void SharedCluster::eject(const HostPtr& host) {
     host->record_success();  // count a fresh run
     return;
   }
+  // Time in rotation since the last ejection forgives ejections, one per base_ejection_time
+  // (as Envoy's multiplier decays), so an old incident does not lengthen a new one forever.
+  if (host->ejection_count > 0 && od.base_ejection_time.count() > 0) {
+    auto forgiven = static_cast<uint64_t>((std::chrono::steady_clock::now() - host->returned_at) /
+                                          od.base_ejection_time);
+    host->ejection_count -=
+        static_cast<uint32_t>(std::min<uint64_t>(forgiven, host->ejection_count));
+  }
   ++host->ejection_count;
   auto duration = std::min<std::chrono::milliseconds>(od.base_ejection_time * host->ejection_count,
                                                       od.max_ejection_time);
@@ -245,6 +253,7 @@ void SharedCluster::eject(const HostPtr& host) {
     auto self = weak.lock();
     if (ec || !self || self->stopped_) return;
     host->set_ejected(false);
+    host->returned_at = std::chrono::steady_clock::now();
     host->record_success();
     self->membership().hosts->refresh_available();
     self->owner_.log_("cluster '" + self->name_ + "': host " + host->name() +
