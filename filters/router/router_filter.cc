@@ -210,10 +210,7 @@ void RouterFilter::connect() {
           if (conn) conn->release_unused();  // the stream went away while connecting
           return;
         }
-        if (counted_pending_) {
-          counted_pending_ = false;
-          cluster_->shared->pending_requests.fetch_sub(1, std::memory_order_relaxed);
-        }
+        stop_pending();
         if (err) {
           if (err->kind == ErrorKind::overflow) {
             fail(*err);  // not the host's doing: no outlier count either way
@@ -238,15 +235,38 @@ void RouterFilter::connect() {
       /*probe_idle=*/!can_resend_on_stale());
 }
 
-void RouterFilter::host_done(bool failed) {
+void RouterFilter::record_outcome(bool failed) {
   if (!host_ref_) return;
   if (failed) {
     cluster_->shared->record_failure(host_ref_);
   } else {
     host_ref_->record_success();
   }
+}
+
+void RouterFilter::leave_host() {
+  if (!host_ref_) return;
   host_ref_->request_finished();
   host_ref_.reset();
+}
+
+void RouterFilter::stop_pending() {
+  if (!counted_pending_) return;
+  counted_pending_ = false;
+  cluster_->shared->pending_requests.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void RouterFilter::host_done(bool failed) {
+  record_outcome(failed);
+  leave_host();
+}
+
+void RouterFilter::resend() {
+  connect_attempts_ = 0;
+  pending_body_.insert(0, sent_body_);
+  sent_body_.clear();
+  pending_end_ = request_ended_ && !has_trailers_;
+  connect();
 }
 
 bool RouterFilter::retry_allowed(RetryReason reason, unsigned status) {
@@ -317,11 +337,7 @@ void RouterFilter::retry(RetryReason reason) {
     ++counted_retries_;
   }
   release_connection();
-  connect_attempts_ = 0;
-  pending_body_.insert(0, sent_body_);
-  sent_body_.clear();
-  pending_end_ = request_ended_ && !has_trailers_;
-  connect();
+  resend();
 }
 
 void RouterFilter::on_try_timeout() {
@@ -339,10 +355,7 @@ void RouterFilter::on_try_timeout() {
 void RouterFilter::release_counts() {
   if (!cluster_) return;
   auto& shared = *cluster_->shared;
-  if (counted_pending_) {
-    counted_pending_ = false;
-    shared.pending_requests.fetch_sub(1, std::memory_order_relaxed);
-  }
+  stop_pending();
   if (counted_request_) {
     counted_request_ = false;
     shared.active_requests.fetch_sub(1, std::memory_order_relaxed);
@@ -351,10 +364,7 @@ void RouterFilter::release_counts() {
     shared.active_retries.fetch_sub(counted_retries_, std::memory_order_relaxed);
     counted_retries_ = 0;
   }
-  if (host_ref_) {
-    host_ref_->request_finished();
-    host_ref_.reset();
-  }
+  leave_host();
 }
 
 bool RouterFilter::can_resend_on_stale() const {
@@ -455,11 +465,7 @@ void RouterFilter::on_upstream_head(ResponseHead& head, bool end_stream) {
   }
   // The outcome counts for outlier detection now; the request stays active on the host
   // (least_request) until the response ends.
-  if (failed && host_ref_) {
-    cluster_->shared->record_failure(host_ref_);
-  } else if (host_ref_) {
-    host_ref_->record_success();
-  }
+  record_outcome(failed);
   response_started_ = true;
   cluster_->stats->requests.add(head.status);
   if (end_stream) {
@@ -511,17 +517,10 @@ void RouterFilter::on_upstream_error(const Error& error, bool response_started) 
   const bool refused = error.retry_safe && (!body_written_ || keep_sent_body_);
   if ((stale || refused) && stale_retries_ < kMaxStaleRetries) {
     // Not the host's fault: no outlier count, no retry budget.
-    if (host_ref_) {
-      host_ref_->request_finished();
-      host_ref_.reset();
-    }
+    leave_host();
     ++stale_retries_;
-    connect_attempts_ = 0;
     last_host_ = nullptr;
-    pending_body_.insert(0, sent_body_);
-    sent_body_.clear();
-    pending_end_ = request_ended_ && !has_trailers_;
-    connect();
+    resend();
     return;
   }
   host_done(true);

@@ -70,8 +70,15 @@ class RouterFilter : public Filter, public upstream::ResponseHandler {
   void retry(RetryReason reason);
   // The request's hash for ring_hash/maglev (from the cluster's hash_on).
   std::optional<uint64_t> request_hash(const RequestHead& head);
-  // Outlier detection and balancer accounting for the host of the current try.
+  // Outlier detection (record_outcome) and balancer accounting (leave_host: the request no
+  // longer counts as active on it) for the host of the current try; host_done does both.
+  void record_outcome(bool failed);
+  void leave_host();
   void host_done(bool failed);
+  // Sends the request again from its first body byte, on a connection picked anew.
+  void resend();
+  // The request no longer waits for a connection (max_pending_requests' count).
+  void stop_pending();
   // Gives back the cluster-wide counts (requests, retries) this request holds; once.
   void release_counts();
 
