@@ -163,4 +163,42 @@ IpAddress resolve_client_ip(const IpAddress& peer, const HeaderMap& headers,
   return client;
 }
 
+void set_forwarding_headers(HeaderMap& headers, const IpAddress& peer, bool peer_trusted,
+                            const IpAddress& client, std::string_view scheme,
+                            std::string_view authority) {
+  const std::string hop = peer.to_string();
+  if (!peer_trusted) {
+    headers.set("x-forwarded-for", hop);
+    headers.set("x-real-ip", hop);
+    headers.remove("forwarded");
+    headers.set("x-forwarded-proto", scheme);
+    if (authority.empty()) {
+      headers.remove("x-forwarded-host");
+    } else {
+      headers.set("x-forwarded-host", authority);
+    }
+    return;
+  }
+  // Several fields of one name are one list (RFC 9110 §5.3): join them, then append.
+  auto append = [&headers](std::string_view name, std::string_view item) {
+    std::string joined;
+    for (const Header& f : headers) {
+      if (!iequals(f.name, name)) continue;
+      if (!joined.empty()) joined += ", ";
+      joined += f.value;
+    }
+    if (joined.empty()) return false;
+    headers.set(name, joined + ", " + std::string(item));
+    return true;
+  };
+  if (!append("x-forwarded-for", hop)) headers.add("x-forwarded-for", hop);
+  const std::string forwarded_for = peer.is_v6() ? "for=\"[" + hop + "]\"" : "for=" + hop;
+  append("forwarded", forwarded_for);
+  if (!headers.contains("x-real-ip")) headers.add("x-real-ip", client.to_string());
+  if (!headers.contains("x-forwarded-proto")) headers.add("x-forwarded-proto", scheme);
+  if (!headers.contains("x-forwarded-host") && !authority.empty()) {
+    headers.add("x-forwarded-host", authority);
+  }
+}
+
 }  // namespace sluice

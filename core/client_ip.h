@@ -54,4 +54,14 @@ class TrustedProxies {
 IpAddress resolve_client_ip(const IpAddress& peer, const HeaderMap& headers,
                             const TrustedProxies& trusted);
 
+// The forwarding fields of a request going upstream. From a peer that is not a trusted proxy
+// nothing the client claims survives: X-Forwarded-For and X-Real-IP become the peer,
+// X-Forwarded-Proto and -Host this hop's scheme and authority, and Forwarded is removed (it
+// would otherwise pass as if true). From a trusted proxy its fields are kept, the peer is
+// appended to X-Forwarded-For (and to Forwarded, if present), and absent ones are filled in
+// (X-Real-IP with `client`, the resolved client).
+void set_forwarding_headers(HeaderMap& headers, const IpAddress& peer, bool peer_trusted,
+                            const IpAddress& client, std::string_view scheme,
+                            std::string_view authority);
+
 }  // namespace sluice

@@ -38,6 +38,7 @@ void Stream::destroy_filters() {
 
 void Stream::decode_headers(RequestHead&& head, bool end_stream) {
   request_ = std::move(head);
+  info_.peer_trusted = chain_.trusted_proxies().contains(info_.peer_ip);
   info_.client_ip = resolve_client_ip(info_.peer_ip, request_.headers, chain_.trusted_proxies());
   request_ended_ = end_stream;
   headers_end_stream_ = end_stream;

@@ -93,25 +93,11 @@ void RouterFilter::build_upstream_head(const CompiledRoute& route, const Request
   upstream_head_.authority = head.authority;
   upstream_head_.headers = head.headers;
   auto& h = upstream_head_.headers;
-  // X-Forwarded-For gains this hop's peer (the client, or the trusted proxy that forwarded
-  // for it); what came before is kept in front of it.
-  const std::string peer = callbacks().info().peer_ip.to_string();
-  if (h.count("x-forwarded-for") > 0) {
-    std::string joined;
-    for (const auto& f : h) {
-      if (iequals(f.name, "x-forwarded-for")) {
-        if (!joined.empty()) joined += ", ";
-        joined += f.value;
-      }
-    }
-    h.set("x-forwarded-for", joined + ", " + peer);
-  } else {
-    h.add("x-forwarded-for", peer);
-  }
-  h.set("x-forwarded-proto", head.scheme);
+  const StreamInfo& info = callbacks().info();
+  set_forwarding_headers(h, info.peer_ip, info.peer_trusted, info.client_ip, head.scheme,
+                         head.authority);
   // TE: trailers comes from HTTP/2 clients (gRPC) and only means something to HTTP/2.
   if (cluster_->config->protocol != config::Cluster::Protocol::h2) h.remove("te");
-  if (!head.authority.empty()) h.set("x-forwarded-host", head.authority);
 }
 
 void RouterFilter::arm_timeout() {

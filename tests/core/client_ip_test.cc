@@ -86,6 +86,51 @@ TEST(ResolveClientIp, RightmostUntrustedEntryBehindTrustedProxies) {
   EXPECT_EQ(resolve_client_ip(ip("10.0.0.2"), xff({"198.51.100.4,, "}), t), ip("198.51.100.4"));
 }
 
+TEST(SetForwardingHeaders, AnUntrustedPeerCannotClaimAnything) {
+  HeaderMap h;
+  h.add("X-Forwarded-For", "6.6.6.6");
+  h.add("x-forwarded-for", "7.7.7.7");
+  h.add("X-Real-IP", "6.6.6.6");
+  h.add("Forwarded", "for=6.6.6.6;proto=https");
+  h.add("X-Forwarded-Proto", "https");
+  h.add("X-Forwarded-Host", "evil.example");
+  set_forwarding_headers(h, ip("203.0.113.9"), false, ip("203.0.113.9"), "http", "shop.example");
+  EXPECT_EQ(h.count("x-forwarded-for"), 1u);
+  EXPECT_EQ(h.get("x-forwarded-for"), "203.0.113.9");
+  EXPECT_EQ(h.get("x-real-ip"), "203.0.113.9");
+  EXPECT_FALSE(h.contains("forwarded"));
+  EXPECT_EQ(h.get("x-forwarded-proto"), "http");
+  EXPECT_EQ(h.get("x-forwarded-host"), "shop.example");
+  // Without an authority the client's X-Forwarded-Host goes too.
+  HeaderMap bare;
+  bare.add("X-Forwarded-Host", "evil.example");
+  set_forwarding_headers(bare, ip("::1"), false, ip("::1"), "https", "");
+  EXPECT_FALSE(bare.contains("x-forwarded-host"));
+  EXPECT_EQ(bare.get("x-forwarded-for"), "::1");
+}
+
+TEST(SetForwardingHeaders, ATrustedProxyKeepsItsFieldsAndIsAppended) {
+  HeaderMap h;
+  h.add("X-Forwarded-For", "198.51.100.4");
+  h.add("x-forwarded-for", "10.0.0.1");
+  h.add("Forwarded", "for=198.51.100.4");
+  h.add("X-Forwarded-Proto", "https");
+  set_forwarding_headers(h, ip("10.0.0.2"), true, ip("198.51.100.4"), "http", "shop.example");
+  EXPECT_EQ(h.get("x-forwarded-for"), "198.51.100.4, 10.0.0.1, 10.0.0.2");
+  EXPECT_EQ(h.get("forwarded"), "for=198.51.100.4, for=10.0.0.2");
+  EXPECT_EQ(h.get("x-forwarded-proto"), "https");  // the TLS was ended in front of us
+  EXPECT_EQ(h.get("x-real-ip"), "198.51.100.4");   // absent: the resolved client
+  EXPECT_EQ(h.get("x-forwarded-host"), "shop.example");
+
+  HeaderMap v6;
+  v6.add("forwarded", "for=192.0.2.1");
+  v6.add("x-real-ip", "192.0.2.1");
+  set_forwarding_headers(v6, ip("2001:db8::2"), true, ip("192.0.2.1"), "http", "");
+  EXPECT_EQ(v6.get("forwarded"), "for=192.0.2.1, for=\"[2001:db8::2]\"");
+  EXPECT_EQ(v6.get("x-forwarded-for"), "2001:db8::2");
+  EXPECT_EQ(v6.get("x-real-ip"), "192.0.2.1");
+}
+
 TEST(FormatEndpoint, BracketsIpv6) {
   EXPECT_EQ(format_endpoint(ip("::1"), 80), "[::1]:80");
   EXPECT_EQ(format_endpoint(ip("127.0.0.1"), 8080), "127.0.0.1:8080");
