@@ -106,13 +106,22 @@ struct Cluster {
 };
 
 struct Limits {
-  uint32_t max_connections = 10000;  // per listener, per worker
+  // Open connections of the listener, counted over all workers (one shared count, so the
+  // kernel's spread of connections over the workers' sockets does not change the limit).
+  uint32_t max_connections = 10000;
+  // Open connections from one client address (the TCP peer), over all workers. 0: no limit,
+  // the default: many clients can share an address (NAT, a load balancer in front).
+  uint32_t max_connections_per_ip = 0;
   uint64_t max_request_header_bytes = 64 * 1024;
   uint32_t max_request_headers = 100;
   uint64_t max_request_body_bytes = 10 * 1024 * 1024;  // 0 = unlimited
   uint64_t max_uri_bytes = 8 * 1024;
-  Duration header_timeout{std::chrono::seconds(10)};
-  Duration idle_timeout{std::chrono::seconds(60)};
+  Duration header_timeout{std::chrono::seconds(10)};  // first byte of a request to its last header
+  Duration body_timeout{std::chrono::seconds(60)};    // longest pause within a request body
+  // First byte of a request to its last byte. 0: no limit, the default: a long upload or a
+  // streaming request (gRPC) has no natural bound, and the pauses are bounded by body_timeout.
+  Duration request_timeout{0};
+  Duration idle_timeout{std::chrono::seconds(60)};  // keep-alive connections between requests
 };
 
 struct Certificate {

@@ -120,11 +120,14 @@ void write_limits(JsonWriter& w, const Limits& l) {
   w.key("limits");
   w.begin_object();
   w.field("max_connections", uint64_t{l.max_connections});
+  w.field("max_connections_per_ip", uint64_t{l.max_connections_per_ip});
   w.field("max_request_header_bytes", l.max_request_header_bytes);
   w.field("max_request_headers", uint64_t{l.max_request_headers});
   w.field("max_request_body_bytes", l.max_request_body_bytes);
   w.field("max_uri_bytes", l.max_uri_bytes);
   w.field("header_timeout", l.header_timeout);
+  w.field("body_timeout", l.body_timeout);
+  w.field("request_timeout", l.request_timeout);
   w.field("idle_timeout", l.idle_timeout);
   w.end_object();
 }

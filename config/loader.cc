@@ -36,9 +36,11 @@ constexpr std::string_view kAccessLogKeys[] = {"path", "format"};
 constexpr std::string_view kListenerKeys[] = {"name", "address", "limits",         "filters",
                                               "tls",  "http2",   "trusted_proxies"};
 constexpr std::string_view kHttp2Keys[] = {"cleartext", "max_concurrent_streams"};
-constexpr std::string_view kLimitsKeys[] = {
-    "max_connections", "max_request_header_bytes", "max_request_headers", "max_request_body_bytes",
-    "max_uri_bytes",   "header_timeout",           "idle_timeout"};
+constexpr std::string_view kLimitsKeys[] = {"max_connections",          "max_connections_per_ip",
+                                            "max_request_header_bytes", "max_request_headers",
+                                            "max_request_body_bytes",   "max_uri_bytes",
+                                            "header_timeout",           "body_timeout",
+                                            "request_timeout",          "idle_timeout"};
 constexpr std::string_view kClusterKeys[] = {"name",
                                              "endpoints",
                                              "lb",
@@ -491,6 +493,11 @@ void Loader::load_limits(const Field& f, Limits& limits) {
       limits.max_connections = static_cast<uint32_t>(*n);
     }
   }
+  if (const Field* v = m.get("max_connections_per_ip")) {
+    if (auto n = read_integer(diag_, *v, 0, 1'000'000)) {
+      limits.max_connections_per_ip = static_cast<uint32_t>(*n);
+    }
+  }
   if (const Field* v = m.get("max_request_header_bytes")) {
     if (auto n = read_size(diag_, *v, 1, 8 * kMiB)) limits.max_request_header_bytes = *n;
   }
@@ -509,6 +516,12 @@ void Loader::load_limits(const Field& f, Limits& limits) {
   }
   if (const Field* v = m.get("header_timeout")) {
     if (auto d = read_duration(diag_, *v, /*allow_zero=*/false)) limits.header_timeout = *d;
+  }
+  if (const Field* v = m.get("body_timeout")) {
+    if (auto d = read_duration(diag_, *v, /*allow_zero=*/false)) limits.body_timeout = *d;
+  }
+  if (const Field* v = m.get("request_timeout")) {
+    if (auto d = read_duration(diag_, *v, /*allow_zero=*/true)) limits.request_timeout = *d;
   }
   if (const Field* v = m.get("idle_timeout")) {
     if (auto d = read_duration(diag_, *v, /*allow_zero=*/false)) limits.idle_timeout = *d;

@@ -145,6 +145,32 @@ TEST(Errors, Durations) {
                   std::string("t.yaml:8:37: timeout: invalid duration '-1s'") + kBadDuration));
 }
 
+TEST(Errors, ConnectionLimitsAndRequestTimeouts) {
+  EXPECT_THAT(
+      errors_of("listeners:\n"
+                "  - name: l\n"
+                "    address: 127.0.0.1:80\n"
+                "    limits:\n"
+                "      max_connections: 0\n"
+                "      max_connections_per_ip: -1\n"
+                "      body_timeout: 0s\n"
+                "      request_timeout: 30\n"
+                "  - name: m\n"
+                "    address: 127.0.0.1:81\n"
+                "    limits: { max_connections_per_ip: 1000001, body_timeout: soon, "
+                "request_timeout: -5s, max_conections_per_ip: 3 }\n"),
+      ElementsAre(
+          "t.yaml:5:24: max_connections: must be from 1 to 1000000, got 0",
+          "t.yaml:6:31: max_connections_per_ip: must be from 0 to 1000000, got -1",
+          "t.yaml:7:21: body_timeout: must be greater than 0",
+          std::string("t.yaml:8:24: request_timeout: invalid duration '30'") + kBadDuration,
+          "t.yaml:11:39: max_connections_per_ip: must be from 0 to 1000000, got 1000001",
+          std::string("t.yaml:11:62: body_timeout: invalid duration 'soon'") + kBadDuration,
+          std::string("t.yaml:11:85: request_timeout: invalid duration '-5s'") + kBadDuration,
+          "t.yaml:11:90: unknown key 'max_conections_per_ip' in limits (did you mean "
+          "'max_connections_per_ip'?)"));
+}
+
 TEST(Errors, Sizes) {
   EXPECT_THAT(
       errors_of("listeners:\n"

@@ -41,11 +41,14 @@ TEST(Loader, FullConfigParsesEveryKey) {
   EXPECT_EQ(pub.address.host, "0.0.0.0");
   EXPECT_EQ(pub.address.port, 8080);
   EXPECT_EQ(pub.limits.max_connections, 5000u);
+  EXPECT_EQ(pub.limits.max_connections_per_ip, 20u);
   EXPECT_EQ(pub.limits.max_request_header_bytes, 32u * 1024);
   EXPECT_EQ(pub.limits.max_request_headers, 50u);
   EXPECT_EQ(pub.limits.max_request_body_bytes, 1'000'000u);
   EXPECT_EQ(pub.limits.max_uri_bytes, 4096u);
   EXPECT_EQ(pub.limits.header_timeout, seconds(5));
+  EXPECT_EQ(pub.limits.body_timeout, seconds(30));
+  EXPECT_EQ(pub.limits.request_timeout, minutes(2));
   EXPECT_EQ(pub.limits.idle_timeout, minutes(2));
   EXPECT_TRUE(pub.filters.empty());
   EXPECT_EQ(c.listeners[1].name, "local6");
@@ -189,11 +192,14 @@ TEST(Loader, MinimalConfigGetsDefaults) {
   EXPECT_EQ(c.access_log.format, "json");
   const Limits& l = c.listeners[0].limits;
   EXPECT_EQ(l.max_connections, 10000u);
+  EXPECT_EQ(l.max_connections_per_ip, 0u);  // no limit
   EXPECT_EQ(l.max_request_header_bytes, 64u * 1024);
   EXPECT_EQ(l.max_request_headers, 100u);
   EXPECT_EQ(l.max_request_body_bytes, 10u * 1024 * 1024);
   EXPECT_EQ(l.max_uri_bytes, 8u * 1024);
   EXPECT_EQ(l.header_timeout, seconds(10));
+  EXPECT_EQ(l.body_timeout, seconds(60));
+  EXPECT_EQ(l.request_timeout, seconds(0));  // no limit
   EXPECT_EQ(l.idle_timeout, seconds(60));
   EXPECT_EQ(c.routes[0].timeout, seconds(15));
   EXPECT_EQ(c.routes[0].match.path.kind, PathMatch::Kind::any);
@@ -384,6 +390,29 @@ TEST(Loader, BodyLimitZeroMeansUnlimitedAndDrainMayBeZero) {
   ASSERT_TRUE(r.config) << all_errors(r);
   EXPECT_EQ(r.config->drain_timeout, milliseconds(0));
   EXPECT_EQ(r.config->listeners[0].limits.max_request_body_bytes, 0u);
+}
+
+TEST(Loader, ConnectionLimitsAndRequestTimeouts) {
+  const LoadResult r = load_string(
+      "listeners:\n"
+      "  - name: l\n"
+      "    address: 127.0.0.1:80\n"
+      "    limits: { max_connections: 1, max_connections_per_ip: 1000000, body_timeout: 250ms,\n"
+      "              request_timeout: 1h }\n"
+      "  - { name: m, address: 127.0.0.1:81, limits: { max_connections_per_ip: 0, "
+      "request_timeout: 0s } }\n",
+      "c.yaml");
+  ASSERT_TRUE(r.config) << all_errors(r);
+  const Limits& l = r.config->listeners[0].limits;
+  EXPECT_EQ(l.max_connections, 1u);
+  EXPECT_EQ(l.max_connections_per_ip, 1'000'000u);
+  EXPECT_EQ(l.body_timeout, milliseconds(250));
+  EXPECT_EQ(l.request_timeout, hours(1));
+  EXPECT_EQ(l.idle_timeout, seconds(60));  // no longer stands in for the body timeout
+  const Limits& m = r.config->listeners[1].limits;
+  EXPECT_EQ(m.max_connections_per_ip, 0u);  // 0: no limit
+  EXPECT_EQ(m.request_timeout, milliseconds(0));
+  EXPECT_EQ(m.body_timeout, seconds(60));
 }
 
 TEST(Loader, EmptyDocumentIsAnEmptyConfigWithAWarning) {
