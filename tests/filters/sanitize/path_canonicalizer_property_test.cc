@@ -1,0 +1,295 @@
+// Laws of canonicalize_path for random paths (RapidCheck). Paths are built from pieces that
+// matter to a normalizer (dots, slashes, escapes of dots and slashes, path parameters, high
+// bytes) so that most of them hit dot segments and escapes rather than plain names.
+#include <gtest/gtest.h>
+#include <rapidcheck.h>
+#include <rapidcheck/gtest.h>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "filters/sanitize/path_canonicalizer.h"
+
+namespace sluice::sanitize {
+namespace {
+
+using namespace std::string_literals;
+
+// Never refused with the default options.
+const std::vector<std::string> kBenign = {
+    "/",        "/",    "/",      "//",  ".",   "..",  ".",      "..",  "a",     "b",
+    "Z",        "0",    "-",      "_",   "~",   ";",   ";x=1",   "=",   "%2e",   "%2E",
+    ".%2e",     "%2e.", "%2e%2e", "%41", "%61", "%7e", "%c3%a9", "%C3", "%20",   "%3a",
+    "\xC3\xA9", "\xFF", "..;",    ".;",  "%40", "...", "/../",   "/./", "/..;/", "%2E%2e",
+};
+// Refused unless allowed.
+const std::vector<std::string> kEncoded = {"%2F", "%2f", "%5C", "%5c", "%25", "%252e",
+                                           "%3B", "%3b", "%3F", "%23", "%00"};
+// Always refused, with this error, wherever they stand between two pieces.
+const std::vector<std::pair<std::string, PathError>> kRefused = {
+    {"\\", PathError::backslash},           {"#", PathError::fragment},
+    {"\x01", PathError::control_character}, {"\x7F", PathError::control_character},
+    {"\0"s, PathError::control_character},  {"%zz", PathError::bad_escape},
+    {"%g1", PathError::bad_escape},
+};
+
+std::string join(const std::vector<std::string>& pieces) {
+  std::string path = "/";
+  for (const auto& p : pieces) path += p;
+  return path;
+}
+
+std::vector<std::string> gen_pieces(bool with_encoded) {
+  if (!with_encoded)
+    return *rc::gen::container<std::vector<std::string>>(rc::gen::elementOf(kBenign));
+  return *rc::gen::container<std::vector<std::string>>(rc::gen::weightedOneOf<std::string>(
+      {{4, rc::gen::elementOf(kBenign)}, {1, rc::gen::elementOf(kEncoded)}}));
+}
+
+PathOptions allow_all_decode() {
+  PathOptions o;
+  o.allowed_encoded = (1u << kEncodedCharCount) - 1;
+  o.escaped_slashes = PathOptions::EscapedSlashes::decode;
+  return o;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Every valid escape decoded, once.
+std::string decode_once(std::string_view s) {
+  std::string r;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
+      r += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+      i += 2;
+    } else {
+      r += s[i];
+    }
+  }
+  return r;
+}
+
+// RFC 3986 5.2.4, written as the RFC states it (a buffer of input and one of output), as an
+// independent check of the one-pass version.
+std::string remove_dot_segments(std::string in) {
+  std::string out;
+  const auto pop_last = [&out] {
+    const size_t slash = out.rfind('/');
+    out.resize(slash == std::string::npos ? 0 : slash);
+  };
+  while (!in.empty()) {
+    if (in.starts_with("../")) {
+      in.erase(0, 3);
+    } else if (in.starts_with("./")) {
+      in.erase(0, 2);
+    } else if (in.starts_with("/./")) {
+      in.erase(0, 2);
+    } else if (in == "/.") {
+      in = "/";
+    } else if (in.starts_with("/../")) {
+      in.erase(0, 3);
+      pop_last();
+    } else if (in == "/..") {
+      in = "/";
+      pop_last();
+    } else if (in == "." || in == "..") {
+      in.clear();
+    } else {
+      const size_t next = in.find('/', 1);
+      out += in.substr(0, next);
+      in.erase(0, next == std::string::npos ? in.size() : next);
+    }
+  }
+  return out;
+}
+
+// How a backend that decodes the path once sees it: it decodes every escape, may take '\' for
+// '/', merges slashes, drops the parameters of a dot segment (`..;x` is `..` to a servlet
+// container) and resolves dot segments.
+std::string backend_view(std::string_view path, bool backslash_is_slash, bool merge) {
+  std::string decoded = decode_once(path);
+  if (backslash_is_slash) {
+    for (char& c : decoded) c = c == '\\' ? '/' : c;
+  }
+  std::string merged;
+  for (const char c : decoded) {
+    if (!(merge && c == '/' && !merged.empty() && merged.back() == '/')) merged += c;
+  }
+  std::string stripped;
+  size_t start = 0;
+  while (start <= merged.size()) {
+    size_t end = merged.find('/', start);
+    if (end == std::string::npos) end = merged.size();
+    std::string_view segment(merged.data() + start, end - start);
+    if (segment.starts_with("..;")) {
+      segment = "..";
+    } else if (segment.starts_with(".;")) {
+      segment = ".";
+    }
+    stripped += segment;
+    if (end < merged.size()) stripped += '/';
+    start = end + 1;
+  }
+  return remove_dot_segments(stripped);
+}
+
+bool is_upper_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); }
+
+// What every accepted path looks like when normalize_path is on.
+void check_canonical(const std::string& path, bool merge) {
+  RC_ASSERT(!path.empty());
+  RC_ASSERT(path.front() == '/');
+  if (merge) RC_ASSERT(path.find("//") == std::string::npos);
+  for (size_t i = 0; i < path.size(); ++i) {
+    const auto c = static_cast<unsigned char>(path[i]);
+    RC_ASSERT(c >= 0x20);
+    RC_ASSERT(c < 0x7F);
+    RC_ASSERT(c != '\\');
+    RC_ASSERT(c != '#');
+    if (c == '%') {
+      RC_ASSERT(i + 2 < path.size());
+      RC_ASSERT(is_upper_hex(path[i + 1]));
+      RC_ASSERT(is_upper_hex(path[i + 2]));
+      const char decoded = static_cast<char>(hex_value(path[i + 1]) * 16 + hex_value(path[i + 2]));
+      const bool unreserved = (decoded >= 'a' && decoded <= 'z') ||
+                              (decoded >= 'A' && decoded <= 'Z') ||
+                              (decoded >= '0' && decoded <= '9') || decoded == '-' ||
+                              decoded == '.' || decoded == '_' || decoded == '~';
+      RC_ASSERT(!unreserved);
+    }
+  }
+  size_t start = 1;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    const std::string_view segment(path.data() + start, end - start);
+    for (const std::string_view dot : {".", ".."}) {
+      RC_ASSERT(segment != dot);
+      if (segment.starts_with(dot)) {
+        const std::string_view rest = segment.substr(dot.size());
+        RC_ASSERT(!rest.starts_with(";"));
+        RC_ASSERT(!rest.starts_with("%3B"));
+      }
+    }
+    start = end + 1;
+  }
+}
+
+RC_GTEST_PROP(PathCanonicalizerProperty, DefaultOptionsCanonicalAndAgreeWithBackend, ()) {
+  const std::string in = join(gen_pieces(false));
+  const PathOptions options;
+  const PathResult r = canonicalize_path(in, options);
+  RC_ASSERT(r.error == PathError::none);
+  check_canonical(r.path, true);
+  RC_ASSERT(canonicalize_path(r.path, options).path == r.path);
+  // A backend that decodes once, merges and resolves routes on what we routed on: both from
+  // our output and from the client's original path.
+  const std::string routed = decode_once(r.path);
+  RC_ASSERT(backend_view(r.path, true, true) == routed);
+  RC_ASSERT(backend_view(in, true, true) == routed);
+}
+
+RC_GTEST_PROP(PathCanonicalizerProperty, AllowAllDecodeCanonicalAndIdempotent, ()) {
+  const std::string in = join(gen_pieces(true));
+  const PathOptions options = allow_all_decode();
+  const PathResult r = canonicalize_path(in, options);
+  RC_ASSERT(r.error == PathError::none);
+  check_canonical(r.path, true);
+  RC_ASSERT(canonicalize_path(r.path, options).path == r.path);
+  // %5C is allowed and kept: only a backend that does not take '\' for '/' agrees. %25 is
+  // kept, so decoding once more does not reach a second layer.
+  RC_ASSERT(backend_view(in, false, true) == decode_once(r.path));
+}
+
+RC_GTEST_PROP(PathCanonicalizerProperty, AnyOptionsIdempotent, ()) {
+  PathOptions options;
+  options.normalize_path = *rc::gen::arbitrary<bool>();
+  options.merge_slashes = *rc::gen::arbitrary<bool>();
+  options.allowed_encoded = *rc::gen::inRange<uint8_t>(0, 1u << kEncodedCharCount);
+  options.escaped_slashes =
+      *rc::gen::element(PathOptions::EscapedSlashes::keep, PathOptions::EscapedSlashes::decode);
+  const std::string in = join(gen_pieces(true));
+  const PathResult r = canonicalize_path(in, options);
+  if (r.error != PathError::none) {
+    RC_ASSERT(r.path.empty());
+    RC_ASSERT(r.error == PathError::encoded_character);
+    RC_ASSERT(!options.allows(r.encoded));
+    return;
+  }
+  const PathResult again = canonicalize_path(r.path, options);
+  RC_ASSERT(again.error == PathError::none);
+  RC_ASSERT(again.path == r.path);
+  if (options.normalize_path) check_canonical(r.path, options.merge_slashes);
+  if (options.merge_slashes) RC_ASSERT(r.path.find("//") == std::string::npos);
+  const bool decodes_slashes = options.allows(EncodedChar::slash) &&
+                               options.escaped_slashes == PathOptions::EscapedSlashes::decode;
+  if (options.normalize_path) {
+    // A backend that decodes once agrees unless it decodes an escape we kept into a separator.
+    const bool keeps_slashes = options.allows(EncodedChar::slash) && !decodes_slashes;
+    if (!options.allows(EncodedChar::backslash) && !keeps_slashes) {
+      RC_ASSERT(backend_view(in, true, options.merge_slashes) == decode_once(r.path));
+    }
+  } else {
+    // Without normalize_path: the input with %2F decoded if asked and slashes merged if asked,
+    // and nothing else.
+    std::string expected;
+    for (size_t i = 0; i < in.size(); ++i) {
+      char c = in[i];
+      if (c == '%') {
+        const std::string_view escape(in.data() + i, 3);
+        i += 2;
+        if (!decodes_slashes || (escape != "%2F" && escape != "%2f")) {
+          expected += escape;
+          continue;
+        }
+        c = '/';
+      }
+      if (!(options.merge_slashes && c == '/' && expected.ends_with('/'))) expected += c;
+    }
+    RC_ASSERT(r.path == expected);
+  }
+}
+
+RC_GTEST_PROP(PathCanonicalizerProperty, RefusedPieceRefusesThePath, ()) {
+  auto pieces = gen_pieces(false);
+  const auto [bad, error] = *rc::gen::elementOf(kRefused);
+  const size_t at = *rc::gen::inRange<size_t>(0, pieces.size() + 1);
+  pieces.insert(pieces.begin() + static_cast<std::ptrdiff_t>(at), bad);
+  const std::string in = join(pieces);
+  for (const PathOptions& options : {PathOptions{}, allow_all_decode()}) {
+    const PathResult r = canonicalize_path(in, options);
+    RC_ASSERT(r.error == error);
+    RC_ASSERT(r.path.empty());
+  }
+}
+
+RC_GTEST_PROP(PathCanonicalizerProperty, PlainPathsUnchanged, ()) {
+  static const std::string kUnreserved =
+      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~";
+  const auto segments = *rc::gen::container<std::vector<std::string>>(rc::gen::suchThat(
+      rc::gen::nonEmpty(rc::gen::container<std::string>(rc::gen::elementOf(kUnreserved))),
+      [](const std::string& s) { return s != "." && s != ".."; }));
+  std::string in;
+  for (const auto& s : segments) in += "/" + s;
+  if (in.empty() || *rc::gen::arbitrary<bool>()) in += "/";
+  PathOptions no_normalize;
+  no_normalize.normalize_path = false;
+  PathOptions no_merge;
+  no_merge.merge_slashes = false;
+  for (const PathOptions& options : {PathOptions{}, allow_all_decode(), no_normalize, no_merge}) {
+    const PathResult r = canonicalize_path(in, options);
+    RC_ASSERT(r.error == PathError::none);
+    RC_ASSERT(r.path == in);
+  }
+}
+
+}  // namespace
+}  // namespace sluice::sanitize
