@@ -9,6 +9,7 @@ import hashlib
 import json
 import signal
 import socket
+import ssl
 import subprocess
 import time
 
@@ -304,6 +305,67 @@ def frames(data: bytes) -> list:
         out.append(frame)
         data = data[9 + length:]
     return out
+
+
+def get_block(scheme: str) -> bytes:
+    """GET / on `scheme` with :authority "test", in HPACK that leaves the dynamic table alone
+    (static entries, a literal without indexing), so it can be sent on any stream in any order."""
+    return bytes([0x82, 0x84, 0x87 if scheme == "https" else 0x86, 0x01, 0x04]) + b"test"
+
+
+def read_until_closed(sock: socket.socket, timeout: float = 5) -> tuple[bytes, bool]:
+    """What the server sends until it closes (True) or goes quiet for `timeout` (False)."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except (ConnectionResetError, ssl.SSLError):
+        pass
+    except socket.timeout:
+        return data, False
+    return data, True
+
+
+def test_headers_on_a_stream_id_below_a_previous_one_is_a_connection_error(backend, start_sluice,
+                                                                           pki):
+    # h2spec http2/5.1.1/2, on the TLS listener as h2spec runs it. Opening stream 5 closes idle
+    # streams 1 and 3 for good, so HEADERS on 3 afterwards are a connection error of type
+    # PROTOCOL_ERROR (RFC 9113 §5.1.1). nghttp2 alone ignores them: stream 5 was answered and
+    # no GOAWAY came.
+    config = basic_config(backend)
+    config["listeners"][0]["tls"] = {"certificates": [pki.default]}
+    s = start_sluice(config)
+    context = ssl.create_default_context(cafile=str(pki.ca_file))
+    context.set_alpn_protocols(["h2"])
+    sock = context.wrap_socket(socket.create_connection((HOST, s.port), timeout=10),
+                               server_hostname="localhost.example.com")
+    assert sock.selected_alpn_protocol() == "h2"
+    block = get_block("https")
+    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"") +
+                 frame(1, 0x5, 5, block) + frame(1, 0x5, 3, block))  # END_STREAM | END_HEADERS
+    raw, closed = read_until_closed(sock)
+    got = frames(raw)
+    goaway = [f for f in got if isinstance(f, hyperframe.frame.GoAwayFrame)]
+    assert goaway, [(type(f).__name__, f.stream_id) for f in got]
+    assert goaway[0].error_code == 1  # PROTOCOL_ERROR
+    assert goaway[0].last_stream_id == 5
+    assert closed
+    # Stream 3 never reached the backend (stream 5 may have: it is within the GOAWAY).
+    assert backend.stats()["requests"] <= 2
+
+
+def test_a_client_may_skip_stream_ids(backend, start_sluice):
+    # The other side of the rule above: gaps going upwards are fine.
+    s = start_sluice(h2c_config(backend))
+    c = H2Client(s.port)
+    first = c.request("/")
+    c.conn.send_headers(7, [(":method", "GET"), (":path", "/"), (":scheme", "http"),
+                            (":authority", "test")], end_stream=True)
+    c.flush()
+    c.pump(lambda: c.of(h2.events.StreamEnded, first) and c.of(h2.events.StreamEnded, 7))
+    assert c.of(h2.events.ResponseReceived, first) and c.of(h2.events.ResponseReceived, 7)
+    assert not c.of(h2.events.ConnectionTerminated)
 
 
 def test_sigterm_sends_goaway_and_lets_streams_finish(backend, start_sluice):

@@ -16,6 +16,7 @@ namespace {
 constexpr size_t kHighWatermark = 256 * 1024;  // response bytes queued per stream
 constexpr size_t kLowWatermark = 64 * 1024;
 constexpr int32_t kInitialWindow = 64 * 1024;  // request body bytes in flight per stream
+constexpr size_t kMaxSkippedRanges = 16;       // per connection; see Http2Codec::skipped_ids_
 
 // Reused to submit header blocks; nghttp2 copies what it points to.
 thread_local std::vector<nghttp2_nv> t_nva;
@@ -268,6 +269,18 @@ struct Http2Callbacks {
     return it == c.streams_.end() ? nullptr : it->second.get();
   }
 
+  // nghttp2 ignores HEADERS on a client stream id below the highest one it has seen unless it
+  // still holds that stream as closed: it cannot tell them from trailers that crossed our
+  // RST_STREAM on the wire, which must be ignored (RFC 9113 §5.1). So "stream 5, then 3"
+  // went unnoticed, stream 5 was answered and no GOAWAY came (h2spec http2/5.1.1/2). An id the
+  // client skipped was never opened, so HEADERS on it are the connection error of §5.1.1 for
+  // certain. Checked on the frame header, before nghttp2 processes (and drops) the frame.
+  static int on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* p) {
+    if (hd->type != NGHTTP2_HEADERS || hd->stream_id % 2 == 0) return 0;  // even: nghttp2's
+    // A callback failure ends receive(), which sends GOAWAY(PROTOCOL_ERROR) and closes.
+    return codec(p).check_client_stream_id(hd->stream_id) ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
+  }
+
   static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* p) {
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
       return 0;
@@ -333,6 +346,7 @@ Http2Codec::Http2Codec(Env env, const Http2Settings& settings)
     : env_(std::move(env)), settings_(settings) {
   nghttp2_session_callbacks* cbs = nullptr;
   nghttp2_session_callbacks_new(&cbs);
+  nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, Http2Callbacks::on_begin_frame);
   nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, Http2Callbacks::on_begin_headers);
   nghttp2_session_callbacks_set_on_header_callback(cbs, Http2Callbacks::on_header);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, Http2Callbacks::on_frame_recv);
@@ -401,6 +415,20 @@ void Http2Codec::shutdown() {
 void Http2Codec::reset_all(std::string_view reason) {
   for (auto& [id, s] : streams_) s->closed(NGHTTP2_CANCEL);
   (void)reason;
+}
+
+bool Http2Codec::check_client_stream_id(int32_t id) {
+  if (id > last_client_stream_) {
+    // A new stream (nghttp2 may still refuse it, but the id is used up either way).
+    if (id > last_client_stream_ + 2) {
+      if (skipped_ids_.size() == kMaxSkippedRanges) skipped_ids_.erase(skipped_ids_.begin());
+      skipped_ids_.emplace_back(last_client_stream_ + 2, id - 2);
+    }
+    last_client_stream_ = id;
+    return true;
+  }
+  return std::none_of(skipped_ids_.begin(), skipped_ids_.end(),
+                      [id](const auto& r) { return id >= r.first && id <= r.second; });
 }
 
 void Http2Codec::schedule_cleanup() {

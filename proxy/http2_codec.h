@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -63,6 +64,9 @@ class Http2Codec {
   friend class Http2Stream;
   friend struct Http2Callbacks;  // nghttp2's C callbacks, in the .cc
   void schedule_cleanup();
+  // A HEADERS frame's header arrived on client stream `id`: false if that id is one the client
+  // skipped, i.e. a stream it can no longer open (RFC 9113 §5.1.1).
+  bool check_client_stream_id(int32_t id);
 
   Env env_;
   Http2Settings settings_;
@@ -71,6 +75,11 @@ class Http2Codec {
   std::vector<std::unique_ptr<Http2Stream>> closed_;  // destroyed by a posted handler
   bool cleanup_posted_ = false;
   bool failed_ = false;  // a connection error was seen
+  // Client stream ids: the highest a HEADERS frame came on, and the ids passed over on the way
+  // there as [first, last] ranges (opening 5 first closes 1 and 3 for good). Clients count up
+  // without gaps, so this is normally empty; a client making gaps has the oldest forgotten.
+  int32_t last_client_stream_ = -1;
+  std::vector<std::pair<int32_t, int32_t>> skipped_ids_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
