@@ -101,6 +101,9 @@ sluice is running on http://127.0.0.1:8080 (admin on 127.0.0.1:9901). Try:
   curl http://127.0.0.1:9901/ratelimits     # rate-limit rules and their key counts
   curl http://127.0.0.1:9901/clusters       # hosts: health, ejection, requests in flight
   curl -i http://127.0.0.1:8080/hello       # answered by sluice itself
+  curl -i --path-as-is http://127.0.0.1:8080/x/../hello   # canonical path: routed as /hello
+  curl -i http://127.0.0.1:8080/a%2Fb       # 400: an encoded slash is refused by default
+  curl -i http://127.0.0.1:8080/.git/config # 404 from the quickstart's deny rule
   curl -i --http2-prior-knowledge http://127.0.0.1:8080/   # GET / over HTTP/2 (h2c)
   curl -i http://127.0.0.1:8080/old/page    # 301 redirect
   curl -i http://127.0.0.1:8080/delay/500   # a slow backend response

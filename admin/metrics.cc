@@ -57,6 +57,7 @@ struct Totals {
   // Per rule: allowed, limited, would_limit, skipped, error.
   std::map<std::string, std::array<uint64_t, 5>> rate_limits;
   uint64_t redis_errors = 0;
+  std::map<std::pair<std::string, std::string>, uint64_t> sanitize_rejections;
 };
 
 void add_status(std::array<uint64_t, 5>& to, const StatusCounters& from) {
@@ -121,6 +122,9 @@ Totals sum_workers(const AdminContext& ctx, const std::vector<const WorkerStats*
       }
     });
     totals.redis_errors += worker->redis_errors.value();
+    worker->visit_sanitize([&](const WorkerStats::SanitizeRejections& rejections) {
+      for (const auto& [key, c] : rejections) totals.sanitize_rejections[key] += c.value();
+    });
   }
   return totals;
 }
@@ -333,6 +337,15 @@ std::vector<MetricFamily> collect_metrics(const AdminContext& ctx) {
   redis_errors.metric.push_back(
       sample({}, static_cast<double>(totals.redis_errors), MetricType::Counter));
 
+  auto sanitize = family("sluice_sanitize_rejections_total",
+                         "Requests the sanitize filter refused, by listener and reason (a path "
+                         "error such as encoded_character, underscore_header, or deny:RULE).",
+                         MetricType::Counter);
+  for (const auto& [key, n] : totals.sanitize_rejections) {
+    sanitize.metric.push_back(sample({{"listener", key.first}, {"reason", key.second}},
+                                     static_cast<double>(n), MetricType::Counter));
+  }
+
   std::vector<MetricFamily> out;
   for (MetricFamily* f :
        {&workers,  &reloads,           &requests,         &active,       &accepted,
@@ -343,6 +356,7 @@ std::vector<MetricFamily> collect_metrics(const AdminContext& ctx) {
   }
   if (!handshakes.metric.empty()) out.push_back(std::move(handshakes));  // no TLS: no family
   if (!decisions.metric.empty()) out.push_back(std::move(decisions));
+  if (!sanitize.metric.empty()) out.push_back(std::move(sanitize));
   return out;
 }
 

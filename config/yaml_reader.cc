@@ -165,6 +165,17 @@ std::optional<std::string> read_nonempty(Diagnostics& diag, const Field& f) {
   return s;
 }
 
+std::optional<std::string> read_choice(Diagnostics& diag, const Field& f,
+                                       std::span<const std::string_view> choices) {
+  std::optional<std::string> s = read_nonempty(diag, f);
+  if (!s) return std::nullopt;
+  if (std::find(choices.begin(), choices.end(), *s) == choices.end()) {
+    diag.error(f.mark(), f.name + ": unknown value " + quote(*s) + hint(*s, choices));
+    return std::nullopt;
+  }
+  return s;
+}
+
 std::optional<bool> read_bool(Diagnostics& diag, const Field& f) {
   const std::optional<std::string_view> s = scalar(diag, f, "true or false");
   if (!s) return std::nullopt;

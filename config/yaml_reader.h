@@ -88,6 +88,9 @@ bool expect_list(Diagnostics& diag, const Field& f);
 std::optional<std::string> read_string(Diagnostics& diag, const Field& f);
 // A string that must not be empty.
 std::optional<std::string> read_nonempty(Diagnostics& diag, const Field& f);
+// One of `choices`; otherwise "unknown value 'x'" with a hint.
+std::optional<std::string> read_choice(Diagnostics& diag, const Field& f,
+                                       std::span<const std::string_view> choices);
 std::optional<bool> read_bool(Diagnostics& diag, const Field& f);
 std::optional<int64_t> read_integer(Diagnostics& diag, const Field& f, int64_t min, int64_t max);
 std::optional<Duration> read_duration(Diagnostics& diag, const Field& f, bool allow_zero);

@@ -13,6 +13,8 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <utility>
 
 namespace sluice {
 
@@ -112,6 +114,17 @@ class WorkerStats {
   // Redis calls of rate limits that failed: no reply (timeout, connection failure, breaker
   // open) or an error reply.
   Counter redis_errors;
+  // Requests the sanitize filter refused, by listener and reason
+  // (sluice_sanitize_rejections_total{listener,reason}); refusals are rare, so a lookup by
+  // name each time is fine.
+  Counter& sanitize_rejection(const std::string& listener, std::string_view reason) {
+    return scope(sanitize_rejections_, std::pair{listener, std::string(reason)});
+  }
+  using SanitizeRejections = std::map<std::pair<std::string, std::string>, Counter>;
+  void visit_sanitize(const std::function<void(const SanitizeRejections&)>& fn) const {
+    std::lock_guard lock(mutex_);
+    fn(sanitize_rejections_);
+  }
 
   // Called by the admin thread; `fn` runs with the scope maps locked against insertion.
   void visit(const std::function<void(const std::map<std::string, ListenerStats>&,
@@ -127,8 +140,8 @@ class WorkerStats {
   }
 
  private:
-  template <typename T>
-  T& scope(std::map<std::string, T>& map, const std::string& name) {
+  template <typename K, typename T>
+  T& scope(std::map<K, T>& map, const K& name) {
     auto it = map.find(name);
     if (it != map.end()) return it->second;
     std::lock_guard lock(mutex_);
@@ -140,6 +153,7 @@ class WorkerStats {
   std::map<std::string, ClusterStats> clusters_;
   std::map<std::string, RouteStats> routes_;
   std::map<std::string, RateLimitStats> rate_limits_;
+  SanitizeRejections sanitize_rejections_;
 };
 
 }  // namespace sluice

@@ -10,13 +10,15 @@ std::shared_ptr<const FilterChainFactory> FilterChainFactory::build(
     const config::Config& config, const config::Listener& listener,
     std::shared_ptr<const router::RouteTable> routes, RuntimeState& runtime, std::string* error) {
   std::vector<std::string> names = listener.filters;
+  std::vector<std::string> first;
   for (const FilterRegistration& r : FilterRegistry::all()) {
     const config::FilterConfig* fc = config.filter_config(r.schema.name);
     if (!fc || !r.applies_to || !r.applies_to(*fc, listener)) continue;
     if (std::find(names.begin(), names.end(), r.schema.name) == names.end()) {
-      names.push_back(r.schema.name);
+      (r.runs_first ? first : names).push_back(r.schema.name);
     }
   }
+  names.insert(names.begin(), first.begin(), first.end());
   std::vector<FilterFactoryPtr> factories;
   FactoryContext context{config, listener, runtime};
   for (const std::string& name : names) {

@@ -4,6 +4,7 @@
 
 #include "filters/rate_limit/rate_limit_filter.h"
 #include "filters/router/router_filter.h"
+#include "filters/sanitize/sanitize_filter.h"
 
 namespace sluice {
 namespace {
@@ -43,6 +44,7 @@ const FilterRegistration* FilterRegistry::terminal() {
 void register_builtin_filters() {
   static std::once_flag once;
   std::call_once(once, [] {
+    FilterRegistry::add(sanitize::registration());
     FilterRegistry::add(rate_limit::registration());
     FilterRegistry::add(router::registration());
   });

@@ -35,6 +35,9 @@ struct FilterRegistration {
   // Whether the filter runs on `listener` although the listener does not list it in
   // `filters:` (because its config applies there). Null: only when listed.
   std::function<bool(const config::FilterConfig&, const config::Listener&)> applies_to;
+  // When it runs although not listed: before the listed filters (sanitize, whose canonical
+  // path the others must see) rather than after them.
+  bool runs_first = false;
   // The factory for one listener's chain; null with `error` set if it cannot be built.
   std::function<FilterFactoryPtr(const config::FilterConfig&, FactoryContext&, std::string* error)>
       make_factory;

@@ -78,18 +78,6 @@ std::optional<KeyPart> parse_key_part(Diagnostics& diag, const Field& f) {
   return std::nullopt;
 }
 
-std::optional<std::string> read_choice(Diagnostics& diag, const Field& f,
-                                       std::span<const std::string_view> choices) {
-  auto s = config::detail::read_nonempty(diag, f);
-  if (!s) return std::nullopt;
-  if (std::find(choices.begin(), choices.end(), *s) == choices.end()) {
-    diag.error(f.mark(),
-               f.name + ": unknown value " + quote(*s) + config::detail::hint(*s, choices));
-    return std::nullopt;
-  }
-  return s;
-}
-
 std::optional<Rule> parse_rule(Diagnostics& diag, const YAML::Node& node,
                                std::map<std::string, YAML::Mark>& names) {
   MapReader m(diag, Field::item("rate limit", node), "rate limit", kRuleKeys);
@@ -158,14 +146,14 @@ std::optional<Rule> parse_rule(Diagnostics& diag, const YAML::Node& node,
     }
   }
   if (const Field* f = m.get("scope")) {
-    if (auto s = read_choice(diag, *f, kScopes)) {
+    if (auto s = config::detail::read_choice(diag, *f, kScopes)) {
       rule.scope = *s == "global" ? Rule::Scope::global : Rule::Scope::local;
     } else {
       ok = false;
     }
   }
   if (const Field* f = m.get("mode")) {
-    if (auto s = read_choice(diag, *f, kModes)) {
+    if (auto s = config::detail::read_choice(diag, *f, kModes)) {
       rule.mode = *s == "shadow" ? Rule::Mode::shadow : Rule::Mode::enforce;
     } else {
       ok = false;
@@ -228,7 +216,7 @@ std::optional<RedisSettings> parse_redis(Diagnostics& diag, const Field& f) {
     }
   }
   if (const Field* e = m.get("on_error")) {
-    if (auto s = read_choice(diag, *e, kOnError)) {
+    if (auto s = config::detail::read_choice(diag, *e, kOnError)) {
       redis.allow_on_error = *s == "allow";
     } else {
       ok = false;

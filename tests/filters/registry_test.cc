@@ -64,8 +64,12 @@ TEST_F(RegistryTest, TheRouterIsImplicitAndCannotBeListed) {
   EXPECT_EQ(FilterRegistry::terminal()->schema.name, "router");
 }
 
-TEST_F(RegistryTest, ARouterOnlyChainWithoutFilterConfig) {
+TEST_F(RegistryTest, SanitizeAndRouterWithoutFilterConfig) {
+  // sanitize is on by default, first; the router always last.
   EXPECT_THAT(chains("listeners: [{ name: a, address: 127.0.0.1:8080 }]\n"),
+              ElementsAre(ElementsAre("sanitize", "router")));
+  EXPECT_THAT(chains("listeners: [{ name: a, address: 127.0.0.1:8080 }]\n"
+                     "sanitize: { enabled: false }\n"),
               ElementsAre(ElementsAre("router")));
 }
 
@@ -75,23 +79,24 @@ TEST_F(RegistryTest, RateLimitRunsWhereItsRulesApply) {
                      "  - { name: a, address: 127.0.0.1:8080, rate_limits: [r] }\n"
                      "  - { name: b, address: 127.0.0.1:8081 }\n"
                      "rate_limits: [{ name: r, key: [client_ip], rate: 1/s }]\n"),
-              ElementsAre(ElementsAre("rate_limit", "router"), ElementsAre("router")));
+              ElementsAre(ElementsAre("sanitize", "rate_limit", "router"),
+                          ElementsAre("sanitize", "router")));
   // Route rules: on every listener, since any listener may serve the route.
-  EXPECT_THAT(
-      chains("listeners:\n"
-             "  - { name: a, address: 127.0.0.1:8080 }\n"
-             "  - { name: b, address: 127.0.0.1:8081 }\n"
-             "routes: [{ name: x, respond: { status: 200 }, rate_limits: [r] }]\n"
-             "rate_limits: [{ name: r, key: [client_ip], rate: 1/s }]\n"),
-      ElementsAre(ElementsAre("rate_limit", "router"), ElementsAre("rate_limit", "router")));
+  EXPECT_THAT(chains("listeners:\n"
+                     "  - { name: a, address: 127.0.0.1:8080 }\n"
+                     "  - { name: b, address: 127.0.0.1:8081 }\n"
+                     "routes: [{ name: x, respond: { status: 200 }, rate_limits: [r] }]\n"
+                     "rate_limits: [{ name: r, key: [client_ip], rate: 1/s }]\n"),
+              ElementsAre(ElementsAre("sanitize", "rate_limit", "router"),
+                          ElementsAre("sanitize", "rate_limit", "router")));
   // Listed explicitly: runs even without rules of its own, once.
-  EXPECT_THAT(
-      chains("listeners:\n"
-             "  - { name: a, address: 127.0.0.1:8080, filters: [rate_limit], "
-             "rate_limits: [r] }\n"
-             "  - { name: b, address: 127.0.0.1:8081, filters: [rate_limit] }\n"
-             "rate_limits: [{ name: r, key: [client_ip], rate: 1/s }]\n"),
-      ElementsAre(ElementsAre("rate_limit", "router"), ElementsAre("rate_limit", "router")));
+  EXPECT_THAT(chains("listeners:\n"
+                     "  - { name: a, address: 127.0.0.1:8080, filters: [rate_limit], "
+                     "rate_limits: [r] }\n"
+                     "  - { name: b, address: 127.0.0.1:8081, filters: [rate_limit] }\n"
+                     "rate_limits: [{ name: r, key: [client_ip], rate: 1/s }]\n"),
+              ElementsAre(ElementsAre("sanitize", "rate_limit", "router"),
+                          ElementsAre("sanitize", "rate_limit", "router")));
 }
 
 TEST_F(RegistryTest, TrustedProxiesAreCompiledIntoTheChain) {
