@@ -19,6 +19,7 @@
 #include <string_view>
 
 #include "filters/sanitize/path_canonicalizer.h"
+#include "tests/filters/sanitize/reference_path.h"
 
 namespace {
 
@@ -27,6 +28,7 @@ using sluice::sanitize::EncodedChar;
 using sluice::sanitize::PathError;
 using sluice::sanitize::PathOptions;
 using sluice::sanitize::PathResult;
+using namespace sluice::sanitize::reference;
 
 [[noreturn]] void violated(const char* what) {
   std::fprintf(stderr, "path_canonicalizer_fuzz: invariant violated: %s\n", what);
@@ -35,13 +37,6 @@ using sluice::sanitize::PathResult;
 
 void check(bool ok, const char* what) {
   if (!ok) violated(what);
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 bool unreserved(unsigned char c) {
@@ -102,80 +97,6 @@ PathResult reference_verdict(std::string_view path, const PathOptions& options) 
   }
   return r;
 }
-
-std::string decode_once(std::string_view s) {
-  std::string r;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-      r += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
-      i += 2;
-    } else {
-      r += s[i];
-    }
-  }
-  return r;
-}
-
-// RFC 3986 5.2.4 as the RFC words it: an input buffer and an output buffer.
-std::string remove_dot_segments(std::string in) {
-  std::string out;
-  const auto pop_last = [&out] {
-    const size_t slash = out.rfind('/');
-    out.resize(slash == std::string::npos ? 0 : slash);
-  };
-  while (!in.empty()) {
-    if (in.starts_with("../")) {
-      in.erase(0, 3);
-    } else if (in.starts_with("./")) {
-      in.erase(0, 2);
-    } else if (in.starts_with("/./")) {
-      in.erase(0, 2);
-    } else if (in == "/.") {
-      in = "/";
-    } else if (in.starts_with("/../")) {
-      in.erase(0, 3);
-      pop_last();
-    } else if (in == "/..") {
-      in = "/";
-      pop_last();
-    } else if (in == "." || in == "..") {
-      in.clear();
-    } else {
-      const size_t next = in.find('/', 1);
-      out += in.substr(0, next);
-      in.erase(0, next == std::string::npos ? in.size() : next);
-    }
-  }
-  return out;
-}
-
-// A backend that decodes once, takes '\' for '/', merges slashes (if `merge`), reads `..;x`
-// as `..` (servlet containers) and resolves dot segments.
-std::string backend_view(std::string_view path, bool merge) {
-  std::string merged;
-  for (char c : decode_once(path)) {
-    if (c == '\\') c = '/';
-    if (!(merge && c == '/' && !merged.empty() && merged.back() == '/')) merged += c;
-  }
-  std::string stripped;
-  size_t start = 0;
-  while (start <= merged.size()) {
-    size_t end = merged.find('/', start);
-    if (end == std::string::npos) end = merged.size();
-    std::string_view segment(merged.data() + start, end - start);
-    if (segment.starts_with("..;")) {
-      segment = "..";
-    } else if (segment.starts_with(".;")) {
-      segment = ".";
-    }
-    stripped += segment;
-    if (end < merged.size()) stripped += '/';
-    start = end + 1;
-  }
-  return remove_dot_segments(stripped);
-}
-
-bool is_upper_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); }
 
 void check_normalized(const std::string& path) {
   for (size_t i = 0; i < path.size(); ++i) {
@@ -248,7 +169,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     check_normalized(r.path);
     const bool keeps_slashes = options.allows(EncodedChar::slash) && !decodes_slashes;
     if (!options.allows(EncodedChar::backslash) && !keeps_slashes) {
-      check(backend_view(in, options.merge_slashes) == decode_once(r.path),
+      check(backend_view(in, /*backslash_is_slash=*/true, options.merge_slashes) ==
+                decode_once(r.path),
             "a backend decoding once sees another path");
     }
   } else {
