@@ -49,41 +49,6 @@ echo "sluice $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unkn
   "load average $(cut -d' ' -f1-3 /proc/loadavg), backends: 3 x $BACKEND_KIND${BASELINE_BIN:+,}" \
   "${BASELINE_BIN:+baseline $BASELINE_BIN}"
 
-# Three backends, "b1" to "b3", each answering GET / with "hello from bN". Sets BACKEND_PORTS.
-BACKEND_PORTS=()
-start_nginx_backends() {
-  local dir=$WORK/nginx-backends temps="" servers="" m i port
-  mkdir -p "$dir/logs"
-  # Temp paths inside $dir so nginx touches nothing in /var; only for modules compiled in.
-  for m in client_body proxy fastcgi uwsgi scgi; do
-    if [[ $m == client_body || $m == proxy ]] || ! nginx -V 2>&1 | grep -q -- "--without-http_${m}_module"; then
-      temps+="  ${m}_temp_path $dir/${m}_temp;"$'\n'
-    fi
-  done
-  BACKEND_PORTS=()
-  for i in 1 2 3; do
-    port=$(free_port)
-    BACKEND_PORTS+=("$port")
-    servers+="  server { listen $BENCH_HOST:$port; location / { return 200 \"hello from b$i\\n\"; } }"$'\n'
-  done
-  cat >"$dir/nginx.conf" <<EOF
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  default_type text/plain;
-  keepalive_requests 100000000;
-$temps
-$servers}
-EOF
-  start nginx-backends nginx -p "$dir" -e "$dir/logs/error.log" -c "$dir/nginx.conf" \
-    -g 'daemon off;'
-  for port in "${BACKEND_PORTS[@]}"; do
-    wait_ready nginx-backends "$LAST_PID" "$port" || return 1
-  done
-}
 start_test_backends() {
   local i port deadline
   BACKEND_PORTS=()
@@ -102,7 +67,7 @@ start_test_backends() {
   done
 }
 if [[ $BACKEND_KIND == nginx ]]; then
-  with_retries start_nginx_backends || die "the nginx backends did not start"
+  with_retries start_nginx_backends 3 || die "the nginx backends did not start"
 else
   start_test_backends
 fi
@@ -167,50 +132,4 @@ run() { # run TARGET SECONDS OUT
   timeout $(($2 + 30)) wrk -t1 -c"$CONNECTIONS" -d"$2s" --latency -s "$WORK/keys.lua" \
     "http://$BENCH_HOST:${PORT[$1]}/" >"$3" 2>&1
 }
-log "warm-up: ${WARMUP}s per target"
-for t in "${TARGETS[@]}"; do run "$t" "$WARMUP" "$WORK/warmup-$t.txt" || die "wrk failed: $t"; done
-
-hz=$(getconf CLK_TCK)
-declare -A best_rps best_p99 problems cpu_rounds
-printf '\n%-14s %5s %12s %10s %10s  %s\n' target round "requests/s" "p99 ms" "cpu us/req" errors
-for ((r = 1; r <= ROUNDS; r++)); do
-  for t in "${TARGETS[@]}"; do
-    out=$WORK/round$r-$t.txt
-    before=$(cpu_ticks "${PID[$t]}")
-    run "$t" "$DURATION" "$out" || die "wrk failed against $t: $(cat "$out")"
-    after=$(cpu_ticks "${PID[$t]}")
-    n=$(wrk_requests "$out")
-    rps=$(wrk_rps "$out")
-    p99=$(wrk_p99_ms "$out")
-    [[ -n $rps && -n $p99 && -n $n ]] || die "cannot parse wrk output for $t:"$'\n'"$(cat "$out")"
-    cpu_us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$n" \
-      'BEGIN { printf "%.2f", n ? t / hz * 1e6 / n : 0 }')
-    cpu_rounds[$t]+="$cpu_us "
-    prob=$(wrk_problems "$out")
-    kill -0 "${PID[$t]}" 2>/dev/null || die "sluice ($t) exited: $(tail -n 20 "$WORK/$t.err")"
-    [[ -n $prob ]] && problems[$t]+="round $r: $prob. "
-    printf '%-14s %5d %12.1f %10.3f %10s  %s\n' "$t" "$r" "$rps" "$p99" "$cpu_us" "${prob:-none}"
-    if [[ -z ${best_rps[$t]:-} ]] || awk -v a="$rps" -v b="${best_rps[$t]}" 'BEGIN { exit !(a > b) }'; then
-      best_rps[$t]=$rps
-    fi
-    if [[ -z ${best_p99[$t]:-} ]] || awk -v a="$p99" -v b="${best_p99[$t]}" 'BEGIN { exit !(a < b) }'; then
-      best_p99[$t]=$p99
-    fi
-  done
-done
-
-printf '\nBest of %d rounds, wrk -t1 -c%d -d%ss. Ratios are target / round_robin:\n' \
-  "$ROUNDS" "$CONNECTIONS" "$DURATION"
-median() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-printf '\n| lb | requests/s | p99 (ms) | sluice cpu us/req (median) | req/s ratio | p99 ratio | cpu ratio |\n'
-printf '|---|---:|---:|---:|---:|---:|---:|\n'
-for t in "${TARGETS[@]}"; do
-  awk -v t="$t" -v rps="${best_rps[$t]}" -v p="${best_p99[$t]}" -v c="$(median "${cpu_rounds[$t]}")" \
-    -v rrps="${best_rps[round_robin]}" -v rp="${best_p99[round_robin]}" \
-    -v rc="$(median "${cpu_rounds[round_robin]}")" 'BEGIN {
-      printf "| %s | %.0f | %.2f | %.2f | %.3f | %.2f | %.3f |\n", t, rps, p, c, rps / rrps, p / rp, c / rc }'
-done
-for t in "${TARGETS[@]}"; do
-  [[ -n ${problems[$t]:-} ]] && echo "wrk reported problems for $t: ${problems[$t]}"
-done
-echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+compare_rounds round_robin "lb"

@@ -177,19 +177,56 @@ EOF
   wait_ready sluice "$SLUICE_PID" "$SLUICE_PORT"
 }
 
+# nginx_temp_paths DIR: the *_temp_path directives that keep nginx's temp files inside DIR, so
+# it touches nothing in /var; only for the modules compiled in.
+nginx_temp_paths() {
+  local m
+  for m in client_body proxy fastcgi uwsgi scgi; do
+    if [[ $m == client_body || $m == proxy ]] || ! nginx -V 2>&1 | grep -q -- "--without-http_${m}_module"; then
+      echo "  ${m}_temp_path $1/${m}_temp;"
+    fi
+  done
+}
+
+# start_nginx_backends N: one nginx (1 worker) serving N origins "b1".."bN" on their own ports,
+# each answering every request with 200 "hello from bI". Sets BACKEND_PORTS. A backend that is
+# not ours, for benchmarks of sluice itself.
+start_nginx_backends() {
+  local dir=$WORK/nginx-backends servers="" i port
+  mkdir -p "$dir/logs"
+  BACKEND_PORTS=()
+  for ((i = 1; i <= $1; i++)); do
+    port=$(free_port)
+    BACKEND_PORTS+=("$port")
+    servers+="  server { listen $BENCH_HOST:$port; location / { return 200 \"hello from b$i\\n\"; } }"$'\n'
+  done
+  cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type text/plain;
+  keepalive_requests 100000000;
+$(nginx_temp_paths "$dir")
+$servers}
+EOF
+  start nginx-backends nginx -p "$dir" -e "$dir/logs/error.log" -c "$dir/nginx.conf" \
+    -g 'daemon off;'
+  for port in "${BACKEND_PORTS[@]}"; do
+    wait_ready nginx-backends "$LAST_PID" "$port" || return 1
+  done
+}
+
 # nginx: 1 worker, no access log, upstream keep-alive. It forwards Host and the X-Forwarded-*
 # headers sluice adds, so both send the backend the same request. keepalive_requests is raised
 # on both sides because sluice never closes a keep-alive connection after N requests.
 start_nginx_once() {
   NGINX_PORT=$(free_port)
-  local dir=$WORK/nginx temps="" m
+  local dir=$WORK/nginx temps
   mkdir -p "$dir/logs"
-  # Temp paths inside $dir so nginx touches nothing in /var; only for modules compiled in.
-  for m in client_body proxy fastcgi uwsgi scgi; do
-    if [[ $m == client_body || $m == proxy ]] || ! nginx -V 2>&1 | grep -q -- "--without-http_${m}_module"; then
-      temps+="  ${m}_temp_path $dir/${m}_temp;"$'\n'
-    fi
-  done
+  temps=$(nginx_temp_paths "$dir")
   cat >"$dir/nginx.conf" <<EOF
 worker_processes 1;
 pid $dir/nginx.pid;
@@ -315,4 +352,59 @@ wrk_p99_ms() {
 wrk_problems() {
   { grep -E '^ *(Socket errors|Non-2xx or 3xx responses):' "$1" || true; } |
     sed 's/^ *//' | paste -sd ';' -
+}
+
+# compare_rounds BASE LABEL: ROUNDS interleaved rounds of DURATION seconds over every target in
+# TARGETS, each run by the caller's `run TARGET SECONDS OUTFILE` (after a WARMUP-second run),
+# with CPU time from the pid in PID[TARGET]. Prints a line per run, then a markdown table of
+# each target's best requests/s, best p99 and median CPU microseconds per request (a shared
+# machine disturbs CPU time less than requests/s), with their ratios to BASE's. LABEL heads
+# the table's first column.
+compare_rounds() {
+  local base=$1 label=$2 t r out before after n rps p99 cpu_us prob hz
+  hz=$(getconf CLK_TCK)
+  log "warm-up: ${WARMUP}s per target"
+  for t in "${TARGETS[@]}"; do run "$t" "$WARMUP" "$WORK/warmup-$t.txt" || die "wrk failed: $t"; done
+  local -A best_rps=() best_p99=() problems=() cpu_rounds=()
+  printf '\n%-14s %5s %12s %10s %10s  %s\n' target round "requests/s" "p99 ms" "cpu us/req" errors
+  for ((r = 1; r <= ROUNDS; r++)); do
+    for t in "${TARGETS[@]}"; do
+      out=$WORK/round$r-$t.txt
+      before=$(cpu_ticks "${PID[$t]}")
+      run "$t" "$DURATION" "$out" || die "wrk failed against $t: $(cat "$out")"
+      after=$(cpu_ticks "${PID[$t]}")
+      n=$(wrk_requests "$out")
+      rps=$(wrk_rps "$out")
+      p99=$(wrk_p99_ms "$out")
+      [[ -n $rps && -n $p99 && -n $n ]] || die "cannot parse wrk output for $t:"$'\n'"$(cat "$out")"
+      cpu_us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$n" \
+        'BEGIN { printf "%.2f", n ? t / hz * 1e6 / n : 0 }')
+      cpu_rounds[$t]+="$cpu_us "
+      prob=$(wrk_problems "$out")
+      kill -0 "${PID[$t]}" 2>/dev/null || die "$t exited: $(tail -n 20 "$WORK/$t.err")"
+      [[ -n $prob ]] && problems[$t]+="round $r: $prob. "
+      printf '%-14s %5d %12.1f %10.3f %10s  %s\n' "$t" "$r" "$rps" "$p99" "$cpu_us" "${prob:-none}"
+      if [[ -z ${best_rps[$t]:-} ]] || awk -v a="$rps" -v b="${best_rps[$t]}" 'BEGIN { exit !(a > b) }'; then
+        best_rps[$t]=$rps
+      fi
+      if [[ -z ${best_p99[$t]:-} ]] || awk -v a="$p99" -v b="${best_p99[$t]}" 'BEGIN { exit !(a < b) }'; then
+        best_p99[$t]=$p99
+      fi
+    done
+  done
+  printf '\nBest of %d rounds, wrk -t1 -c%d -d%ss. Ratios are target / %s:\n' \
+    "$ROUNDS" "$CONNECTIONS" "$DURATION" "$base"
+  median() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+  printf '\n| %s | requests/s | p99 (ms) | cpu us/req (median) | req/s ratio | p99 ratio | cpu ratio |\n' "$label"
+  printf '|---|---:|---:|---:|---:|---:|---:|\n'
+  for t in "${TARGETS[@]}"; do
+    awk -v t="$t" -v rps="${best_rps[$t]}" -v p="${best_p99[$t]}" -v c="$(median "${cpu_rounds[$t]}")" \
+      -v brps="${best_rps[$base]}" -v bp="${best_p99[$base]}" \
+      -v bc="$(median "${cpu_rounds[$base]}")" 'BEGIN {
+        printf "| %s | %.0f | %.2f | %.2f | %.3f | %.2f | %.3f |\n", t, rps, p, c, rps / brps, p / bp, c / bc }'
+  done
+  for t in "${TARGETS[@]}"; do
+    [[ -n ${problems[$t]:-} ]] && echo "wrk reported problems for $t: ${problems[$t]}"
+  done
+  echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 }

@@ -91,46 +91,4 @@ run() { # run TARGET SECONDS OUT
   timeout $(($2 + 30)) wrk -t1 -c"$CONNECTIONS" -d"$2s" --latency -s "$WORK/keys.lua" \
     "http://$BENCH_HOST:${PORT[$1]}/" >"$3" 2>&1
 }
-for t in "${TARGETS[@]}"; do run "$t" "$WARMUP" "$WORK/warmup-$t.txt" || die "wrk failed: $t"; done
-
-hz=$(getconf CLK_TCK)
-declare -A best_rps best_p99 problems cpu_rounds
-printf '\n%-8s %5s %12s %10s %10s  %s\n' target round "requests/s" "p99 ms" "cpu us/req" errors
-for ((r = 1; r <= ROUNDS; r++)); do
-  for t in "${TARGETS[@]}"; do
-    out=$WORK/round$r-$t.txt
-    before=$(cpu_ticks "${PID[$t]}")
-    run "$t" "$DURATION" "$out" || die "wrk failed against $t: $(cat "$out")"
-    after=$(cpu_ticks "${PID[$t]}")
-    cpu_us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$(wrk_requests "$out")" \
-      'BEGIN { printf "%.2f", n ? t / hz * 1e6 / n : 0 }')
-    cpu_rounds[$t]+="$cpu_us "
-    rps=$(wrk_rps "$out")
-    p99=$(wrk_p99_ms "$out")
-    prob=$(wrk_problems "$out")
-    kill -0 "${PID[$t]}" 2>/dev/null || die "sluice ($t) exited: $(tail -n 20 "$WORK/$t.err")"
-    [[ -n $prob ]] && problems[$t]+="round $r: $prob. "
-    printf '%-8s %5d %12.1f %10.3f %10s  %s\n' "$t" "$r" "$rps" "$p99" "$cpu_us" "${prob:-none}"
-    if [[ -z ${best_rps[$t]:-} ]] || awk -v a="$rps" -v b="${best_rps[$t]}" 'BEGIN { exit !(a > b) }'; then
-      best_rps[$t]=$rps
-    fi
-    if [[ -z ${best_p99[$t]:-} ]] || awk -v a="$p99" -v b="${best_p99[$t]}" 'BEGIN { exit !(a < b) }'; then
-      best_p99[$t]=$p99
-    fi
-  done
-done
-
-printf '\nBest of %d rounds, wrk -t1 -c%d -d%ss. Ratios are target / none:\n' \
-  "$ROUNDS" "$CONNECTIONS" "$DURATION"
-median() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-printf '\n| rate limits | requests/s | p99 (ms) | sluice cpu us/req (median) | req/s ratio | p99 ratio | cpu ratio |\n'
-printf '|---|---:|---:|---:|---:|---:|---:|\n'
-for t in "${TARGETS[@]}"; do
-  awk -v t="$t" -v rps="${best_rps[$t]}" -v p="${best_p99[$t]}" -v c="$(median "${cpu_rounds[$t]}")" \
-    -v nrps="${best_rps[none]}" -v np="${best_p99[none]}" -v nc="$(median "${cpu_rounds[none]}")" 'BEGIN {
-      printf "| %s | %.0f | %.2f | %.2f | %.3f | %.2f | %.3f |\n", t, rps, p, c, rps / nrps, p / np, c / nc }'
-done
-for t in "${TARGETS[@]}"; do
-  [[ -n ${problems[$t]:-} ]] && echo "wrk reported problems for $t: ${problems[$t]}"
-done
-echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+compare_rounds none "rate limits"
