@@ -27,6 +27,7 @@ struct ListenerSum {
   std::array<uint64_t, 5> requests{};
   int64_t connections_active = 0;
   uint64_t connections_total = 0;
+  uint64_t rejected_max_connections = 0, rejected_max_connections_per_ip = 0;
   uint64_t tls_ok = 0, tls_failed = 0, tls_timed_out = 0;
   bool tls = false;
 };
@@ -85,6 +86,9 @@ Totals sum_workers(const AdminContext& ctx, const std::vector<const WorkerStats*
         add_status(sum.requests, s.requests);
         sum.connections_active += s.connections_active.value();
         sum.connections_total += s.connections_total.value();
+        sum.rejected_max_connections += s.connections_rejected_max_connections.value();
+        sum.rejected_max_connections_per_ip +=
+            s.connections_rejected_max_connections_per_ip.value();
         sum.tls_ok += s.tls_handshakes_ok.value();
         sum.tls_failed += s.tls_handshakes_failed.value();
         sum.tls_timed_out += s.tls_handshakes_timed_out.value();
@@ -200,6 +204,11 @@ std::vector<MetricFamily> collect_metrics(const AdminContext& ctx) {
   MetricFamily accepted =
       family("sluice_downstream_connections_total",
              "Downstream client connections accepted, by listener.", MetricType::Counter);
+  MetricFamily rejected = family(
+      "sluice_downstream_connections_rejected_total",
+      "Downstream client connections closed at accept because the listener was at a limit, by "
+      "listener and reason (max_connections, max_connections_per_ip).",
+      MetricType::Counter);
   MetricFamily handshakes = family(
       "sluice_tls_handshakes_total",
       "TLS handshakes on downstream connections, by listener and result.", MetricType::Counter);
@@ -209,6 +218,12 @@ std::vector<MetricFamily> collect_metrics(const AdminContext& ctx) {
         sample({{"listener", name}}, static_cast<double>(s.connections_active), MetricType::Gauge));
     accepted.metric.push_back(sample({{"listener", name}}, static_cast<double>(s.connections_total),
                                      MetricType::Counter));
+    for (auto [reason, n] :
+         {std::pair{"max_connections", s.rejected_max_connections},
+          std::pair{"max_connections_per_ip", s.rejected_max_connections_per_ip}}) {
+      rejected.metric.push_back(sample({{"listener", name}, {"reason", reason}},
+                                       static_cast<double>(n), MetricType::Counter));
+    }
     // Series for TLS listeners (and for ones that were TLS before a reload and still count).
     if (s.tls || s.tls_ok + s.tls_failed + s.tls_timed_out > 0) {
       for (auto [result, n] : {std::pair{"success", s.tls_ok}, std::pair{"failure", s.tls_failed},
@@ -348,10 +363,11 @@ std::vector<MetricFamily> collect_metrics(const AdminContext& ctx) {
 
   std::vector<MetricFamily> out;
   for (MetricFamily* f :
-       {&workers,  &reloads,           &requests,         &active,       &accepted,
-        &duration, &upstream_requests, &connect_failures, &timeouts,     &created,
-        &retries,  &overflow,          &no_healthy,       &panic,        &healthy,
-        &ejected,  &host_active,       &ejections,        &dns_failures, &redis_errors}) {
+       {&workers,     &reloads,  &requests,          &active,           &accepted,
+        &rejected,    &duration, &upstream_requests, &connect_failures, &timeouts,
+        &created,     &retries,  &overflow,          &no_healthy,       &panic,
+        &healthy,     &ejected,  &host_active,       &ejections,        &dns_failures,
+        &redis_errors}) {
     out.push_back(std::move(*f));
   }
   if (!handshakes.metric.empty()) out.push_back(std::move(handshakes));  // no TLS: no family

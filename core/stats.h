@@ -70,6 +70,10 @@ struct ListenerStats {
   Counter tls_handshakes_ok;
   Counter tls_handshakes_failed;     // the peer's hello or the handshake was bad
   Counter tls_handshakes_timed_out;  // not complete within handshake_timeout
+  // Connections closed at accept because the listener was at a limit
+  // (sluice_downstream_connections_rejected_total{listener,reason}).
+  Counter connections_rejected_max_connections;
+  Counter connections_rejected_max_connections_per_ip;
 };
 
 struct ClusterStats {

@@ -22,25 +22,21 @@ http1::DecoderLimits decoder_limits(const config::Limits& l) {
                               l.max_request_body_bytes, l.max_uri_bytes};
 }
 
-asio::ip::tcp::endpoint peer_endpoint(const asio::ip::tcp::socket& s) {
-  error_code ec;
-  auto ep = s.remote_endpoint(ec);
-  if (ec) return {};
-  return {unmap_v4(ep.address()), ep.port()};
-}
 }  // namespace
 
-Http1Connection::Http1Connection(asio::ip::tcp::socket socket,
-                                 std::shared_ptr<ListenerRuntime> listener, StreamContext& ctx)
+Http1Connection::Http1Connection(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& peer,
+                                 std::shared_ptr<ListenerRuntime> listener, StreamContext& ctx,
+                                 ConnectionLimiter::Slot slot)
     : socket_(std::move(socket)),
       listener_(std::move(listener)),
+      slot_(std::move(slot)),
       ctx_(ctx),
       snapshot_(listener_->snapshot()),
       decoder_(*this, decoder_limits(listener_->config().limits)),
       deadline_(
           socket_.get_executor(),
           [](void* self) { static_cast<Http1Connection*>(self)->on_deadline(); }, this),
-      peer_(peer_endpoint(socket_)) {
+      peer_(unmap_v4(peer.address()), peer.port()) {
   listener_->stats().connections_active.add(1);
   listener_->stats().connections_total.add();
   if (auto it = snapshot_->tls.find(listener_->config().name); it != snapshot_->tls.end()) {
@@ -55,6 +51,7 @@ Http1Connection::~Http1Connection() {
 }
 
 void Http1Connection::unregister() {
+  slot_.release();  // the socket is closed: its place under the connection limits is free
   if (!registered_) return;
   registered_ = false;
   // Posted: the listener's reference may be the last one, and this may run inside one of

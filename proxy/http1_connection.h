@@ -12,6 +12,7 @@
 
 #include "core/lazy_timer.h"
 #include "core/tls_session.h"
+#include "proxy/connection_limiter.h"
 #include "proxy/http1_codec.h"
 #include "proxy/http2_codec.h"
 #include "proxy/stream.h"
@@ -25,8 +26,11 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
                         public http1::DecoderCallbacks,
                         public StreamEncoder {
  public:
-  Http1Connection(boost::asio::ip::tcp::socket socket, std::shared_ptr<ListenerRuntime> listener,
-                  StreamContext& ctx);
+  // `slot` is the connection's place in the listener's connection counts, held until the
+  // socket is closed.
+  Http1Connection(boost::asio::ip::tcp::socket socket, const boost::asio::ip::tcp::endpoint& peer,
+                  std::shared_ptr<ListenerRuntime> listener, StreamContext& ctx,
+                  ConnectionLimiter::Slot slot);
   ~Http1Connection() override;
 
   void start();
@@ -86,6 +90,7 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   std::shared_ptr<ListenerRuntime> listener_;
   std::list<std::shared_ptr<Http1Connection>>::iterator registration_;
   bool registered_ = false;
+  ConnectionLimiter::Slot slot_;
   StreamContext& ctx_;
   SnapshotPtr snapshot_;
   http1::RequestDecoder decoder_;

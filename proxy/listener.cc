@@ -11,8 +11,14 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 
 ListenerRuntime::ListenerRuntime(asio::ip::tcp::acceptor acceptor, config::Listener config,
-                                 StreamContext& ctx, ListenerStats& stats)
-    : acceptor_(std::move(acceptor)), config_(std::move(config)), ctx_(ctx), stats_(stats) {}
+                                 StreamContext& ctx, ListenerStats& stats,
+                                 std::shared_ptr<ConnectionLimiter> limiter)
+    : acceptor_(std::move(acceptor)),
+      backoff_(acceptor_.get_executor()),
+      config_(std::move(config)),
+      ctx_(ctx),
+      stats_(stats),
+      limiter_(limiter ? std::move(limiter) : std::make_shared<ConnectionLimiter>()) {}
 
 ListenerRuntime::~ListenerRuntime() = default;
 
@@ -55,27 +61,50 @@ void ListenerRuntime::accept() {
         if (!self->accepting_) return;
         if (ec) {
           if (ec == asio::error::operation_aborted) return;
-          // EMFILE and friends: back off briefly instead of spinning.
-          auto timer = std::make_shared<asio::steady_timer>(self->acceptor_.get_executor());
-          timer->expires_after(std::chrono::milliseconds(50));
-          timer->async_wait([self, timer](const error_code&) { self->accept(); });
+          // EMFILE and friends: back off briefly instead of spinning. (The server raises the
+          // open-file limit at start so that max_connections, not this, is what refuses.)
+          self->backoff_.expires_after(std::chrono::milliseconds(50));
+          self->backoff_.async_wait([self](const error_code& ec) {
+            if (!ec) self->accept();
+          });
           return;
         }
-        if (self->active_ >= self->config_.limits.max_connections) {
-          error_code ignored;
-          socket.close(ignored);
-        } else {
-          auto conn = std::make_shared<Http1Connection>(std::move(socket), self, self->ctx_);
-          conn->start();
-        }
+        self->on_accept(std::move(socket));
         self->accept();
       });
+}
+
+void ListenerRuntime::on_accept(asio::ip::tcp::socket socket) {
+  error_code ec;
+  const asio::ip::tcp::endpoint peer = socket.remote_endpoint(ec);
+  if (ec) return;  // gone already (reset while in the backlog); the socket closes here
+  const config::Limits& limits = config_.limits;
+  ConnectionLimiter::Slot slot;
+  switch (limiter_->try_acquire(peer.address(), limits.max_connections,
+                                limits.max_connections_per_ip, slot)) {
+    case ConnectionLimiter::Refusal::none:
+      std::make_shared<Http1Connection>(std::move(socket), peer, shared_from_this(), ctx_,
+                                        std::move(slot))
+          ->start();
+      return;
+    case ConnectionLimiter::Refusal::max_connections:
+      stats_.connections_rejected_max_connections.add();
+      break;
+    case ConnectionLimiter::Refusal::max_connections_per_ip:
+      stats_.connections_rejected_max_connections_per_ip.add();
+      break;
+  }
+  // Refused: closed at once with a reset, so it costs neither a response nor a TIME_WAIT
+  // entry here, and the accept loop goes straight on to the next connection.
+  socket.set_option(asio::socket_base::linger(true, 0), ec);
+  socket.close(ec);
 }
 
 void ListenerRuntime::stop_accepting() {
   accepting_ = false;
   error_code ignored;
   acceptor_.close(ignored);
+  backoff_.cancel();
 }
 
 std::list<std::shared_ptr<Http1Connection>>::iterator ListenerRuntime::add(

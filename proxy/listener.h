@@ -6,8 +6,10 @@
 #include <string>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "config/config.h"
+#include "proxy/connection_limiter.h"
 #include "proxy/stream.h"
 
 namespace sluice {
@@ -17,8 +19,11 @@ struct ListenerStats;
 
 class ListenerRuntime : public std::enable_shared_from_this<ListenerRuntime> {
  public:
+  // `limiter` counts the listener's connections on every worker; shared with them. Null: a
+  // count of this runtime's own (a listener on one worker only, as in tests).
   ListenerRuntime(boost::asio::ip::tcp::acceptor acceptor, config::Listener config,
-                  StreamContext& ctx, ListenerStats& stats);
+                  StreamContext& ctx, ListenerStats& stats,
+                  std::shared_ptr<ConnectionLimiter> limiter = nullptr);
   ~ListenerRuntime();
 
   // Binds a new acceptor with SO_REUSEPORT; returns an error message on failure.
@@ -44,12 +49,16 @@ class ListenerRuntime : public std::enable_shared_from_this<ListenerRuntime> {
 
  private:
   void accept();
+  void on_accept(boost::asio::ip::tcp::socket socket);
 
   boost::asio::ip::tcp::acceptor acceptor_;
+  // Waits out a failed accept (EMFILE and the like) before the next one.
+  boost::asio::steady_timer backoff_;
   config::Listener config_;
   StreamContext& ctx_;
   ListenerStats& stats_;
   SnapshotPtr snapshot_;
+  std::shared_ptr<ConnectionLimiter> limiter_;
   std::list<std::shared_ptr<Http1Connection>> connections_;
   size_t active_ = 0;
   bool accepting_ = false;

@@ -1,5 +1,7 @@
 #include "proxy/server.h"
 
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -12,6 +14,7 @@
 
 #include "admin/admin_server.h"
 #include "proxy/access_log.h"
+#include "proxy/connection_limiter.h"
 #include "proxy/listener.h"
 #include "proxy/worker.h"
 
@@ -30,6 +33,42 @@ void log_line(std::string_view message) {
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
 }
+
+namespace {
+
+// Every connection is a file descriptor. Shells and service managers commonly start processes
+// with a soft limit of 1024 (a leftover of select()) under a much higher hard limit, expecting a
+// server to raise its own (systemd documents this; Go and HAProxy do it). At the soft limit
+// accept() fails with EMFILE and new clients, from every address, wait in the kernel's backlog
+// behind whoever holds the descriptors (a few hundred trickling connections did exactly that),
+// whereas under max_connections they are counted and the limits decide. Returns the limit in
+// force.
+uint64_t raise_open_file_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < rl.rlim_max) {
+    rlimit want = rl;
+    // An unlimited hard limit still stops at fs.nr_open; 2^20 is its usual value.
+    want.rlim_cur = rl.rlim_max == RLIM_INFINITY ? rlim_t{1} << 20 : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &want) == 0) rl.rlim_cur = want.rlim_cur;
+  }
+  return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : static_cast<uint64_t>(rl.rlim_cur);
+}
+
+// Says so when the listeners' max_connections cannot all be reached: past the open-file limit
+// the operating system refuses connections before the limits can count them.
+void check_open_file_limit(const config::Config& cfg, uint64_t limit) {
+  uint64_t wanted = 0;
+  for (const auto& l : cfg.listeners) wanted += l.limits.max_connections;
+  constexpr uint64_t kReserve = 64;  // listeners, logs, the admin server, upstream connections
+  if (limit == 0 || wanted + kReserve <= limit) return;
+  log_line("warning: the listeners allow " + std::to_string(wanted) +
+           " connections (max_connections) but the open-file limit is " + std::to_string(limit) +
+           ", and upstream connections need descriptors too: raise the limit (ulimit -n, "
+           "systemd LimitNOFILE=) or lower max_connections");
+}
+
+}  // namespace
 
 SnapshotPtr Snapshot::build(config::ConfigPtr config, RuntimeState& runtime,
                             upstream::SharedClusters* clusters, std::string* error) {
@@ -95,6 +134,15 @@ bool Server::install(SnapshotPtr snapshot, std::string* error) {
   std::set<std::string> wanted;
   for (const auto& l : cfg.listeners) wanted.insert(l.name + "@" + l.address.str());
 
+  // One count of open connections per listener name, for all workers: a listener that stays
+  // keeps its count across the reload (it holds its limiter, so RuntimeState finds it).
+  ConnectionLimiters limiters;
+  for (const auto& l : cfg.listeners) {
+    limiters.emplace(
+        l.name, runtime_.get_or_create<ConnectionLimiter>("listener_connections/" + l.name, [] {
+          return std::make_shared<ConnectionLimiter>();
+        }));
+  }
   std::vector<std::map<std::string, asio::ip::tcp::acceptor>> per_worker(workers_.size());
   for (const auto& l : cfg.listeners) {
     if (bound_.count(l.name + "@" + l.address.str())) continue;
@@ -109,7 +157,7 @@ bool Server::install(SnapshotPtr snapshot, std::string* error) {
     }
   }
   for (size_t i = 0; i < workers_.size(); ++i)
-    workers_[i]->apply(snapshot, std::move(per_worker[i]));
+    workers_[i]->apply(snapshot, std::move(per_worker[i]), limiters);
   bound_ = std::move(wanted);
   std::lock_guard lock(snapshot_mutex_);
   snapshot_ = std::move(snapshot);
@@ -132,6 +180,7 @@ bool Server::reload() {
   }
   reloads_ok_.fetch_add(1);
   log_line("config reloaded from " + config_path_);
+  check_open_file_limit(*result.config, open_file_limit_);
   // These are set up once at start; say so rather than pretend they changed.
   if (previous && result.config->workers != previous->workers) {
     log_line("warning: a change of 'workers' takes effect only after a restart");
@@ -147,6 +196,7 @@ int Server::run() {
   // process (SIGHUP's default action) or being lost.
   asio::io_context& main_ioc = control_;
   asio::signal_set signals(main_ioc, SIGHUP, SIGTERM, SIGINT);
+  open_file_limit_ = raise_open_file_limit();
 
   auto result = config::load_file(config_path_);
   // Same format as --check, so one tool can read both.
@@ -184,6 +234,7 @@ int Server::run() {
   }
   log_line("admin on " + result.config->admin.address.str() + ", " + std::to_string(n) +
            " worker(s)");
+  check_open_file_limit(*result.config, open_file_limit_);
 
   // Drain: stop accepting, let in-flight exchanges finish (polling the connection gauges)
   // until none is left or drain_timeout passes. A second SIGTERM/SIGINT cuts it short.

@@ -52,7 +52,8 @@ class Server : public admin::AdminContext {
   std::vector<std::unique_ptr<Worker>> workers_;
   mutable std::mutex snapshot_mutex_;  // guards snapshot_ for the admin thread
   SnapshotPtr snapshot_;
-  std::set<std::string> bound_;  // "name@address" of listeners every worker has
+  std::set<std::string> bound_;   // "name@address" of listeners every worker has
+  uint64_t open_file_limit_ = 0;  // RLIMIT_NOFILE once raised at start; 0: unknown
   std::atomic<bool> ready_{false};
   std::atomic<uint64_t> reloads_ok_{0};
   std::atomic<uint64_t> reloads_failed_{0};

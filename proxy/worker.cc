@@ -29,21 +29,24 @@ Worker::Worker(unsigned index, unsigned count)
 
 Worker::~Worker() { stop(); }
 
-void Worker::apply(SnapshotPtr snapshot, std::map<std::string, asio::ip::tcp::acceptor> acceptors) {
+void Worker::apply(SnapshotPtr snapshot, std::map<std::string, asio::ip::tcp::acceptor> acceptors,
+                   ConnectionLimiters limiters) {
   if (!started_) {
-    apply_here(std::move(snapshot), std::move(acceptors));
+    apply_here(std::move(snapshot), std::move(acceptors), limiters);
     return;
   }
   // Acceptors are move-only; carry them in a shared_ptr through the copyable handler.
   auto moved =
       std::make_shared<std::map<std::string, asio::ip::tcp::acceptor>>(std::move(acceptors));
-  asio::post(ioc_, [this, snapshot = std::move(snapshot), moved]() mutable {
-    apply_here(std::move(snapshot), std::move(*moved));
+  asio::post(ioc_, [this, snapshot = std::move(snapshot), moved,
+                    limiters = std::move(limiters)]() mutable {
+    apply_here(std::move(snapshot), std::move(*moved), limiters);
   });
 }
 
 void Worker::apply_here(SnapshotPtr snapshot,
-                        std::map<std::string, asio::ip::tcp::acceptor> acceptors) {
+                        std::map<std::string, asio::ip::tcp::acceptor> acceptors,
+                        const ConnectionLimiters& limiters) {
   const config::Config& cfg = *snapshot->config;
   std::string error;
   auto log = AccessLog::open(cfg.access_log, &error);
@@ -62,7 +65,7 @@ void Worker::apply_here(SnapshotPtr snapshot,
     if (it != acceptors.end()) {
       if (auto old = listeners_.find(l.name); old != listeners_.end()) retire(*old->second);
       runtime = std::make_shared<ListenerRuntime>(std::move(it->second), l, ctx_,
-                                                  stats_.listener(l.name));
+                                                  stats_.listener(l.name), limiters.at(l.name));
       runtime->update(l, snapshot);
       if (started_) runtime->start();
     } else if (auto old = listeners_.find(l.name); old != listeners_.end()) {

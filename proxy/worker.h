@@ -21,6 +21,10 @@ namespace sluice {
 
 class ListenerRuntime;
 class AccessLog;
+class ConnectionLimiter;
+
+// Per listener name: the counts of its open connections, shared by every worker.
+using ConnectionLimiters = std::map<std::string, std::shared_ptr<ConnectionLimiter>>;
 
 namespace upstream {
 class ClusterManager;
@@ -46,8 +50,10 @@ class Worker {
 
   // Main thread. `acceptors` holds sockets already bound (on this worker's io_context) for
   // listeners this worker does not have yet, by listener name; listeners absent from the
-  // snapshot are closed. Runs on the worker thread once it has started.
-  void apply(SnapshotPtr snapshot, std::map<std::string, boost::asio::ip::tcp::acceptor> acceptors);
+  // snapshot are closed. `limiters` has one entry per listener of the snapshot. Runs on the
+  // worker thread once it has started.
+  void apply(SnapshotPtr snapshot, std::map<std::string, boost::asio::ip::tcp::acceptor> acceptors,
+             ConnectionLimiters limiters);
   // Main thread, once: starts the listeners and the thread.
   void start();
   // Main thread; the work happens on the worker thread. Closes every acceptor.
@@ -60,7 +66,8 @@ class Worker {
 
  private:
   void apply_here(SnapshotPtr snapshot,
-                  std::map<std::string, boost::asio::ip::tcp::acceptor> acceptors);
+                  std::map<std::string, boost::asio::ip::tcp::acceptor> acceptors,
+                  const ConnectionLimiters& limiters);
   // Worker thread: a listener removed or moved to another address by a reload.
   void retire(ListenerRuntime& runtime);
   // Worker thread. Calls fn for each listener, current or replaced by a reload but still

@@ -114,6 +114,23 @@ TEST(Metrics, SumsWorkersPerListener) {
   EXPECT_THAT(text, HasSubstr("sluice_downstream_connections_total{listener=\"public\"} 17\n"));
 }
 
+TEST(Metrics, RejectedConnectionsAreSummedPerReason) {
+  StatsContext ctx(2);
+  ctx.worker(0).listener("public").connections_rejected_max_connections.add(2);
+  ctx.worker(1).listener("public").connections_rejected_max_connections.add(3);
+  ctx.worker(1).listener("public").connections_rejected_max_connections_per_ip.add(4);
+  ctx.worker(0).listener("internal").requests.add(200);
+  std::string text = render_metrics(ctx);
+  EXPECT_THAT(text, HasSubstr("# TYPE sluice_downstream_connections_rejected_total counter\n"));
+  EXPECT_THAT(text, HasSubstr("sluice_downstream_connections_rejected_total{listener=\"public\","
+                              "reason=\"max_connections\"} 5\n"));
+  EXPECT_THAT(text, HasSubstr("sluice_downstream_connections_rejected_total{listener=\"public\","
+                              "reason=\"max_connections_per_ip\"} 4\n"));
+  // Both series exist, at zero, for a listener that has refused nothing.
+  EXPECT_THAT(text, HasSubstr("sluice_downstream_connections_rejected_total{listener="
+                              "\"internal\",reason=\"max_connections_per_ip\"} 0\n"));
+}
+
 TEST(Metrics, SumsWorkersPerCluster) {
   StatsContext ctx(2);
   fill(ctx);
