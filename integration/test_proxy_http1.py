@@ -364,7 +364,7 @@ def test_metrics_count_requests(proxy):
 def test_stalled_request_body_times_out(start_backend, start_sluice):
     b = start_backend("a")
     config = one_worker(b)
-    config["listeners"][0]["limits"] = {"idle_timeout": "1s"}
+    config["listeners"][0]["limits"] = {"body_timeout": "1s"}
     s = start_sluice(config)
     with s.raw() as c:
         c.send(request_bytes("POST", "/upload", headers=[("Content-Length", "1000")],

@@ -1,5 +1,8 @@
 #include "proxy/http1_connection.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include <boost/asio/defer.hpp>
 #include <boost/asio/write.hpp>
 
@@ -92,8 +95,12 @@ void Http1Connection::read() {
     });
     return;
   }
-  if (!stream_ && read_begin_ == read_end_) {
-    // Idle between requests: wait for readability holding no buffers, then take one.
+  if (!stream_ && read_end_ - read_begin_ <= kKeepCapacity) {
+    // Idle between requests, or the start of a request head waiting for the rest: wait for
+    // readability holding no buffers (a partial head moves aside), then take one.
+    if (read_begin_ < read_end_) {
+      partial_head_.assign(read_buf_.data() + read_begin_, read_end_ - read_begin_);
+    }
     release_buffers();
     if (tls_ && (!h2_ || h2_->active_streams() == 0)) tls_->release_buffers();
     reading_ = true;
@@ -166,9 +173,15 @@ void Http1Connection::send_tls_output_now() {
 
 void Http1Connection::read_ready() {
   if (read_buf_.empty()) read_buf_ = take_buffer();
-  read_begin_ = read_end_ = 0;
+  read_begin_ = 0;
+  read_end_ = partial_head_.size();
+  if (!partial_head_.empty()) {
+    std::memcpy(read_buf_.data(), partial_head_.data(), partial_head_.size());
+    std::string().swap(partial_head_);
+  }
   error_code ec;
-  size_t n = socket_.read_some(asio::buffer(read_buf_), ec);  // non-blocking socket
+  size_t n = socket_.read_some(  // non-blocking socket
+      asio::buffer(read_buf_.data() + read_end_, read_buf_.size() - read_end_), ec);
   if (ec == asio::error::would_block || ec == asio::error::try_again) {
     read();
     return;
@@ -437,11 +450,17 @@ void Http1Connection::abort_response() {
   close();
 }
 
-void Http1Connection::pause_request_body() { paused_ = true; }
+void Http1Connection::pause_request_body() {
+  if (paused_) return;
+  paused_ = true;
+  // The client is held back by us (a slow upstream, a filter at work): no body timeout for it.
+  if (stream_ && !request_complete_) arm_paused_timer();
+}
 
 void Http1Connection::resume_request_body() {
   if (!paused_) return;
   paused_ = false;
+  if (stream_ && !request_complete_ && !closed_) arm_body_timer();
   // Resume asynchronously: this is called from deep inside a filter or upstream callback.
   asio::post(socket_.get_executor(), [self = shared_from_this()] {
     if (self->closed_) return;
@@ -560,11 +579,35 @@ void Http1Connection::arm_idle_timer() {
 }
 
 void Http1Connection::arm_header_timer() {
-  deadline_.expire_after(listener_->config().limits.header_timeout, weak_from_this());
+  const config::Limits& l = listener_->config().limits;
+  request_start_ = LazyTimer::Clock::now();
+  config::Duration d = l.header_timeout;
+  if (l.request_timeout.count() > 0) d = std::min(d, l.request_timeout);
+  deadline_.expire_after(d, weak_from_this());
 }
 
 void Http1Connection::arm_body_timer() {
-  deadline_.expire_after(listener_->config().limits.idle_timeout, weak_from_this());
+  const config::Limits& l = listener_->config().limits;
+  LazyTimer::Clock::duration d = l.body_timeout;
+  if (l.request_timeout.count() > 0) {
+    d = std::min(d, request_start_ + l.request_timeout - LazyTimer::Clock::now());
+  }
+  deadline_.expire_after(d, weak_from_this());
+}
+
+void Http1Connection::arm_paused_timer() {
+  const config::Limits& l = listener_->config().limits;
+  if (l.request_timeout.count() == 0) {
+    deadline_.cancel();
+    return;
+  }
+  deadline_.expire_after(request_start_ + l.request_timeout - LazyTimer::Clock::now(),
+                         weak_from_this());
+}
+
+bool Http1Connection::request_time_is_up() const {
+  const config::Duration limit = listener_->config().limits.request_timeout;
+  return limit.count() > 0 && LazyTimer::Clock::now() >= request_start_ + limit;
 }
 
 void Http1Connection::on_deadline() {
@@ -595,7 +638,8 @@ void Http1Connection::on_deadline() {
       close();  // idle keep-alive connection
       return;
     }
-    // The head did not arrive in time: answer 408 and close (like nginx).
+    // The head did not arrive in time (header_timeout, or request_timeout when shorter):
+    // answer 408 and close (like nginx).
     out_ +=
         "HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
         "content-length: 16\r\nconnection: close\r\n\r\nRequest Timeout\n";
@@ -604,10 +648,12 @@ void Http1Connection::on_deadline() {
     return;
   }
   if (request_complete_) return;
-  // A client that stops sending its body for idle_timeout gives up its connection: the
-  // request can never complete, and an upstream may be waiting on it.
+  if (paused_ && !request_time_is_up()) return;  // a stale body deadline; we hold the client
+  // A client that pauses its body for body_timeout, or has not sent all of its request within
+  // request_timeout, gives up its connection: the request can never complete, and an upstream
+  // may be waiting on it.
   close_after_response_ = true;
-  stream_->reset("request body timeout");
+  stream_->reset(request_time_is_up() ? "request timeout" : "request body timeout");
   if (!stream_->response_started()) {
     stream_->send_local_reply(408, "Request Timeout\n", {});
   } else {

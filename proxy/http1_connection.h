@@ -76,8 +76,14 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   void maybe_finish_stream();
   void finish_stream();
   void arm_idle_timer();
+  // From the first byte of a request: header_timeout (and request_timeout) start.
   void arm_header_timer();
+  // While the body is awaited: body_timeout from now, within what request_timeout leaves.
   void arm_body_timer();
+  // The body is paused by the proxy, not the client: only request_timeout counts on.
+  void arm_paused_timer();
+  // Whether request_timeout (not a pause) ran out for the request in progress.
+  bool request_time_is_up() const;
   void on_deadline();
   void start_http2();
   void schedule_flush();  // flush at the end of the current handler
@@ -95,9 +101,10 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   SnapshotPtr snapshot_;
   http1::RequestDecoder decoder_;
   std::unique_ptr<Stream> stream_;
-  LazyTimer deadline_;                   // idle, header, request body and lingering-close timeouts
-  boost::asio::ip::tcp::endpoint peer_;  // IPv4-mapped addresses as IPv4
-  TlsServerContextPtr tls_context_;      // TLS listeners: certificates for the handshake
+  LazyTimer deadline_;  // idle, header, request body, whole request and lingering-close timeouts
+  LazyTimer::Clock::time_point request_start_;  // first byte of the request in progress
+  boost::asio::ip::tcp::endpoint peer_;         // IPv4-mapped addresses as IPv4
+  TlsServerContextPtr tls_context_;             // TLS listeners: certificates for the handshake
   std::unique_ptr<TlsSession> tls_;
   std::string client_certificate_;  // x-forwarded-client-cert value, once verified
   std::unique_ptr<Http2Codec> h2_;  // set when the connection speaks HTTP/2
@@ -106,6 +113,9 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   std::string read_buf_;
   size_t read_begin_ = 0;  // unparsed bytes are [read_begin_, read_end_)
   size_t read_end_ = 0;
+  // The start of a request head that arrives slowly, kept while waiting for the rest so that
+  // the connection holds no read buffer (a trickling client costs its bytes, not 64 KiB).
+  std::string partial_head_;
   std::string out_;
   std::string in_flight_;
   std::string body_;  // reused buffer for request body pieces

@@ -36,6 +36,33 @@ class Http2Stream : public StreamEncoder {
   Http2Stream(Http2Codec& codec, int32_t id) : codec_(codec), id_(id) {}
   ~Http2Stream() override { stream_.reset(); }
 
+  using Clock = LazyTimer::Clock;
+  // When the client must have sent more of its request by (the head until header_timeout, each
+  // body piece within body_timeout unless we hold the body back, all of it within
+  // request_timeout), or max() when nothing is awaited.
+  Clock::time_point request_deadline(const config::Limits& l) const {
+    Clock::time_point t = Clock::time_point::max();
+    if (request_ended_ || timed_out_) return t;
+    if (l.request_timeout.count() > 0) t = begun_ + l.request_timeout;
+    if (!stream_) return std::min(t, begun_ + l.header_timeout);
+    if (!paused_) t = std::min(t, last_read_ + l.body_timeout);
+    return t;
+  }
+  // The deadline passed. False when the head is incomplete: the connection is inside its header
+  // block, where nothing else may be sent or received, so the whole connection must go.
+  bool expire_request(const config::Limits& l, Clock::time_point now) {
+    timed_out_ = true;
+    if (!stream_) return false;
+    const bool whole = l.request_timeout.count() > 0 && now >= begun_ + l.request_timeout;
+    stream_->reset(whole ? "request timeout" : "request body timeout");
+    if (!stream_->response_started()) {
+      stream_->send_local_reply(408, "Request Timeout\n", {});  // then RST_STREAM(NO_ERROR)
+    } else {
+      abort_response();
+    }
+    return true;
+  }
+
   bool add_header(std::string_view name, std::string_view value) {
     // The limits HTTP/1.1 answers with 431; here the stream is refused. 32 bytes per field as
     // in SETTINGS_MAX_HEADER_LIST_SIZE's accounting (RFC 9113 §6.5.2).
@@ -95,11 +122,14 @@ class Http2Stream : public StreamEncoder {
     stream_ =
         std::make_unique<Stream>(*env.ctx, *this, std::move(snapshot), chain, std::move(info));
     request_ended_ = end_stream;
+    last_read_ = Clock::now();
+    if (!end_stream) codec_.watch_request(request_deadline(env.listener->config().limits));
     stream_->decode_headers(std::move(head_), end_stream);
   }
 
   void data(std::string_view chunk) {
     if (!stream_) return;
+    last_read_ = Clock::now();
     body_.assign(chunk);
     stream_->decode_data(body_, false);
   }
@@ -147,6 +177,7 @@ class Http2Stream : public StreamEncoder {
     provider.read_callback = &Http2Stream::read_body;
     nghttp2_submit_response(codec_.session_, id_, nva.data(), nva.size(),
                             end_stream ? nullptr : &provider);
+    if (end_stream) stop_unfinished_request();
     codec_.env_.want_write();
   }
   void encode_data(std::string_view data, bool end_stream) override {
@@ -180,6 +211,8 @@ class Http2Stream : public StreamEncoder {
   void resume_request_body() override {
     if (!paused_) return;
     paused_ = false;
+    last_read_ = Clock::now();  // the body timeout starts again from here
+    codec_.watch_request(request_deadline(codec_.env_.listener->config().limits));
     if (unconsumed_ > 0) {
       nghttp2_session_consume(codec_.session_, id_, unconsumed_);
       unconsumed_ = 0;
@@ -227,6 +260,7 @@ class Http2Stream : public StreamEncoder {
           add_fields(self->trailers_out_, nva);
           nghttp2_submit_trailer(session, id, nva.data(), nva.size());
         }
+        self->stop_unfinished_request();
       } else if (n == 0) {
         self->deferred_ = true;
         return NGHTTP2_ERR_DEFERRED;
@@ -240,8 +274,20 @@ class Http2Stream : public StreamEncoder {
     return static_cast<ssize_t>(n);
   }
 
+  // The response is complete but the request is not: tell the client to stop sending
+  // (RST_STREAM NO_ERROR, RFC 9113 §8.1), queued after the response's last frame, instead of
+  // the stream staying open, holding a concurrency slot, until a stalled client finishes.
+  void stop_unfinished_request() {
+    if (request_ended_) return;
+    request_ended_ = true;
+    nghttp2_submit_rst_stream(codec_.session_, NGHTTP2_FLAG_NONE, id_, NGHTTP2_NO_ERROR);
+  }
+
   Http2Codec& codec_;
   int32_t id_;
+  Clock::time_point begun_ = Clock::now();  // created for the first byte of the head
+  Clock::time_point last_read_{};           // the head's end, or the last body piece
+  bool timed_out_ = false;
   RequestHead head_;
   std::string host_;
   size_t header_count_ = 0;
@@ -286,7 +332,9 @@ struct Http2Callbacks {
       return 0;
     }
     Http2Codec& c = codec(p);
-    c.streams_.emplace(frame->hd.stream_id, std::make_unique<Http2Stream>(c, frame->hd.stream_id));
+    auto [it, added] = c.streams_.emplace(frame->hd.stream_id,
+                                          std::make_unique<Http2Stream>(c, frame->hd.stream_id));
+    if (added) c.watch_request(it->second->request_deadline(c.env_.listener->config().limits));
     return 0;
   }
 
@@ -343,7 +391,11 @@ struct Http2Callbacks {
 };
 
 Http2Codec::Http2Codec(Env env, const Http2Settings& settings)
-    : env_(std::move(env)), settings_(settings) {
+    : env_(std::move(env)),
+      settings_(settings),
+      request_timer_(
+          env_.ctx->executor,
+          [](void* self) { static_cast<Http2Codec*>(self)->check_request_deadlines(); }, this) {
   nghttp2_session_callbacks* cbs = nullptr;
   nghttp2_session_callbacks_new(&cbs);
   nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, Http2Callbacks::on_begin_frame);
@@ -429,6 +481,41 @@ bool Http2Codec::check_client_stream_id(int32_t id) {
   }
   return std::none_of(skipped_ids_.begin(), skipped_ids_.end(),
                       [id](const auto& r) { return id >= r.first && id <= r.second; });
+}
+
+void Http2Codec::watch_request(LazyTimer::Clock::time_point deadline) {
+  if (deadline == LazyTimer::Clock::time_point::max()) return;
+  if (request_timer_armed_ && deadline >= request_timer_at_) return;  // it fires first
+  request_timer_armed_ = true;
+  request_timer_at_ = deadline;
+  request_timer_.expire_after(deadline - LazyTimer::Clock::now(), alive_);
+}
+
+void Http2Codec::check_request_deadlines() {
+  request_timer_armed_ = false;
+  if (failed_) return;
+  const config::Limits& limits = env_.listener->config().limits;
+  const auto now = LazyTimer::Clock::now();
+  auto next = LazyTimer::Clock::time_point::max();
+  std::vector<Http2Stream*> expired;
+  for (auto& [id, s] : streams_) {
+    const auto deadline = s->request_deadline(limits);
+    if (deadline <= now) {
+      expired.push_back(s.get());
+    } else {
+      next = std::min(next, deadline);
+    }
+  }
+  for (Http2Stream* s : expired) {
+    if (!s->expire_request(limits, now)) {
+      // Stalled inside a header block: GOAWAY, and the connection closes once it is written.
+      nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
+      failed_ = true;
+      break;
+    }
+  }
+  if (!failed_) watch_request(next);
+  env_.want_write();
 }
 
 void Http2Codec::schedule_cleanup() {

@@ -18,6 +18,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include "core/lazy_timer.h"
 #include "proxy/stream.h"
 
 struct nghttp2_session;
@@ -81,6 +82,14 @@ class Http2Codec {
   int32_t last_client_stream_ = -1;
   std::vector<std::pair<int32_t, int32_t>> skipped_ids_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  // The listener's request timeouts (header_timeout, body_timeout, request_timeout) for every
+  // stream, on one timer set to the earliest deadline; deadlines that moved later since are
+  // checked when it fires, so a body piece costs a clock read, not a timer update.
+  void watch_request(LazyTimer::Clock::time_point deadline);
+  void check_request_deadlines();
+  LazyTimer request_timer_;
+  LazyTimer::Clock::time_point request_timer_at_{};
+  bool request_timer_armed_ = false;
 };
 
 }  // namespace sluice
