@@ -253,4 +253,23 @@ PathResult canonicalize_path(std::string_view path, const PathOptions& options) 
   return PathResult{PathError::none, EncodedChar::slash, std::move(out)};
 }
 
+bool is_plain_canonical(std::string_view path) {
+  if (path.empty() || path.front() != '/') return false;
+  const size_t n = path.size();
+  for (size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(path[i]);
+    if (c == '/') {
+      // No empty segment before the end (`//`), no dot segment; a trailing '/' is fine.
+      if (i + 1 < n && path[i + 1] == '/') return false;
+      if (i + 1 < n && path[i + 1] == '.' &&
+          dot_segment(path.substr(i + 1, path.find('/', i + 1) - (i + 1))) != 0) {
+        return false;
+      }
+      continue;
+    }
+    if (kByteClass[c] != ByteClass::copy) return false;
+  }
+  return true;
+}
+
 }  // namespace sluice::sanitize

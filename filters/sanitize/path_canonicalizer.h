@@ -80,4 +80,10 @@ struct PathResult {
 // idempotent: a result fed back in comes back unchanged.
 PathResult canonicalize_path(std::string_view path, const PathOptions& options);
 
+// True when canonicalize_path(path, options) returns `path` unchanged whatever the options:
+// it starts with '/', has only plain path bytes (no '%', '\', '#', control or high bytes),
+// and no empty, `.` or `..` segment (nor one starting `.;`/`..;`). One pass and no allocation:
+// most requests take only this.
+bool is_plain_canonical(std::string_view path);
+
 }  // namespace sluice::sanitize

@@ -73,18 +73,8 @@ class SanitizeFilter : public Filter {
           }
         }
       }
-      PathResult r = canonicalize_path(path, s.path);
-      if (r.error != PathError::none) {
-        std::string detail = std::string(path_error_name(r.error));
-        if (r.error == PathError::encoded_character) {
-          detail = "encoded " + std::string(encoded_char_text(r.encoded)) + " in the path";
-        }
-        return reject(path_error_name(r.error), detail);
-      }
-      if (r.path != path) {
-        if (q != std::string::npos) r.path.append(head.target, q);
-        head.target = std::move(r.path);
-        callbacks().clear_route_cache();
+      if (!is_plain_canonical(path)) {
+        if (FilterStatus st = canonicalize(head, path, q); st != FilterStatus::Continue) return st;
       }
     }
     if (s.underscores_in_headers != Settings::Underscores::allow) {
@@ -115,6 +105,24 @@ class SanitizeFilter : public Filter {
   }
 
  private:
+  // The slow path, for a path that is not plainly canonical: `q` is where the query starts.
+  FilterStatus canonicalize(RequestHead& head, std::string_view path, size_t q) {
+    PathResult r = canonicalize_path(path, factory_.settings().path);
+    if (r.error != PathError::none) {
+      std::string detail = std::string(path_error_name(r.error));
+      if (r.error == PathError::encoded_character) {
+        detail = "encoded " + std::string(encoded_char_text(r.encoded)) + " in the path";
+      }
+      return reject(path_error_name(r.error), detail);
+    }
+    if (r.path != path) {
+      if (q != std::string::npos) r.path.append(head.target, q);
+      head.target = std::move(r.path);
+      callbacks().clear_route_cache();
+    }
+    return FilterStatus::Continue;
+  }
+
   FilterStatus reject(std::string_view reason, std::string_view detail) {
     count(reason);
     callbacks().info().error = "sanitize: " + std::string(reason) + ": " + std::string(detail);

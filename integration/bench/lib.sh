@@ -123,7 +123,7 @@ wait_ready() {
 with_retries() {
   local attempt
   for attempt in 1 2 3; do
-    "$1" && return 0
+    "$@" && return 0
     log "$1: attempt $attempt failed"
   done
   return 1
