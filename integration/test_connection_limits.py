@@ -8,7 +8,6 @@ promptly, with memory bounded."""
 
 from __future__ import annotations
 
-import selectors
 import signal
 import socket
 import time
