@@ -78,8 +78,6 @@ constexpr std::string_view kEndpointKeys[] = {"address", "weight"};
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 
-std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
-
 std::string line_of(const YAML::Mark& m) { return "line " + std::to_string(m.line + 1); }
 
 // Addresses compare by their binary form, so "::1" and "0:0::1" are the same.

@@ -31,8 +31,6 @@ constexpr std::string_view kFramingHeaders[] = {"content-length", "transfer-enco
 constexpr std::string_view kStandardMethods[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
                                                  "CONNECT", "OPTIONS", "TRACE", "PATCH"};
 
-std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
-
 std::string uppercase(std::string_view s) {
   std::string out(s);
   for (char& c : out) {

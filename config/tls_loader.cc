@@ -15,8 +15,6 @@ constexpr std::string_view kCertificateKeys[] = {"cert_file", "key_file"};
 constexpr std::string_view kTlsVersions[] = {"1.2", "1.3"};
 constexpr std::string_view kAlpnProtocols[] = {"h2", "http/1.1"};
 
-std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
-
 }  // namespace
 
 std::string Loader::resolve_path(const std::string& path) const {

@@ -10,8 +10,6 @@
 namespace sluice::config::detail {
 namespace {
 
-std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
-
 std::optional<std::string_view> scalar(Diagnostics& diag, const Field& f, std::string_view want) {
   if (!f.value.IsScalar()) {
     diag.error(f.mark(), f.name + ": expected " + std::string(want) + ", got " + describe(f.value));
@@ -21,6 +19,8 @@ std::optional<std::string_view> scalar(Diagnostics& diag, const Field& f, std::s
 }
 
 }  // namespace
+
+std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 
 Diagnostic Diagnostics::make(const YAML::Mark& at, std::string message) const {
   Diagnostic d;

@@ -48,6 +48,9 @@ struct Field {
   YAML::Mark mark() const;
 };
 
+// 's' in single quotes, as messages name values and keys.
+std::string quote(std::string_view s);
+
 // "a map", "a list", "null" or the quoted scalar text, for "expected X, got Y" messages.
 std::string describe(const YAML::Node& node);
 

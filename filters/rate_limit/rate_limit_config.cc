@@ -12,6 +12,7 @@ namespace sluice::rate_limit {
 using config::detail::Diagnostics;
 using config::detail::Field;
 using config::detail::MapReader;
+using config::detail::quote;
 
 namespace {
 
@@ -24,8 +25,6 @@ constexpr std::string_view kPlainParts[] = {"client_ip", "route", "host", "metho
 constexpr std::string_view kScopes[] = {"local", "global"};
 constexpr std::string_view kModes[] = {"enforce", "shadow"};
 constexpr std::string_view kOnError[] = {"allow", "deny"};
-
-std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 
 std::optional<KeyPart> parse_key_part(Diagnostics& diag, const Field& f) {
   auto text = config::detail::read_nonempty(diag, f);

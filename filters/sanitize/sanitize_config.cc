@@ -11,6 +11,7 @@ namespace sluice::sanitize {
 using config::detail::Diagnostics;
 using config::detail::Field;
 using config::detail::MapReader;
+using config::detail::quote;
 
 namespace {
 
@@ -26,9 +27,6 @@ constexpr std::string_view kDenyKeys[] = {"name",  "path_regex", "query_regex", 
                                           "regex", "method",     "status",      "body"};
 constexpr std::string_view kEscapedSlashes[] = {"reject", "keep", "decode"};
 constexpr std::string_view kUnderscores[] = {"allow", "drop", "reject"};
-constexpr std::string_view kEncoded[] = {"%2F", "%5C", "%00", "%25", "%3B", "%3F", "%23"};
-
-std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 
 std::shared_ptr<const RE2> compile(Diagnostics& diag, const Field& f) {
   auto text = config::detail::read_regex(diag, f);
@@ -144,15 +142,19 @@ Settings parse_settings(Diagnostics& diag, const Field& f, const Settings& base)
         std::string upper = *text;
         std::transform(upper.begin(), upper.end(), upper.begin(),
                        [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-        auto it = std::find(std::begin(kEncoded), std::end(kEncoded), upper);
-        if (it == std::end(kEncoded)) {
+        int which = 0;
+        while (which < kEncodedCharCount &&
+               encoded_char_text(static_cast<EncodedChar>(which)) != upper) {
+          ++which;
+        }
+        if (which == kEncodedCharCount) {
           diag.error(item.mark(), "allow: " + quote(*text) +
                                       " is not one of the escapes refused by default (" +
                                       "%2F, %5C, %00, %25, %3B, %3F, %23); other escapes "
                                       "always pass");
           continue;
         }
-        s.path.allow(static_cast<EncodedChar>(it - std::begin(kEncoded)));
+        s.path.allow(static_cast<EncodedChar>(which));
       }
     }
   }
@@ -218,7 +220,7 @@ std::string settings_json(const Settings& s) {
   for (int i = 0; i < kEncodedCharCount; ++i) {
     if (!s.path.allows(static_cast<EncodedChar>(i))) continue;
     out += first ? "" : ", ";
-    out += json_string(kEncoded[i]);
+    out += json_string(encoded_char_text(static_cast<EncodedChar>(i)));
     first = false;
   }
   out += "]}, \"underscores_in_headers\": ";

@@ -31,15 +31,14 @@ std::string decode_query(std::string_view q) {
   return out;
 }
 
-bool matches(const DenyRule& rule, const RequestHead& head, std::string_view path,
-             std::string_view query) {
+bool matches(const DenyRule& rule, const RequestHead& head) {
   if (!rule.methods.empty() &&
       std::find(rule.methods.begin(), rule.methods.end(), head.method) == rule.methods.end()) {
     return false;
   }
-  if (rule.path_regex && !RE2::PartialMatch(path, *rule.path_regex)) return false;
-  if (rule.query_regex && !RE2::PartialMatch(query, *rule.query_regex) &&
-      !RE2::PartialMatch(decode_query(query), *rule.query_regex)) {
+  if (rule.path_regex && !RE2::PartialMatch(head.path(), *rule.path_regex)) return false;
+  if (rule.query_regex && !RE2::PartialMatch(head.query(), *rule.query_regex) &&
+      !RE2::PartialMatch(decode_query(head.query()), *rule.query_regex)) {
     return false;
   }
   if (rule.header_regex) {
@@ -89,12 +88,8 @@ class SanitizeFilter : public Filter {
       }
     }
     if (!s.deny.empty()) {
-      const size_t q = head.target.find('?');
-      const std::string_view path = std::string_view(head.target).substr(0, q);
-      const std::string_view query =
-          q == std::string::npos ? std::string_view() : std::string_view(head.target).substr(q + 1);
       for (const DenyRule& rule : s.deny) {
-        if (!matches(rule, head, path, query)) continue;
+        if (!matches(rule, head)) continue;
         count(rule.reason);
         callbacks().info().error = "sanitize: " + rule.reason;
         callbacks().send_local_reply(rule.status, rule.body);
