@@ -12,6 +12,7 @@ packages=(
   python3-h2 python3-grpcio openssl procps
   iproute2
   libhiredis-dev librapidcheck-dev redis-server libc-ares-dev dnsmasq-base
+  golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(nginx-light haproxy nghttp2-proxy linux-perf valgrind)
@@ -23,6 +24,12 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+# The Helm chart's check (helm/tests) validates with node and npm. Any node >= 18 will do: take
+# Debian's only when none is installed (a node from elsewhere often ships its own npm, and
+# Debian's nodejs package would conflict with it).
+if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
 if ((${#missing[@]} == 0)); then
   exit 0
 fi
