@@ -121,15 +121,17 @@ class Renderer:
         """Returns (returncode, manifests, stderr)."""
         if self.helm:
             args = ["-f", values_file] if values_file else []
-            lint = run([self.helm, "lint", "--strict", self.chart, *args], check=False)
+            lint = run([self.helm, "lint", self.chart, *args], check=False)
             if lint.returncode != 0:
                 return lint.returncode, "", lint.stdout + lint.stderr
             p = run([self.helm, "template", release, self.chart, "--namespace", namespace, *args], check=False)
             open(notes_out, "w").close()  # helm lint rendered NOTES.txt
             return p.returncode, p.stdout, p.stderr
         args = ["-f", values_file] if values_file else []
-        p = run([self.binary, "--name", release, "--namespace", namespace, "--notes-out", notes_out,
-                 *args, self.chart], check=False)
+        # --strict: a template that reads a key missing from the values fails (helm's
+        # missingkey=error), so the templates stay safe for `helm lint --strict` users.
+        p = run([self.binary, "--strict", "--name", release, "--namespace", namespace,
+                 "--notes-out", notes_out, *args, self.chart], check=False)
         return p.returncode, p.stdout, p.stderr
 
 

@@ -102,10 +102,10 @@ sanitizes to one already taken, or to "admin", gets the port number appended.
 {{- fail (printf "config.admin.address %s is a loopback address: the kubelet's probes and Prometheus reach the pod IP; use 0.0.0.0:%v or [::]:%v" $admin.address $admin.port $admin.port) }}
 {{- end }}
 {{- $_ := set $numbers (toString $admin.port) "admin" }}
-{{- range $i, $l := $cfg.listeners | default list }}
+{{- range $i, $l := get $cfg "listeners" | default list }}
 {{- $what := printf "config.listeners[%d]" $i }}
-{{- $lname := required (printf "%s.name is required" $what) $l.name | toString }}
-{{- $a := include "sluice.parseAddress" (dict "address" (required (printf "%s.address is required" $what) $l.address) "what" (printf "%s.address" $what)) | fromYaml }}
+{{- $lname := required (printf "%s.name is required" $what) (get $l "name") | toString }}
+{{- $a := include "sluice.parseAddress" (dict "address" (required (printf "%s.address is required" $what) (get $l "address")) "what" (printf "%s.address" $what)) | fromYaml }}
 {{- $key := toString $a.port }}
 {{- if eq (get $numbers $key) "admin" }}
 {{- fail (printf "%s.address uses port %s, the port of config.admin.address" $what $key) }}

@@ -6,7 +6,7 @@
 // on the file written by --values-out) and knows nothing of subcharts, .Files, .Capabilities
 // or lookup.
 //
-//	render [-f values.yaml]... [--set a.b=c]... [--name R] [--namespace N]
+//	render [-f values.yaml]... [--set a.b=c]... [--name R] [--namespace N] [--strict]
 //	       [--values-out merged.json] [--notes-out NOTES] CHART_DIR > manifests.yaml
 //
 // Exit status 1 with helm's message ("execution error at (...): ...") when a template fails.
@@ -46,18 +46,19 @@ func main() {
 	namespace := flag.String("namespace", "default", "release namespace")
 	valuesOut := flag.String("values-out", "", "write the coalesced values as JSON to this file")
 	notesOut := flag.String("notes-out", "", "write the rendered NOTES.txt to this file")
+	strict := flag.Bool("strict", false, "fail on a missing map key (helm's Strict engine option, missingkey=error)")
 	flag.Parse()
 	if flag.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: render [-f FILE]... [--set K=V]... [--name R] [--namespace N] [--values-out F] [--notes-out F] CHART_DIR")
 		os.Exit(2)
 	}
-	if err := run(flag.Arg(0), files, sets, *name, *namespace, *valuesOut, *notesOut); err != nil {
+	if err := run(flag.Arg(0), files, sets, *name, *namespace, *valuesOut, *notesOut, *strict); err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
 		os.Exit(1)
 	}
 }
 
-func run(chartDir string, files, sets []string, name, namespace, valuesOut, notesOut string) error {
+func run(chartDir string, files, sets []string, name, namespace, valuesOut, notesOut string, strict bool) error {
 	chartMeta, err := readYAMLMap(filepath.Join(chartDir, "Chart.yaml"))
 	if err != nil {
 		return err
@@ -117,8 +118,12 @@ func run(chartDir string, files, sets []string, name, namespace, valuesOut, note
 	if err != nil {
 		return err
 	}
-	t := template.New("gotpl").Option("missingkey=zero")
-	t.Funcs(funcMap(t))
+	missingkey := "missingkey=zero"
+	if strict {
+		missingkey = "missingkey=error"
+	}
+	t := template.New("gotpl").Option(missingkey)
+	t.Funcs(funcMap(t, missingkey))
 	var names []string
 	for _, e := range entries {
 		if e.IsDir() {
@@ -202,7 +207,7 @@ func cleanupError(err error) error {
 	return err
 }
 
-func funcMap(t *template.Template) template.FuncMap {
+func funcMap(t *template.Template, missingkey string) template.FuncMap {
 	f := sprig.TxtFuncMap()
 	delete(f, "env")
 	delete(f, "expandenv")
@@ -222,7 +227,7 @@ func funcMap(t *template.Template) template.FuncMap {
 		if err != nil {
 			return "", err
 		}
-		c.Option("missingkey=zero")
+		c.Option(missingkey)
 		if _, err := c.New("tpl").Parse(text); err != nil {
 			return "", err
 		}
