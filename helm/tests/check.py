@@ -30,7 +30,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import yaml
 
@@ -252,6 +251,8 @@ def sluice_check(sluice, config_text, tmp, secrets):
     if p.returncode != 0:
         raise Failure(f"sluice --check failed:\n{p.stdout}{p.stderr}\n--- config ---\n{config_text}")
     print(f"  ok   sluice --check: {p.stdout.strip()}")
+    for line in p.stderr.splitlines():
+        print(f"       {line}")  # warnings
 
 
 def promtool_check(promtool, rule, tmp, unit_tests):
@@ -274,7 +275,10 @@ def promtool_check(promtool, rule, tmp, unit_tests):
 
 def run_case(case, renderer, node, args, schema, defaults):
     name = case["name"]
-    tmp = tempfile.mkdtemp(prefix=f"{name}-", dir=args.work_dir)
+    # One directory per case, emptied first: what the last run rendered stays for a look.
+    tmp = os.path.join(args.work_dir, "cases", name)
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
     values_file = os.path.join(VALUES_DIR, case["values"]) if case["values"] else None
     user = yaml.safe_load(open(values_file)) if values_file else {}
     merged = coalesce(user or {}, defaults)
