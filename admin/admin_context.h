@@ -28,6 +28,8 @@ class AdminContext {
   virtual RuntimeState& runtime() const = 0;
   // The clusters' shared hosts (health, ejection, counters), for /clusters and metrics.
   virtual std::vector<upstream::SharedClusterPtr> clusters() const { return {}; }
+  // Error-log lines dropped because stderr could not keep up (sluice_error_log_dropped_total).
+  virtual uint64_t error_log_dropped() const { return 0; }
 };
 
 }  // namespace admin

@@ -58,6 +58,7 @@ struct Totals {
   // Per rule: allowed, limited, would_limit, skipped, error.
   std::map<std::string, std::array<uint64_t, 5>> rate_limits;
   uint64_t redis_errors = 0;
+  uint64_t access_log_dropped = 0;
   std::map<std::pair<std::string, std::string>, uint64_t> sanitize_rejections;
 };
 
@@ -126,6 +127,7 @@ Totals sum_workers(const AdminContext& ctx, const std::vector<const WorkerStats*
       }
     });
     totals.redis_errors += worker->redis_errors.value();
+    totals.access_log_dropped += worker->access_log_dropped->load(std::memory_order_relaxed);
     worker->visit_sanitize([&](const WorkerStats::SanitizeRejections& rejections) {
       for (const auto& [key, c] : rejections) totals.sanitize_rejections[key] += c.value();
     });
@@ -352,6 +354,19 @@ std::vector<MetricFamily> collect_metrics(const AdminContext& ctx) {
   redis_errors.metric.push_back(
       sample({}, static_cast<double>(totals.redis_errors), MetricType::Counter));
 
+  auto access_log_dropped =
+      family("sluice_access_log_dropped_total",
+             "Access-log lines dropped because the log sink could not keep up (the logging "
+             "thread's buffer was full) or a write to it failed.",
+             MetricType::Counter);
+  access_log_dropped.metric.push_back(
+      sample({}, static_cast<double>(totals.access_log_dropped), MetricType::Counter));
+  auto error_log_dropped = family(
+      "sluice_error_log_dropped_total",
+      "Error-log (stderr) lines dropped because stderr could not keep up.", MetricType::Counter);
+  error_log_dropped.metric.push_back(
+      sample({}, static_cast<double>(ctx.error_log_dropped()), MetricType::Counter));
+
   auto sanitize = family("sluice_sanitize_rejections_total",
                          "Requests the sanitize filter refused, by listener and reason (a path "
                          "error such as encoded_character, underscore_header, or deny:RULE).",
@@ -362,12 +377,29 @@ std::vector<MetricFamily> collect_metrics(const AdminContext& ctx) {
   }
 
   std::vector<MetricFamily> out;
-  for (MetricFamily* f :
-       {&workers,     &reloads,  &requests,          &active,           &accepted,
-        &rejected,    &duration, &upstream_requests, &connect_failures, &timeouts,
-        &created,     &retries,  &overflow,          &no_healthy,       &panic,
-        &healthy,     &ejected,  &host_active,       &ejections,        &dns_failures,
-        &redis_errors}) {
+  for (MetricFamily* f : {&workers,
+                          &reloads,
+                          &requests,
+                          &active,
+                          &accepted,
+                          &rejected,
+                          &duration,
+                          &upstream_requests,
+                          &connect_failures,
+                          &timeouts,
+                          &created,
+                          &retries,
+                          &overflow,
+                          &no_healthy,
+                          &panic,
+                          &healthy,
+                          &ejected,
+                          &host_active,
+                          &ejections,
+                          &dns_failures,
+                          &redis_errors,
+                          &access_log_dropped,
+                          &error_log_dropped}) {
     out.push_back(std::move(*f));
   }
   if (!handshakes.metric.empty()) out.push_back(std::move(handshakes));  // no TLS: no family

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -118,6 +119,10 @@ class WorkerStats {
   // Redis calls of rate limits that failed: no reply (timeout, connection failure, breaker
   // open) or an error reply.
   Counter redis_errors;
+  // Access-log lines dropped because the logging thread's buffer was full, or lost to a failed
+  // write (sluice_access_log_dropped_total). Shared with that thread, which counts the latter.
+  const std::shared_ptr<std::atomic<uint64_t>> access_log_dropped =
+      std::make_shared<std::atomic<uint64_t>>(0);
   // Requests the sanitize filter refused, by listener and reason
   // (sluice_sanitize_rejections_total{listener,reason}); refusals are rare, so a lookup by
   // name each time is fine.

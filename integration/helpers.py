@@ -91,10 +91,11 @@ def unique_name(log_dir: Path, name: str, suffix: str) -> str:
 
 
 class Process:
-    """A child process whose stdout/stderr go to files in log_dir (readable while it runs)."""
+    """A child process whose stdout/stderr go to files in log_dir (readable while it runs).
+    `stdout`, a file descriptor, replaces the stdout file (stdout_text() is then empty)."""
 
     def __init__(self, args: list[str], log_dir: Path, name: str,
-                 env: Optional[dict[str, str]] = None):
+                 env: Optional[dict[str, str]] = None, stdout: Optional[int] = None):
         self.args = [str(a) for a in args]
         log_dir = Path(log_dir)
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -105,8 +106,9 @@ class Process:
         if env:
             full_env.update(env)
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=err, env=full_env)
+            self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
+                                         stdout=out if stdout is None else stdout, stderr=err,
+                                         env=full_env)
         self.stopped = False  # set once stop() was asked for, to tell crashes from shutdowns
 
     @property
@@ -233,16 +235,18 @@ class Sluice(Process):
 
     config is a dict (admin and listener addresses filled in by fill_ports) or YAML text in which
     ${admin_port}, ${port}, ${port2}, ${port3} and any key of `subst` are replaced
-    (string.Template.safe_substitute, so a regex `$` is left alone)."""
+    (string.Template.safe_substitute, so a regex `$` is left alone). The config is written to
+    `config_path` (default: log_dir/NAME.yaml); `stdout` as for Process."""
 
     def __init__(self, log_dir: Path, config: Union[dict, str], *, name: str = "sluice",
                  args: Iterable[str] = (), env: Optional[dict[str, str]] = None,
                  subst: Optional[dict[str, Any]] = None, wait_ready: bool = True,
-                 timeout: float = DEFAULT_TIMEOUT, binary: Optional[Path] = None):
+                 timeout: float = DEFAULT_TIMEOUT, binary: Optional[Path] = None,
+                 config_path: Optional[Path] = None, stdout: Optional[int] = None):
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         name = unique_name(self.log_dir, name, ".yaml")
-        self.config_path = self.log_dir / f"{name}.yaml"
+        self.config_path = Path(config_path) if config_path else self.log_dir / f"{name}.yaml"
         self.subst = dict(subst or {})
         self._port_memo: dict[str, int] = {}
         self.admin_port = 0
@@ -250,7 +254,8 @@ class Sluice(Process):
         self.config: Union[dict, str] = config
         self.write_config(config)
         binary = binary or sluice_binary()
-        super().__init__([binary, "-c", self.config_path, *args], self.log_dir, name, env)
+        super().__init__([binary, "-c", self.config_path, *args], self.log_dir, name, env,
+                         stdout)
         if wait_ready:
             try:
                 self.wait_ready(timeout)
@@ -260,8 +265,8 @@ class Sluice(Process):
 
     # -- config
 
-    def write_config(self, config: Union[dict, str]) -> Path:
-        """(Re)writes the config file; ports chosen earlier are kept. Does not signal sluice."""
+    def render_config(self, config: Union[dict, str]) -> str:
+        """The YAML text write_config would write; ports chosen earlier are kept."""
         if isinstance(config, dict):
             filled, self.admin_port, self.ports = fill_ports(
                 config, {**self._port_memo, "__admin__": self.admin_port or None})
@@ -275,7 +280,11 @@ class Sluice(Process):
             self.ports = {k: self._port_memo[k] for k in ("port", "port2", "port3")}
             self.config = config
             text = string.Template(config).safe_substitute({**self._port_memo, **self.subst})
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        return text
+
+    def write_config(self, config: Union[dict, str]) -> Path:
+        """(Re)writes the config file; ports chosen earlier are kept. Does not signal sluice."""
+        text = self.render_config(config)
         self.config_path.write_text(text)
         return self.config_path
 

@@ -12,34 +12,39 @@
 
 namespace sluice {
 
-std::unique_ptr<AccessLog> AccessLog::open(const config::AccessLog& config, std::string* error) {
-  if (config.path == "off") return nullptr;
-  if (config.path == "stdout") return std::unique_ptr<AccessLog>(new AccessLog(1, false));
-  if (config.path == "stderr") return std::unique_ptr<AccessLog>(new AccessLog(2, false));
-  int fd = ::open(config.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    if (error) *error = "cannot open access log " + config.path + ": " + std::strerror(errno);
-    return nullptr;
-  }
-  return std::unique_ptr<AccessLog>(new AccessLog(fd, true));
+namespace {
+
+// Opens a file for appending, or -1 with `error` set.
+int open_for_append(const std::string& path, std::string* error) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) *error = "cannot open access log " + path + ": " + std::strerror(errno);
+  return fd;
 }
 
-AccessLog::~AccessLog() {
-  if (owned_) ::close(fd_);
+}  // namespace
+
+std::unique_ptr<AccessLog> AccessLog::open(const config::AccessLog& config, LogWriter& writer,
+                                           LogWriter::DropCounter dropped, std::string* error) {
+  if (config.path == "off") return nullptr;
+  int fd = config.path == "stdout" ? 1 : config.path == "stderr" ? 2 : -1;
+  const bool owned = fd < 0;
+  if (owned) fd = open_for_append(config.path, error);
+  if (fd < 0) return nullptr;
+  return std::unique_ptr<AccessLog>(new AccessLog(writer.open(fd, owned, std::move(dropped))));
+}
+
+std::string AccessLog::check_path(const config::AccessLog& config) {
+  if (config.path == "off" || config.path == "stdout" || config.path == "stderr") return {};
+  std::string error;
+  int fd = open_for_append(config.path, &error);
+  if (fd >= 0) ::close(fd);
+  return error;
 }
 
 void AccessLog::write(const RequestHead& request, const StreamInfo& info) {
   format_access_log_line(request, info, line_);
   line_ += '\n';
-  const char* p = line_.data();
-  size_t left = line_.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd_, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // a full disk or closed pipe must not stop the proxy
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
+  channel_->push(line_);  // a full buffer drops the line and counts it
 }
 
 namespace {
@@ -111,10 +116,7 @@ void format_access_log_line(const RequestHead& request, const StreamInfo& info, 
 
   FieldLimits limits{request.method.size(), request.target.size(), request.authority.size()};
   append_line(out, request, info, when, duration_ms, limits, false);
-  // Several workers share one descriptor; a write of up to PIPE_BUF bytes to a pipe (stdout
-  // under a container runtime or systemd) is never interleaved with another, a longer one can
-  // be. Halve the longest client-controlled field until the line fits. Rare: a URL of
-  // several KiB.
+  // Halve the longest client-controlled field until the line fits. Rare: a URL of several KiB.
   while (out.size() + 1 > kMaxAccessLogLine) {
     size_t* longest = &limits.path;
     if (limits.host > *longest) longest = &limits.host;

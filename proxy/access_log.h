@@ -1,33 +1,38 @@
 #pragma once
-// One JSON line per finished exchange. Each worker has its own AccessLog writing to a shared
-// file descriptor with one write() per line (O_APPEND files and pipes keep lines whole).
-// Opened on the main thread (to check the path) and by each worker for every snapshot, so a
-// reload reopens a file that was moved away (log rotation); written on its worker's thread.
+// One JSON line per finished exchange. Each worker has its own AccessLog, opened for every
+// snapshot (so a reload reopens a file that was moved away: log rotation), formatting on its
+// worker's thread and handing the line to the logging thread (core/log_writer.h): a sink that
+// cannot keep up costs dropped lines (sluice_access_log_dropped_total), never a blocked worker.
 #include <memory>
 #include <string>
 
 #include "config/config.h"
 #include "core/http.h"
+#include "core/log_writer.h"
 #include "filters/filter.h"
 
 namespace sluice {
 
 class AccessLog {
  public:
-  // Opens config.path ("stdout", "stderr" or a file). Null when the path is "off".
-  static std::unique_ptr<AccessLog> open(const config::AccessLog& config, std::string* error);
-  ~AccessLog();
+  // Opens config.path ("stdout", "stderr" or a file) on `writer`; lines it drops count in
+  // `dropped`. Null when the path is "off" or cannot be opened (then `error` says why).
+  static std::unique_ptr<AccessLog> open(const config::AccessLog& config, LogWriter& writer,
+                                         LogWriter::DropCounter dropped, std::string* error);
+  // Whether config.path can be opened for appending; empty when it can (or is off). The
+  // control thread checks this before a snapshot is handed to the workers.
+  static std::string check_path(const config::AccessLog& config);
+
   void write(const RequestHead& request, const StreamInfo& info);
 
  private:
-  explicit AccessLog(int fd, bool owned) : fd_(fd), owned_(owned) {}
-  int fd_;
-  bool owned_;
+  explicit AccessLog(std::unique_ptr<LogChannel> channel) : channel_(std::move(channel)) {}
+  std::unique_ptr<LogChannel> channel_;
   std::string line_;  // reused between writes
 };
 
-// Longest line written, newline included: PIPE_BUF, so that lines from several workers
-// never interleave on a pipe.
+// Longest line written, newline included: PIPE_BUF, so that a line stays one atomic write for
+// anyone reading the pipe, and one request cannot take a large share of the buffer.
 inline constexpr size_t kMaxAccessLogLine = 4096;
 
 // Replaces `out` with one JSON object (no newline). When the line would exceed

@@ -14,6 +14,7 @@
 
 #include "admin/admin_server.h"
 #include "proxy/access_log.h"
+#include "proxy/config_watcher.h"
 #include "proxy/connection_limiter.h"
 #include "proxy/listener.h"
 #include "proxy/worker.h"
@@ -21,18 +22,6 @@
 namespace sluice {
 
 namespace asio = boost::asio;
-
-void log_line(std::string_view message) {
-  auto now = std::chrono::system_clock::now();
-  std::time_t t = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char when[32];
-  std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  std::string line = std::string(when) + " sluice: " + std::string(message) + "\n";
-  std::fwrite(line.data(), 1, line.size(), stderr);
-  std::fflush(stderr);
-}
 
 namespace {
 
@@ -90,8 +79,9 @@ SnapshotPtr Snapshot::build(config::ConfigPtr config, RuntimeState& runtime,
   return snap;
 }
 
-Server::Server(std::string config_path)
+Server::Server(std::string config_path, bool watch)
     : config_path_(std::move(config_path)),
+      watch_(watch),
       clusters_(control_, [](const std::string& line) { log_line(line); }) {}
 
 Server::~Server() {
@@ -125,8 +115,7 @@ bool Server::install(SnapshotPtr snapshot, std::string* error) {
   const auto& cfg = *snapshot->config;
   // Workers open their own access log; opening it here first turns a bad path into a
   // failed start or reload instead of a worker running without a log.
-  std::string log_error;
-  AccessLog::open(cfg.access_log, &log_error);
+  std::string log_error = AccessLog::check_path(cfg.access_log);
   if (!log_error.empty()) {
     *error = log_error;
     return false;
@@ -164,6 +153,40 @@ bool Server::install(SnapshotPtr snapshot, std::string* error) {
   return true;
 }
 
+namespace {
+
+// What a load of `cfg` reads besides the config file itself.
+std::vector<std::string> files_read(const std::string& config_path, const config::Config& cfg) {
+  std::vector<std::string> files{config_path};
+  for (const auto& l : cfg.listeners) {
+    if (!l.tls) continue;
+    for (const auto& c : l.tls->certificates) {
+      files.push_back(c.cert_file);
+      files.push_back(c.key_file);
+    }
+    if (!l.tls->client_auth.ca_file.empty()) files.push_back(l.tls->client_auth.ca_file);
+  }
+  for (const auto& c : cfg.clusters) {
+    if (c.tls && !c.tls->ca_file.empty()) files.push_back(c.tls->ca_file);
+  }
+  return files;
+}
+
+}  // namespace
+
+void Server::watch_config_files() {
+  watched_files_ = files_read(config_path_, *config());
+  watched_fingerprint_ = fingerprint_files(watched_files_);
+  std::string error;
+  if (!watcher_->watch(watched_files_, &error)) log_line("error: --watch: " + error);
+}
+
+void Server::on_watched_files_changed() {
+  if (draining_ || fingerprint_files(watched_files_) == watched_fingerprint_) return;
+  log_line("config files changed: reloading");
+  reload();
+}
+
 bool Server::reload() {
   auto result = config::load_file(config_path_);
   for (const auto& w : result.warnings) log_line("warning: " + w.str());
@@ -176,8 +199,11 @@ bool Server::reload() {
     if (!error.empty()) log_line("error: " + error);
     log_line("config reload failed; the previous config stays in force");
     reloads_failed_.fetch_add(1);
+    // Not again for the same bad files: the next change to them is tried.
+    if (watcher_) watched_fingerprint_ = fingerprint_files(watched_files_);
     return false;
   }
+  if (watcher_) watch_config_files();
   reloads_ok_.fetch_add(1);
   log_line("config reloaded from " + config_path_);
   check_open_file_limit(*result.config, open_file_limit_);
@@ -197,6 +223,16 @@ int Server::run() {
   asio::io_context& main_ioc = control_;
   asio::signal_set signals(main_ioc, SIGHUP, SIGTERM, SIGINT);
   open_file_limit_ = raise_open_file_limit();
+  // From here on a stalled stderr costs dropped lines, not a stalled control thread.
+  route_error_log(&log_writer_, error_log_dropped_);
+  // On the way out: write what is buffered, then log directly, so lines stay in order.
+  struct FlushLogsOnReturn {
+    LogWriter& writer;
+    ~FlushLogsOnReturn() {
+      route_error_log(nullptr, nullptr);
+      writer.stop();
+    }
+  } flush_logs_on_return{log_writer_};
 
   auto result = config::load_file(config_path_);
   // Same format as --check, so one tool can read both.
@@ -213,7 +249,7 @@ int Server::run() {
   }
   unsigned n = result.config->workers;
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
-  for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i, n));
+  for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i, n, log_writer_));
   if (!install(snapshot, &error)) {
     log_line("error: " + error);
     return 1;
@@ -235,10 +271,14 @@ int Server::run() {
   log_line("admin on " + result.config->admin.address.str() + ", " + std::to_string(n) +
            " worker(s)");
   check_open_file_limit(*result.config, open_file_limit_);
+  if (watch_) {
+    watcher_ = std::make_unique<ConfigWatcher>(control_, [this] { on_watched_files_changed(); });
+    watch_config_files();
+    log_line("watching " + config_path_ + " for changes");
+  }
 
   // Drain: stop accepting, let in-flight exchanges finish (polling the connection gauges)
   // until none is left or drain_timeout passes. A second SIGTERM/SIGINT cuts it short.
-  bool draining = false;
   std::chrono::steady_clock::time_point deadline;
   asio::steady_timer drain_timer(main_ioc);
   std::function<void()> poll_drain = [&] {
@@ -261,13 +301,13 @@ int Server::run() {
     signals.async_wait([&](const boost::system::error_code& ec, int sig) {
       if (ec) return;
       if (sig == SIGHUP) {
-        if (draining) {
+        if (draining_) {
           log_line("SIGHUP ignored while draining");
         } else {
           reload();
         }
-      } else if (!draining) {
-        draining = true;
+      } else if (!draining_) {
+        draining_ = true;
         log_line(std::string(sig == SIGINT ? "SIGINT" : "SIGTERM") + ": draining (up to " +
                  std::to_string(config()->drain_timeout.count()) + "ms)");
         ready_ = false;

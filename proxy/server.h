@@ -12,16 +12,19 @@
 #include <boost/asio/io_context.hpp>
 
 #include "admin/admin_context.h"
+#include "core/log_writer.h"
 #include "core/runtime_state.h"
 #include "proxy/snapshot.h"
 
 namespace sluice {
 
 class Worker;
+class ConfigWatcher;
 
 class Server : public admin::AdminContext {
  public:
-  explicit Server(std::string config_path);
+  // With `watch`, the config is reloaded when its file (or a certificate it names) changes.
+  explicit Server(std::string config_path, bool watch = false);
   ~Server() override;
 
   // Loads the config, starts everything and serves until SIGTERM/SIGINT; returns the exit
@@ -36,14 +39,22 @@ class Server : public admin::AdminContext {
   uint64_t reloads_failed() const override { return reloads_failed_.load(); }
   RuntimeState& runtime() const override { return runtime_; }
   std::vector<upstream::SharedClusterPtr> clusters() const override { return clusters_.all(); }
+  uint64_t error_log_dropped() const override { return error_log_dropped_->load(); }
 
  private:
   bool reload();
+  // --watch: the files a reload reads (the config, certificates and keys) and what they held.
+  void watch_config_files();
+  void on_watched_files_changed();
   // Binds new listeners on every worker and hands the snapshot over. On error nothing changes.
   bool install(SnapshotPtr snapshot, std::string* error);
   size_t active_connections() const;
 
   std::string config_path_;
+  bool watch_;
+  // First, so that it goes last: workers and clusters log until they are destroyed.
+  LogWriter log_writer_;
+  const LogWriter::DropCounter error_log_dropped_ = std::make_shared<std::atomic<uint64_t>>(0);
   // The control thread's loop (this thread): signals, drain, health checks, DNS, ejections.
   boost::asio::io_context control_{1};
   upstream::SharedClusters clusters_;
@@ -52,14 +63,15 @@ class Server : public admin::AdminContext {
   std::vector<std::unique_ptr<Worker>> workers_;
   mutable std::mutex snapshot_mutex_;  // guards snapshot_ for the admin thread
   SnapshotPtr snapshot_;
-  std::set<std::string> bound_;   // "name@address" of listeners every worker has
-  uint64_t open_file_limit_ = 0;  // RLIMIT_NOFILE once raised at start; 0: unknown
+  std::set<std::string> bound_;             // "name@address" of listeners every worker has
+  uint64_t open_file_limit_ = 0;            // RLIMIT_NOFILE once raised at start; 0: unknown
+  std::unique_ptr<ConfigWatcher> watcher_;  // --watch only
+  std::vector<std::string> watched_files_;
+  size_t watched_fingerprint_ = 0;
+  bool draining_ = false;  // control thread
   std::atomic<bool> ready_{false};
   std::atomic<uint64_t> reloads_ok_{0};
   std::atomic<uint64_t> reloads_failed_{0};
 };
-
-// Logs to stderr with a timestamp; used by the control plane only.
-void log_line(std::string_view message);
 
 }  // namespace sluice

@@ -16,10 +16,11 @@ namespace sluice {
 
 namespace asio = boost::asio;
 
-Worker::Worker(unsigned index, unsigned count)
+Worker::Worker(unsigned index, unsigned count, LogWriter& log_writer)
     : index_(index),
       work_(asio::make_work_guard(ioc_)),
-      clusters_(std::make_unique<upstream::ClusterManager>(ioc_, stats_, index, count)) {
+      clusters_(std::make_unique<upstream::ClusterManager>(ioc_, stats_, index, count)),
+      log_writer_(log_writer) {
   ctx_.executor = ioc_.get_executor();
   ctx_.cluster_manager = clusters_.get();
   ctx_.stats = &stats_;
@@ -49,9 +50,9 @@ void Worker::apply_here(SnapshotPtr snapshot,
                         const ConnectionLimiters& limiters) {
   const config::Config& cfg = *snapshot->config;
   std::string error;
-  auto log = AccessLog::open(cfg.access_log, &error);
+  auto log = AccessLog::open(cfg.access_log, log_writer_, stats_.access_log_dropped, &error);
   if (!error.empty()) {
-    std::cerr << "sluice: worker " << index_ << ": " << error << "\n";
+    log_line("error: worker " + std::to_string(index_) + ": " + error);
   } else {
     access_log_ = std::move(log);
   }

@@ -21,6 +21,7 @@ namespace sluice {
 
 class ListenerRuntime;
 class AccessLog;
+class LogWriter;
 class ConnectionLimiter;
 
 // Per listener name: the counts of its open connections, shared by every worker.
@@ -32,8 +33,8 @@ class ClusterManager;
 
 class Worker {
  public:
-  // Worker `index` of `count`.
-  Worker(unsigned index, unsigned count);
+  // Worker `index` of `count`; its access log goes through `log_writer`.
+  Worker(unsigned index, unsigned count, LogWriter& log_writer);
   ~Worker();
 
   // io_context that can destroy its pending handlers on demand (execution_context::shutdown is
@@ -80,6 +81,7 @@ class Worker {
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   WorkerStats stats_;
   std::unique_ptr<upstream::ClusterManager> clusters_;
+  LogWriter& log_writer_;
   std::unique_ptr<AccessLog> access_log_;
   BufferPool read_buffers_{64 * 1024};
   WorkerServices services_{ioc_.get_executor(), index_};
