@@ -16,6 +16,9 @@ constexpr const char* kVersion = "0.1.0";
 
 void usage(std::ostream& out) {
   out << "usage: sluice -c FILE          run with the config in FILE (also --config FILE)\n"
+         "       sluice -c FILE --watch  also reload when FILE, or a certificate or key it\n"
+         "                               names, changes (as SIGHUP; ConfigMap and Secret\n"
+         "                               volume updates included)\n"
          "       sluice --check -c FILE  validate FILE, print every error, exit 1 if any\n"
          "       sluice --version\n"
          "       sluice --help\n"
@@ -47,6 +50,7 @@ int check(const std::string& path) {
 int main(int argc, char** argv) {
   std::string config_path;
   bool check_only = false;
+  bool watch = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -57,6 +61,8 @@ int main(int argc, char** argv) {
       return 0;
     } else if (arg == "--check") {
       check_only = true;
+    } else if (arg == "--watch") {
+      watch = true;
     } else if (arg == "-c" || arg == "--config") {
       if (i + 1 == argc) {
         std::cerr << "sluice: " << arg << " needs a FILE\n";
@@ -82,6 +88,6 @@ int main(int argc, char** argv) {
 
   // A write to a socket the peer closed must fail with EPIPE, not kill the process.
   signal(SIGPIPE, SIG_IGN);
-  sluice::Server server(config_path);
+  sluice::Server server(config_path, watch);
   return server.run();
 }
