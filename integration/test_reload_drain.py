@@ -177,6 +177,24 @@ def test_invalid_reload_is_logged_and_old_config_keeps_serving(start_sluice):
     assert reloads(s, "failure") == 1
 
 
+def test_workers_change_warns_until_set_back_to_the_running_value(start_sluice):
+    s = start_sluice(respond_config("one\n", workers=1))
+    warning = "a change of 'workers' takes effect only after a restart"
+
+    s.write_config(respond_config("two\n", workers=2))
+    s.signal(signal.SIGHUP)
+    wait_for(lambda: reloads(s, "success") == 1, 5)
+    wait_for(lambda: s.stderr_text().count(warning) == 1, 5)
+
+    # Back to what is running: nothing to restart for, so no warning.
+    s.write_config(respond_config("three\n", workers=1))
+    s.signal(signal.SIGHUP)
+    wait_for(lambda: reloads(s, "success") == 2, 5)
+    wait_for(lambda: s.get("/r").text == "three\n", 5)
+    assert s.stderr_text().count(warning) == 1
+    assert s.metric("sluice_workers") == 1
+
+
 def test_reload_adds_and_removes_listeners(start_sluice):
     s = start_sluice(respond_config("one\n"))
     config = respond_config("one\n")

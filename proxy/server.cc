@@ -193,7 +193,6 @@ bool Server::reload() {
   std::string error;
   SnapshotPtr snapshot;
   if (result.config) snapshot = Snapshot::build(result.config, runtime_, &clusters_, &error);
-  config::ConfigPtr previous = config();
   if (!result.config || !snapshot || !install(snapshot, &error)) {
     for (const auto& e : result.errors) log_line("error: " + e.str());
     if (!error.empty()) log_line("error: " + error);
@@ -207,11 +206,12 @@ bool Server::reload() {
   reloads_ok_.fetch_add(1);
   log_line("config reloaded from " + config_path_);
   check_open_file_limit(*result.config, open_file_limit_);
-  // These are set up once at start; say so rather than pretend they changed.
-  if (previous && result.config->workers != previous->workers) {
+  // These are set up once at start; say so rather than pretend they changed. Compared with
+  // what is running, not with the previous file: setting a value back needs no restart.
+  if (result.config->workers != started_->workers) {
     log_line("warning: a change of 'workers' takes effect only after a restart");
   }
-  if (previous && result.config->admin.address.str() != previous->admin.address.str()) {
+  if (result.config->admin.address.str() != started_->admin.address.str()) {
     log_line("warning: a change of 'admin.address' takes effect only after a restart");
   }
   return true;
@@ -247,6 +247,7 @@ int Server::run() {
     std::cerr << config_path_ << ": " << error << "\n";
     return 1;
   }
+  started_ = result.config;
   unsigned n = result.config->workers;
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i, n, log_writer_));

@@ -63,8 +63,9 @@ class Server : public admin::AdminContext {
   std::vector<std::unique_ptr<Worker>> workers_;
   mutable std::mutex snapshot_mutex_;  // guards snapshot_ for the admin thread
   SnapshotPtr snapshot_;
-  std::set<std::string> bound_;             // "name@address" of listeners every worker has
-  uint64_t open_file_limit_ = 0;            // RLIMIT_NOFILE once raised at start; 0: unknown
+  config::ConfigPtr started_;     // the config at start: workers and admin.address stay as in it
+  std::set<std::string> bound_;   // "name@address" of listeners every worker has
+  uint64_t open_file_limit_ = 0;  // RLIMIT_NOFILE once raised at start; 0: unknown
   std::unique_ptr<ConfigWatcher> watcher_;  // --watch only
   std::vector<std::string> watched_files_;
   size_t watched_fingerprint_ = 0;
