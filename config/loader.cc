@@ -313,6 +313,28 @@ void Loader::load_filter_sections() {
   }
 }
 
+namespace {
+
+// An unquoted value that starts with `*` (a wildcard host, `*.example.com`) is a YAML alias to
+// an anchor that does not exist; yaml-cpp's message says only that. Returns a hint to quote
+// it, naming the value, or "" for any other error.
+std::string alias_hint(std::string_view yaml, const YAML::Exception& e) {
+  if (e.msg != YAML::ErrorMsg::UNKNOWN_ANCHOR || e.mark.is_null()) return {};
+  size_t at = 0;
+  for (int line = 0; line < e.mark.line && at != std::string_view::npos; ++line) {
+    at = yaml.find('\n', at);
+    if (at != std::string_view::npos) ++at;
+  }
+  if (at == std::string_view::npos) return {};
+  at += static_cast<size_t>(e.mark.column);
+  if (at >= yaml.size() || yaml[at] != '*') return "";
+  size_t end = yaml.find_first_of(" \t\r\n,]}", at);
+  std::string value(yaml.substr(at, end == std::string_view::npos ? end : end - at));
+  return " (an unquoted value that starts with '*' is a YAML alias: quote it, \"" + value + "\")";
+}
+
+}  // namespace
+
 LoadResult Loader::load(std::string_view yaml) {
   try {
     const std::vector<YAML::Node> docs = YAML::LoadAll(std::string(yaml));
@@ -327,7 +349,7 @@ LoadResult Loader::load(std::string_view yaml) {
     cross_check();
     load_filter_sections();
   } catch (const YAML::Exception& e) {
-    diag_.error(e.mark, "YAML syntax error: " + e.msg);
+    diag_.error(e.mark, "YAML syntax error: " + e.msg + alias_hint(yaml, e));
   } catch (const std::exception& e) {
     diag_.error(YAML::Mark::null_mark(), std::string("cannot load config: ") + e.what());
   }

@@ -755,7 +755,9 @@ TEST(Errors, YamlSyntaxErrorHasItsPosition) {
   EXPECT_THAT(errors_of("routes:\n"
                         "  - name: r\n"
                         "    match: { hosts: [*.example.com] }\n"),
-              ElementsAre("t.yaml:3:22: YAML syntax error: the referenced anchor is not defined"));
+              ElementsAre("t.yaml:3:22: YAML syntax error: the referenced anchor is not defined "
+                          "(an unquoted value that starts with '*' is a YAML alias: quote it, "
+                          "\"*.example.com\")"));
 }
 
 TEST(Errors, MoreThanOneDocument) {
