@@ -114,7 +114,8 @@ def test_version():
 def test_help():
     r = run("--help")
     assert r.returncode == 0
-    for text in ("-c FILE", "--check", "--version", "SIGHUP", "SIGTERM"):
+    for text in ("-c FILE", "--check", "--watch", "--version", "SIGHUP", "SIGTERM", "/metrics",
+                 "/ready", "docs/configuration.md", "docs/deploy.md"):
         assert text in r.stdout
 
 

@@ -23,7 +23,12 @@ void usage(std::ostream& out) {
          "       sluice --version\n"
          "       sluice --help\n"
          "signals: SIGHUP reloads the config; SIGTERM/SIGINT drain and exit (a second one\n"
-         "         exits at once)\n";
+         "         exits at once)\n"
+         "admin API (admin.address, default 127.0.0.1:9901): /healthz /ready /metrics\n"
+         "         /config /clusters /ratelimits\n"
+         "docs (in the source tree): docs/configuration.md (every key),\n"
+         "         docs/operations.md (signals, logs, metrics, admin API),\n"
+         "         docs/deploy.md (container image, Helm chart)\n";
 }
 
 int check(const std::string& path) {
