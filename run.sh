@@ -26,7 +26,8 @@ done
 if ((build)); then
   ./scripts/install-deps.sh
   cmake --preset release
-  cmake --build --preset release
+  # Only what the quickstart runs: the tests are built by ./test.sh.
+  cmake --build --preset release --target sluice sluice_test_backend
 fi
 
 sluice=${SLUICE_BIN:-build/release/proxy/sluice}
