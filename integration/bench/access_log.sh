@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# What the access log costs, and what a sink that does not keep up costs: the same sluice binary
+# in front of the same backend, in one run, with the access log
+#   off      access_log: { path: "off" }
+#   file     a file on disk (the default json format)
+#   stalled  stdout, a pipe (FIFO) that this script holds open and never reads: a stalled log
+#            collector. The pipe fills within the first second; from then on lines are dropped
+#            and counted (sluice_access_log_dropped_total) and requests must go on as before.
+# The backend is one nginx answering `return 200` (sluice_test_backend when nginx is missing).
+# wrk, HTTP/1.1 keep-alive, 1 thread, 50 connections. One sluice worker each, default settings.
+#
+#   integration/bench/access_log.sh              install packages, build the release preset, run
+#   integration/bench/access_log.sh --no-build   use what is already built
+#
+# Environment: DURATION (seconds per run, default 10), WARMUP (default 3), ROUNDS (interleaved,
+# default 3), CONNECTIONS (default 50), KEEP_WORK=1 keeps configs and logs, SLUICE_BIN /
+# SLUICE_BACKEND_BIN override the binaries.
+set -euo pipefail
+
+# shellcheck source=integration/bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+bench_setup "$@"
+
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-3}
+ROUNDS=${ROUNDS:-3}
+CONNECTIONS=${CONNECTIONS:-50}
+TARGETS=(off file stalled)
+
+[[ -x $SLUICE_BIN ]] || die "missing $SLUICE_BIN (run without --no-build)"
+command -v wrk >/dev/null || die "missing wrk (run scripts/install-deps.sh --bench)"
+if command -v nginx >/dev/null; then
+  with_retries start_nginx_backends 1 || die "the nginx backend did not start"
+  BACKEND_PORT=${BACKEND_PORTS[0]}
+  BACKEND_KIND=nginx
+else
+  start_backend
+  BACKEND_KIND=sluice_test_backend
+fi
+
+echo "sluice $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)," \
+  "$(nproc) CPUs, kernel $(uname -r), $(date -u +%FT%TZ)," \
+  "load average $(cut -d' ' -f1-3 /proc/loadavg), backend: $BACKEND_KIND"
+
+# Held open read-write by this shell, so sluice's open of the FIFO does not wait for a reader,
+# and never read: what a log collector that stopped reading looks like to sluice.
+mkfifo "$WORK/stalled.fifo"
+exec {stall_fd}<>"$WORK/stalled.fifo"
+
+declare -A PORT PID ADMIN
+# start_target NAME ACCESS_LOG_PATH STDOUT
+start_target() {
+  local name=$1 path=$2 stdout=$3 port admin
+  port=$(free_port)
+  admin=$(free_port)
+  cat >"$WORK/$name.yaml" <<YAML
+workers: 1
+admin: { address: $BENCH_HOST:$admin }
+access_log: { path: "$path" }
+listeners:
+  - { name: bench, address: "$BENCH_HOST:$port" }
+routes:
+  - { name: all, match: { path: { prefix: / } }, cluster: backend }
+clusters:
+  - { name: backend, endpoints: ["$BENCH_HOST:$BACKEND_PORT"] }
+YAML
+  "$SLUICE_BIN" -c "$WORK/$name.yaml" </dev/null >"$stdout" 2>"$WORK/$name.err" &
+  LAST_PID=$!
+  BENCH_PIDS+=("$LAST_PID")
+  PID[$name]=$LAST_PID
+  PORT[$name]=$port
+  ADMIN[$name]=$admin
+  wait_ready "$name" "$LAST_PID" "$port"
+}
+start_off() { start_target off off "$WORK/off.out"; }
+start_file() { start_target file "$WORK/access.log" "$WORK/file.out"; }
+start_stalled() { start_target stalled stdout "$WORK/stalled.fifo"; }
+with_retries start_off || die "sluice (off) did not start"
+with_retries start_file || die "sluice (file) did not start"
+with_retries start_stalled || die "sluice (stalled) did not start"
+
+run() { # run TARGET SECONDS OUT
+  timeout $(($2 + 30)) wrk -t1 -c"$CONNECTIONS" -d"$2s" --latency \
+    "http://$BENCH_HOST:${PORT[$1]}/api/v1/users/42?page=2" >"$3" 2>&1
+}
+compare_rounds off "access log"
+
+dropped=$(curl -s "http://$BENCH_HOST:${ADMIN[stalled]}/metrics" |
+  awk '$1 == "sluice_access_log_dropped_total" { print $2 }')
+echo "stalled: sluice_access_log_dropped_total = ${dropped:-?}" \
+  "(lines in the file target: $(wc -l <"$WORK/access.log"))"
