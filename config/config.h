@@ -178,6 +178,9 @@ struct HeaderMatch {
 };
 
 struct RouteMatch {
+  // Names of listeners the route applies on (each defined, none twice); empty = every listener.
+  // Not checked per request: each listener's chain matches against only its own routes.
+  std::vector<std::string> listeners;
   std::vector<std::string> hosts;  // exact names or "*.example.com"; empty = any
   PathMatch path;
   std::vector<std::string> methods;  // empty = any

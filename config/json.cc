@@ -135,6 +135,8 @@ void write_limits(JsonWriter& w, const Limits& l) {
 void write_match(JsonWriter& w, const RouteMatch& m) {
   w.key("match");
   w.begin_object();
+  // Left out when empty, as the YAML must (an empty list is an error there).
+  if (!m.listeners.empty()) w.field("listeners", m.listeners);
   w.field("hosts", m.hosts);
   // An "any" path is written as no path condition, the way the YAML spells it.
   if (m.path.kind != PathMatch::Kind::any) {

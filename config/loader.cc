@@ -78,8 +78,6 @@ constexpr std::string_view kEndpointKeys[] = {"address", "weight"};
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 
-std::string line_of(const YAML::Mark& m) { return "line " + std::to_string(m.line + 1); }
-
 // Addresses compare by their binary form, so "::1" and "0:0::1" are the same.
 std::string canonical_host(const std::string& host) {
   unsigned char buf[sizeof(in6_addr)];
@@ -285,6 +283,8 @@ class StashContext : public SectionContext {
 };
 
 }  // namespace
+
+std::string line_of(const YAML::Mark& m) { return "line " + std::to_string(m.line + 1); }
 
 Loader::Loader(const std::string& file) : diag_(file) {
   config_.source = file;
@@ -882,21 +882,7 @@ void Loader::cross_check() {
   if (config_.listeners.empty()) {
     diag_.warning(YAML::Mark::null_mark(), "no listeners: only the admin API will be served");
   }
-  // A route that matches everything hides every route after it.
-  for (size_t i = 0; i + 1 < config_.routes.size(); ++i) {
-    const RouteMatch& m = config_.routes[i].match;
-    if (!m.hosts.empty() || m.path.kind != PathMatch::Kind::any || !m.methods.empty() ||
-        !m.headers.empty()) {
-      continue;
-    }
-    for (size_t j = i + 1; j < config_.routes.size(); ++j) {
-      diag_.warning(route_marks_[j], "route " + quote(config_.routes[j].name) +
-                                         " is never used: route " + quote(config_.routes[i].name) +
-                                         " at " + line_of(route_marks_[i]) +
-                                         " matches every request");
-    }
-    break;
-  }
+  check_shadowed_routes();
 }
 
 }  // namespace detail

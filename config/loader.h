@@ -17,6 +17,9 @@ namespace sluice::config::detail {
 // The keys a route accepts before filters add theirs (route_loader.cc).
 std::span<const std::string_view> core_route_keys();
 
+// "line N" (1-based) for a message that points back at another place in the file.
+std::string line_of(const YAML::Mark& m);
+
 struct StashedField {
   std::string owner;  // listener or route name; empty at the top level
   Field field;
@@ -65,6 +68,9 @@ class Loader {
   void load_redirect(const Field& f, Redirect& redirect);
   void load_rewrite(const Field& f, Route& route, bool has_cluster);
   void load_retry(const Field& f, Route& route, bool has_cluster);
+  void load_match_listeners(const Field& f, std::vector<std::string>& listeners);
+  // Warns about each route an earlier route hides (cross_check()).
+  void check_shadowed_routes();
 
   Diagnostics diag_;
   Config config_;

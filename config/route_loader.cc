@@ -10,7 +10,7 @@ namespace {
 
 constexpr std::string_view kRouteKeys[] = {"name",     "match",   "cluster", "respond",
                                            "redirect", "rewrite", "timeout", "retry"};
-constexpr std::string_view kMatchKeys[] = {"hosts", "path", "methods", "headers"};
+constexpr std::string_view kMatchKeys[] = {"listeners", "hosts", "path", "methods", "headers"};
 constexpr std::string_view kPathKeys[] = {"prefix", "exact", "regex"};
 constexpr std::string_view kHeaderMatchKeys[] = {"name", "exact", "regex", "present"};
 constexpr std::string_view kRespondKeys[] = {"status", "body", "headers"};
@@ -119,6 +119,83 @@ std::optional<std::string> read_token(Diagnostics& diag, const Field& f, std::st
   return s;
 }
 
+// Shadowing (check_shadowed_routes): does `earlier` match every request `later` matches? Each
+// test may answer "no" when unsure (a missed warning), never "yes" (a false one).
+
+// Every element of `later` is in `earlier`; an empty list means "any", so only an empty
+// `earlier` covers an empty `later`.
+bool list_covers(const std::vector<std::string>& earlier, const std::vector<std::string>& later) {
+  if (earlier.empty()) return true;
+  if (later.empty()) return false;
+  return std::all_of(later.begin(), later.end(), [&](const std::string& x) {
+    return std::find(earlier.begin(), earlier.end(), x) != earlier.end();
+  });
+}
+
+// Host patterns are lowercased by the loader; one trailing dot is ignored, as when matching.
+std::string_view without_trailing_dot(std::string_view host) {
+  if (host.ends_with('.')) host.remove_suffix(1);
+  return host;
+}
+
+// Every host `later` matches, `earlier` matches: the same pattern, or earlier "*.example.com"
+// and later "a.example.com" or "*.a.example.com".
+bool host_covers(std::string_view earlier, std::string_view later) {
+  earlier = without_trailing_dot(earlier);
+  later = without_trailing_dot(later);
+  if (earlier == later) return true;
+  if (!earlier.starts_with("*.")) return false;
+  const std::string_view suffix = earlier.substr(1);  // ".example.com"
+  return later.size() > suffix.size() && later.ends_with(suffix);
+}
+
+bool hosts_cover(const std::vector<std::string>& earlier, const std::vector<std::string>& later) {
+  if (earlier.empty()) return true;
+  if (later.empty()) return false;
+  return std::all_of(later.begin(), later.end(), [&](const std::string& l) {
+    return std::any_of(earlier.begin(), earlier.end(),
+                       [&](const std::string& e) { return host_covers(e, l); });
+  });
+}
+
+bool path_covers(const PathMatch& earlier, const PathMatch& later) {
+  switch (earlier.kind) {
+    case PathMatch::Kind::any:
+      return true;
+    case PathMatch::Kind::prefix:
+      // Every origin-form path starts with '/'.
+      if (earlier.value == "/") return true;
+      return (later.kind == PathMatch::Kind::prefix || later.kind == PathMatch::Kind::exact) &&
+             later.value.starts_with(earlier.value);
+    case PathMatch::Kind::exact:
+      return later.kind == PathMatch::Kind::exact && later.value == earlier.value;
+    case PathMatch::Kind::regex:
+      // Regex containment is not decided; the same expression is the only sure case.
+      return later.kind == PathMatch::Kind::regex && later.value == earlier.value;
+  }
+  return false;
+}
+
+// Every header condition of `earlier` is also one of `later`'s, to the letter.
+bool headers_cover(const std::vector<HeaderMatch>& earlier, const std::vector<HeaderMatch>& later) {
+  return std::all_of(earlier.begin(), earlier.end(), [&](const HeaderMatch& e) {
+    return std::any_of(later.begin(), later.end(), [&](const HeaderMatch& l) {
+      return l.name == e.name && l.kind == e.kind && l.value == e.value;
+    });
+  });
+}
+
+bool shadows(const RouteMatch& earlier, const RouteMatch& later) {
+  return list_covers(earlier.listeners, later.listeners) &&
+         list_covers(earlier.methods, later.methods) && hosts_cover(earlier.hosts, later.hosts) &&
+         path_covers(earlier.path, later.path) && headers_cover(earlier.headers, later.headers);
+}
+
+bool matches_everything(const RouteMatch& m) {
+  return m.listeners.empty() && m.hosts.empty() && m.path.kind == PathMatch::Kind::any &&
+         m.methods.empty() && m.headers.empty();
+}
+
 }  // namespace
 
 std::span<const std::string_view> core_route_keys() { return kRouteKeys; }
@@ -157,6 +234,8 @@ void Loader::load_route(const YAML::Node& node) {
 
 void Loader::load_match(const Field& f, RouteMatch& match) {
   MapReader m(diag_, f, "match", kMatchKeys);
+  if (const Field* listeners = m.get("listeners"))
+    load_match_listeners(*listeners, match.listeners);
   if (const Field* hosts = m.get("hosts"); hosts && expect_list(diag_, *hosts)) {
     for (const YAML::Node& node : hosts->value) {
       if (auto h = read_host_pattern(diag_, Field::item("host", node))) match.hosts.push_back(*h);
@@ -182,6 +261,46 @@ void Loader::load_match(const Field& f, RouteMatch& match) {
   }
   if (const Field* headers = m.get("headers"); headers && expect_list(diag_, *headers)) {
     for (const YAML::Node& node : headers->value) load_header_match(node, match.headers);
+  }
+}
+
+// Listeners are loaded before routes, so names are checked here.
+void Loader::load_match_listeners(const Field& f, std::vector<std::string>& listeners) {
+  if (!expect_list(diag_, f)) return;
+  if (f.value.size() == 0) {
+    diag_.error(f.mark(),
+                "listeners: needs at least one listener (to match on every listener, leave "
+                "'listeners' out)");
+    return;
+  }
+  std::vector<std::string_view> known;
+  for (const auto& [name, mark] : listener_names_) known.push_back(name);
+  for (const YAML::Node& node : f.value) {
+    const Field item = Field::item("listener", node);
+    const std::optional<std::string> name = read_nonempty(diag_, item);
+    if (!name) continue;
+    if (!listener_names_.count(*name)) {
+      diag_.error(item.mark(), "listeners: unknown listener " + quote(*name) + hint(*name, known));
+    } else if (std::find(listeners.begin(), listeners.end(), *name) != listeners.end()) {
+      diag_.error(item.mark(), "listeners: " + quote(*name) + " is listed twice");
+    } else {
+      listeners.push_back(*name);
+    }
+  }
+}
+
+void Loader::check_shadowed_routes() {
+  const std::vector<Route>& routes = config_.routes;
+  for (size_t j = 1; j < routes.size(); ++j) {
+    for (size_t i = 0; i < j; ++i) {
+      if (!shadows(routes[i].match, routes[j].match)) continue;
+      diag_.warning(route_marks_[j],
+                    "route " + quote(routes[j].name) + " can never match: route " +
+                        quote(routes[i].name) + " at " + line_of(route_marks_[i]) +
+                        (matches_everything(routes[i].match) ? " matches every request"
+                                                             : " matches every request it would"));
+      break;  // the first route that hides it is enough
+    }
   }
 }
 

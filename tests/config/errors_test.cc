@@ -799,14 +799,14 @@ TEST(Errors, HostileInputNeverThrows) {
   }
 }
 
-TEST(Warnings, RouteAfterACatchAllIsNeverUsed) {
+TEST(Warnings, RouteAfterACatchAllCanNeverMatch) {
   EXPECT_THAT(warnings_of("listeners: [{ name: l, address: 127.0.0.1:80 }]\n"
                           "routes:\n"
                           "  - { name: a, match: { path: { prefix: /a } }, respond: {} }\n"
                           "  - { name: all, respond: {} }\n"
                           "  - { name: b, respond: {} }\n"),
-              ElementsAre("t.yaml:5:5: route 'b' is never used: route 'all' at line 4 matches "
-                          "every request"));
+              ElementsAre("t.yaml:5:5: route 'b' can never match: route 'all' at line 4 "
+                          "matches every request"));
 }
 
 TEST(Warnings, LowercaseMethodAndNoOpRedirect) {
