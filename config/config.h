@@ -161,6 +161,9 @@ struct Listener {
   // CIDR ranges whose X-Forwarded-For is believed (validated; compiled into the chain).
   std::vector<std::string> trusted_proxies;
   std::optional<ListenerTls> tls;  // unset: plaintext
+  struct RequestId {
+    bool echo = false;  // copy the request's x-request-id into its response
+  } request_id;
   ListenerHttp2 http2;
 };
 

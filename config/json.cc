@@ -377,6 +377,10 @@ std::string Config::to_json() const {
     w.field("cleartext", l.http2.cleartext);
     w.field("max_concurrent_streams", uint64_t{l.http2.max_concurrent_streams});
     w.end_object();
+    w.key("request_id");
+    w.begin_object();
+    w.field("echo", l.request_id.echo);
+    w.end_object();
     if (l.tls) {
       w.key("tls");
       w.begin_object();

@@ -33,8 +33,9 @@ constexpr std::string_view kRootKeys[] = {"workers",   "drain_timeout", "admin",
 constexpr std::string_view kDnsKeys[] = {"servers"};
 constexpr std::string_view kAdminKeys[] = {"address"};
 constexpr std::string_view kAccessLogKeys[] = {"path", "format"};
-constexpr std::string_view kListenerKeys[] = {"name", "address", "limits",         "filters",
-                                              "tls",  "http2",   "trusted_proxies"};
+constexpr std::string_view kListenerKeys[] = {"name", "address", "limits",          "filters",
+                                              "tls",  "http2",   "trusted_proxies", "request_id"};
+constexpr std::string_view kRequestIdKeys[] = {"echo"};
 constexpr std::string_view kHttp2Keys[] = {"cleartext", "max_concurrent_streams"};
 constexpr std::string_view kLimitsKeys[] = {"max_connections",          "max_connections_per_ip",
                                             "max_request_header_bytes", "max_request_headers",
@@ -501,6 +502,12 @@ void Loader::load_listener(const YAML::Node& node) {
       if (auto n = read_integer(diag_, *v, 1, 10000)) {
         l.http2.max_concurrent_streams = static_cast<uint32_t>(*n);
       }
+    }
+  }
+  if (const Field* f = m.get("request_id")) {
+    MapReader r(diag_, *f, "request_id", kRequestIdKeys);
+    if (const Field* v = r.get("echo")) {
+      if (auto b = read_bool(diag_, *v)) l.request_id.echo = *b;
     }
   }
   config_.listeners.push_back(std::move(l));

@@ -52,6 +52,7 @@ std::shared_ptr<const FilterChainFactory> FilterChainFactory::build(
   auto chain =
       std::make_shared<FilterChainFactory>(std::move(factories), std::move(routes), trusted);
   chain->names_ = std::move(names);
+  chain->echo_request_id_ = listener.request_id.echo;
   return chain;
 }
 

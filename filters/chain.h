@@ -38,6 +38,8 @@ class FilterChainFactory {
   // The routes streams of this chain match against (null in chains without a router).
   const router::RouteTable* routes() const { return routes_.get(); }
   const TrustedProxies& trusted_proxies() const { return trusted_; }
+  // The listener's request_id.echo: responses carry the request's x-request-id.
+  bool echo_request_id() const { return echo_request_id_; }
   // Names of the filters in order, router included (for tests and the admin API).
   const std::vector<std::string>& names() const { return names_; }
 
@@ -45,6 +47,7 @@ class FilterChainFactory {
   std::vector<FilterFactoryPtr> factories_;
   std::shared_ptr<const router::RouteTable> routes_;
   TrustedProxies trusted_;
+  bool echo_request_id_ = false;
   std::vector<std::string> names_;
 };
 

@@ -41,6 +41,7 @@ struct StreamInfo {
   uint16_t peer_port = 0;
   IpAddress client_ip;            // the peer, or who it forwards for (core/client_ip.h)
   bool peer_trusted = false;      // the peer is one of the listener's trusted_proxies
+  std::string request_id;         // x-request-id as forwarded upstream (core/request_id.h)
   std::string route;              // name of the matched route, empty if none
   std::string upstream_host;      // "ip:port" of the host that answered, empty if none
   unsigned status = 0;            // status sent downstream; 0 when none was sent

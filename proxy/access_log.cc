@@ -86,6 +86,8 @@ void append_line(std::string& out, const RequestHead& request, const StreamInfo&
   out += num;
   std::snprintf(num, sizeof(num), ",\"duration_ms\":%.3f", duration_ms);
   out += num;
+  out += ",\"request_id\":";
+  append_json_string(out, info.request_id);
   out += ",\"route\":";
   append_json_string(out, info.route);
   out += ",\"upstream\":";

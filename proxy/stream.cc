@@ -1,5 +1,6 @@
 #include "proxy/stream.h"
 
+#include "core/request_id.h"
 #include "core/stats.h"
 #include "proxy/access_log.h"
 
@@ -40,6 +41,7 @@ void Stream::decode_headers(RequestHead&& head, bool end_stream) {
   request_ = std::move(head);
   info_.peer_trusted = chain_.trusted_proxies().contains(info_.peer_ip);
   info_.client_ip = resolve_client_ip(info_.peer_ip, request_.headers, chain_.trusted_proxies());
+  info_.request_id = assign_request_ids(request_.headers, info_.peer_trusted);
   request_ended_ = end_stream;
   headers_end_stream_ = end_stream;
   run_request_headers(0);
@@ -187,6 +189,9 @@ void Stream::encode_headers(ResponseHead& head, bool end_stream) {
   // Response phases run in reverse; the terminal filter produced the response.
   for (size_t i = filters_.size() - 1; i-- > 0;) {
     filters_[i]->on_response_headers(head, end_stream);
+  }
+  if (chain_.echo_request_id() && !info_.request_id.empty()) {
+    head.headers.set("x-request-id", info_.request_id);
   }
   if (end_stream) response_complete_ = true;
   encoder_.encode_headers(head, end_stream);

@@ -1,0 +1,102 @@
+#include "core/request_id.h"
+
+#include <sys/random.h>
+
+#include <cstdint>
+#include <cstring>
+#include <ctime>
+
+namespace sluice {
+
+namespace {
+
+// xoshiro256** (Blackman and Vigna): fast, 256 bits of state, fine for unique ids.
+class Xoshiro256 {
+ public:
+  Xoshiro256() {
+    if (getrandom(s_, sizeof(s_), 0) != static_cast<ssize_t>(sizeof(s_))) {
+      // No entropy source (very old kernel): the address and the clock still differ per thread.
+      uint64_t seed = reinterpret_cast<uintptr_t>(this) ^ static_cast<uint64_t>(std::time(nullptr));
+      for (auto& word : s_) word = seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    }
+  }
+  uint64_t next() {
+    const uint64_t result = rotl(s_[1] * 5, 7) * 9;
+    const uint64_t t = s_[1] << 17;
+    s_[2] ^= s_[0];
+    s_[3] ^= s_[1];
+    s_[1] ^= s_[2];
+    s_[0] ^= s_[3];
+    s_[2] ^= t;
+    s_[3] = rotl(s_[3], 45);
+    return result;
+  }
+
+ private:
+  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+  uint64_t s_[4];
+};
+
+bool is_lower_hex(std::string_view s) {
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+bool all_zero(std::string_view s) { return s.find_first_not_of('0') == std::string_view::npos; }
+
+bool looks_like_request_id(std::string_view id) {
+  if (id.empty() || id.size() > kMaxRequestIdLength) return false;
+  for (unsigned char c : id) {
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string random_hex(size_t n) {
+  static thread_local Xoshiro256 rng;
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(n, '0');
+  uint64_t bits = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (i % 16 == 0) bits = rng.next();
+    out[i] = kDigits[bits & 0xf];
+    bits >>= 4;
+  }
+  return out;
+}
+
+bool is_valid_traceparent(std::string_view v) {
+  // version "-" trace-id "-" parent-id "-" flags: 2-32-16-2 hex digits. A later version may
+  // append fields after another "-"; version ff is invalid.
+  if (v.size() < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-') return false;
+  std::string_view version = v.substr(0, 2), trace = v.substr(3, 32), parent = v.substr(36, 16),
+                   flags = v.substr(53, 2);
+  if (!is_lower_hex(version) || version == "ff") return false;
+  if (version == "00" ? v.size() != 55 : (v.size() > 55 && v[55] != '-')) return false;
+  return is_lower_hex(trace) && is_lower_hex(parent) && is_lower_hex(flags) && !all_zero(trace) &&
+         !all_zero(parent);
+}
+
+std::string assign_request_ids(HeaderMap& headers, bool peer_trusted) {
+  std::string id;
+  if (auto given = headers.get("x-request-id");
+      given && peer_trusted && looks_like_request_id(*given)) {
+    id = *given;
+  } else {
+    id = random_hex(32);
+    headers.set("x-request-id", id);
+  }
+  auto traceparent = headers.get("traceparent");
+  if (!traceparent || !is_valid_traceparent(*traceparent)) {
+    // A new trace, not sampled: sluice records no spans of its own (yet).
+    headers.set("traceparent", "00-" + random_hex(32) + "-" + random_hex(16) + "-00");
+    headers.remove("tracestate");  // belongs to the trace that was dropped
+  }
+  return id;
+}
+
+}  // namespace sluice
