@@ -45,9 +45,21 @@ struct ClusterSum {
   uint64_t panic = 0;
 };
 
-struct RouteSum {
+struct HistogramSum {
   std::array<uint64_t, kBuckets> buckets{};  // non-cumulative, like Histogram
   double sum = 0;
+  bool empty() const {
+    for (uint64_t n : buckets) {
+      if (n != 0) return false;
+    }
+    return true;
+  }
+};
+
+// Per status class, indexed like kStatusClasses.
+struct RouteSum {
+  std::array<HistogramSum, 5> by_class;
+  bool configured = false;  // a named route of the active config
 };
 
 // Sorted maps keep the exposition order stable between scrapes.
@@ -74,7 +86,7 @@ Totals sum_workers(const AdminContext& ctx, const std::vector<const WorkerStats*
     }
     for (const auto& c : cfg->clusters) totals.clusters.try_emplace(c.name);
     for (const auto& r : cfg->routes) {
-      if (!r.name.empty()) totals.routes.try_emplace(r.name);
+      if (!r.name.empty()) totals.routes.try_emplace(r.name).first->second.configured = true;
     }
   }
   for (const WorkerStats* worker : workers) {
@@ -112,8 +124,11 @@ Totals sum_workers(const AdminContext& ctx, const std::vector<const WorkerStats*
       }
       for (const auto& [name, s] : routes) {
         RouteSum& sum = totals.routes[name];
-        for (size_t i = 0; i < kBuckets; ++i) sum.buckets[i] += s.duration.bucket(i);
-        sum.sum += s.duration.sum();
+        for (size_t c = 0; c < sum.by_class.size(); ++c) {
+          HistogramSum& h = sum.by_class[c];
+          for (size_t i = 0; i < kBuckets; ++i) h.buckets[i] += s.duration[c].bucket(i);
+          h.sum += s.duration[c].sum();
+        }
       }
     });
     worker->visit_rate_limits([&](const std::map<std::string, RateLimitStats>& rules) {
@@ -163,9 +178,9 @@ void add_status_series(MetricFamily& f, const std::string& scope_label, const st
   }
 }
 
-ClientMetric histogram_sample(const std::string& route, const RouteSum& sum) {
+ClientMetric histogram_sample(const std::string& route, const char* code, const HistogramSum& sum) {
   ClientMetric m;
-  m.label = {{"route", route}};
+  m.label = {{"route", route}, {"code", code}};
   // Counts come from the buckets, not Histogram::count(): the workers keep writing while we read,
   // and the exposition must keep +Inf == _count.
   uint64_t cumulative = 0;
@@ -238,9 +253,19 @@ std::vector<MetricFamily> collect_metrics(const AdminContext& ctx) {
 
   MetricFamily duration =
       family("sluice_request_duration_seconds",
-             "Time from receiving a request to sending the last response byte, by route.",
+             "Time from receiving a request to sending the last response byte, by route and status "
+             "class.",
              MetricType::Histogram);
-  for (const auto& [name, s] : totals.routes) duration.metric.push_back(histogram_sample(name, s));
+  // A class appears with its first response; a configured route shows 2xx from the start so
+  // that it has a histogram before its first request. Counters never go down, so a class that
+  // has appeared stays.
+  constexpr size_t k2xx = 1;
+  for (const auto& [name, s] : totals.routes) {
+    for (size_t c = 0; c < s.by_class.size(); ++c) {
+      if (s.by_class[c].empty() && !(c == k2xx && s.configured)) continue;
+      duration.metric.push_back(histogram_sample(name, kStatusClasses[c], s.by_class[c]));
+    }
+  }
 
   MetricFamily upstream_requests = family(
       "sluice_upstream_requests_total",

@@ -11,9 +11,6 @@ void Histogram::observe(double seconds) {
   sum_micros_.add(static_cast<uint64_t>(std::max(0.0, seconds) * 1e6));
 }
 
-void StatusCounters::add(unsigned status) {
-  size_t i = (status >= 100 && status <= 599) ? status / 100 - 1 : 4;
-  by_class[i].add();
-}
+void StatusCounters::add(unsigned status) { by_class[status_class_index(status)].add(); }
 
 }  // namespace sluice

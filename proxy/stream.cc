@@ -23,9 +23,11 @@ Stream::~Stream() {
   for (auto& f : filters_) f->on_log(info_);
   auto& stats = *ctx_.stats;
   if (info_.status != 0) stats.listener(info_.listener).requests.add(info_.status);
-  if (!info_.route.empty()) {
+  // Observed by the class of the status sent; an exchange that sent none (the client left
+  // first) is in no class, as it is not in the listener's request counts either.
+  if (!info_.route.empty() && info_.status != 0) {
     auto elapsed = std::chrono::steady_clock::now() - info_.start;
-    stats.route(info_.route).duration.observe(std::chrono::duration<double>(elapsed).count());
+    stats.route(info_.route).observe(info_.status, std::chrono::duration<double>(elapsed).count());
   }
   if (ctx_.access_log) ctx_.access_log->write(request_, info_);
 }

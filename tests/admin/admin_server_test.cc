@@ -202,8 +202,8 @@ TEST_F(AdminServerTest, MetricsAreSummedAndValid) {
   ctx_.worker(0).listener("public").connections_active.add(2);
   ctx_.worker(1).listener("public").connections_active.add(5);
   ctx_.worker(1).cluster("api").connect_failures.add(3);
-  ctx_.worker(0).route("r").duration.observe(0.004);
-  ctx_.worker(1).route("r").duration.observe(0.004);
+  ctx_.worker(0).route("r").observe(200, 0.004);
+  ctx_.worker(1).route("r").observe(201, 0.004);
   start();
 
   auto res = fetch(port(), http::verb::get, "/metrics");
@@ -214,8 +214,10 @@ TEST_F(AdminServerTest, MetricsAreSummedAndValid) {
               HasSubstr("sluice_downstream_requests_total{listener=\"public\",code=\"2xx\"} 7\n"));
   EXPECT_THAT(text, HasSubstr("sluice_downstream_connections_active{listener=\"public\"} 7\n"));
   EXPECT_THAT(text, HasSubstr("sluice_upstream_connect_failures_total{cluster=\"api\"} 3\n"));
-  EXPECT_THAT(text,
-              HasSubstr("sluice_request_duration_seconds_bucket{route=\"r\",le=\"0.005\"} 2\n"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          "sluice_request_duration_seconds_bucket{route=\"r\",code=\"2xx\",le=\"0.005\"} 2\n"));
   EXPECT_THAT(text, HasSubstr("sluice_workers 2\n"));
   EXPECT_THAT(text, HasSubstr("sluice_config_reloads_total{result=\"success\"} 4\n"));
   EXPECT_THAT(text, HasSubstr("sluice_config_reloads_total{result=\"failure\"} 2\n"));

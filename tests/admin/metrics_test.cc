@@ -70,10 +70,11 @@ void fill(StatsContext& ctx) {
   w0.cluster("api").connections_created.add(6);
   w1.cluster("api").connections_created.add(4);
 
-  w0.route("api").duration.observe(0.0003);  // first bucket (le 0.0005)
-  w1.route("api").duration.observe(0.003);   // le 0.005
-  w1.route("api").duration.observe(0.2);     // le 0.25
-  w0.route("api").duration.observe(30);      // +Inf only
+  w0.route("api").observe(200, 0.0003);  // first bucket (le 0.0005)
+  w1.route("api").observe(204, 0.003);   // le 0.005
+  w1.route("api").observe(200, 0.2);     // le 0.25
+  w0.route("api").observe(200, 30);      // +Inf only
+  w1.route("api").observe(503, 1.5);     // another class: another histogram
 
   ctx.reloads_ok_ = 3;
   ctx.reloads_failed_ = 1;
@@ -146,7 +147,8 @@ TEST(Metrics, HistogramIsCumulativeAcrossWorkers) {
   StatsContext ctx(2);
   fill(ctx);
   std::string text = render_metrics(ctx);
-  const std::string prefix = "sluice_request_duration_seconds_bucket{route=\"api\",le=\"";
+  const std::string prefix =
+      "sluice_request_duration_seconds_bucket{route=\"api\",code=\"2xx\",le=\"";
   EXPECT_THAT(text, HasSubstr(prefix + "0.0005\"} 1\n"));
   EXPECT_THAT(text, HasSubstr(prefix + "0.0025\"} 1\n"));
   EXPECT_THAT(text, HasSubstr(prefix + "0.005\"} 2\n"));
@@ -154,9 +156,32 @@ TEST(Metrics, HistogramIsCumulativeAcrossWorkers) {
   EXPECT_THAT(text, HasSubstr(prefix + "0.25\"} 3\n"));
   EXPECT_THAT(text, HasSubstr(prefix + "10\"} 3\n"));
   EXPECT_THAT(text, HasSubstr(prefix + "+Inf\"} 4\n"));
-  EXPECT_THAT(text, HasSubstr("sluice_request_duration_seconds_count{route=\"api\"} 4\n"));
-  EXPECT_THAT(text, HasSubstr("sluice_request_duration_seconds_sum{route=\"api\"} 30.2033\n"));
+  EXPECT_THAT(text,
+              HasSubstr("sluice_request_duration_seconds_count{route=\"api\",code=\"2xx\"} 4\n"));
+  EXPECT_THAT(
+      text, HasSubstr("sluice_request_duration_seconds_sum{route=\"api\",code=\"2xx\"} 30.2033\n"));
   EXPECT_THAT(text, HasSubstr("# TYPE sluice_request_duration_seconds histogram\n"));
+}
+
+TEST(Metrics, HistogramPerStatusClassOnlyOnceSeen) {
+  StatsContext ctx(2);
+  fill(ctx);
+  std::string text = render_metrics(ctx);
+  const std::string prefix =
+      "sluice_request_duration_seconds_bucket{route=\"api\",code=\"5xx\",le=\"";
+  EXPECT_THAT(text, HasSubstr(prefix + "1\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr(prefix + "2.5\"} 1\n"));
+  EXPECT_THAT(text,
+              HasSubstr("sluice_request_duration_seconds_count{route=\"api\",code=\"5xx\"} 1\n"));
+  // Classes without a response have no series.
+  EXPECT_THAT(text, Not(HasSubstr("code=\"1xx\",le=")));
+  EXPECT_THAT(text, Not(HasSubstr("code=\"3xx\",le=")));
+  EXPECT_THAT(text, Not(HasSubstr("code=\"4xx\",le=")));
+
+  // A status outside 100-599 counts as 5xx, as in the request counters.
+  ctx.worker(0).route("api").observe(999, 0.001);
+  EXPECT_THAT(render_metrics(ctx),
+              HasSubstr("sluice_request_duration_seconds_count{route=\"api\",code=\"5xx\"} 2\n"));
 }
 
 TEST(Metrics, ProcessWideSeries) {
@@ -197,7 +222,11 @@ TEST(Metrics, ConfiguredScopesAppearAtZero) {
               HasSubstr("sluice_downstream_requests_total{listener=\"edge\",code=\"2xx\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("sluice_downstream_connections_active{listener=\"edge\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("sluice_upstream_timeouts_total{cluster=\"backend\"} 0\n"));
-  EXPECT_THAT(text, HasSubstr("sluice_request_duration_seconds_count{route=\"all\"} 0\n"));
+  // A configured route has its 2xx histogram from the start, and no other class.
+  EXPECT_THAT(text,
+              HasSubstr("sluice_request_duration_seconds_count{route=\"all\",code=\"2xx\"} 0\n"));
+  EXPECT_THAT(text,
+              Not(HasSubstr("sluice_request_duration_seconds_count{route=\"all\",code=\"5xx\"}")));
 }
 
 TEST(Metrics, EscapesLabelValues) {

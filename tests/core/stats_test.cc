@@ -85,6 +85,23 @@ TEST(StatusCounters, OutOfRangeCountsAsServerError) {
   EXPECT_EQ(c.by_class[4].value(), 4u);
 }
 
+TEST(RouteStats, ObserveGoesToTheStatusClassHistogram) {
+  RouteStats r;
+  r.observe(200, 0.001);
+  r.observe(204, 0.002);
+  r.observe(302, 0.001);
+  r.observe(503, 0.5);
+  r.observe(0, 0.5);  // out of range: 5xx, like StatusCounters
+  EXPECT_EQ(r.duration[0].count(), 0u);
+  EXPECT_EQ(r.duration[1].count(), 2u);
+  EXPECT_EQ(r.duration[2].count(), 1u);
+  EXPECT_EQ(r.duration[3].count(), 0u);
+  EXPECT_EQ(r.duration[4].count(), 2u);
+  EXPECT_EQ(status_class_index(100), 0u);
+  EXPECT_EQ(status_class_index(599), 4u);
+  EXPECT_EQ(status_class_index(600), 4u);
+}
+
 TEST(CounterGauge, AddAndValue) {
   Counter c;
   c.add();
@@ -125,7 +142,7 @@ TEST(WorkerStats, VisitSeesEveryScope) {
   WorkerStats s;
   s.listener("a").requests.add(200);
   s.cluster("b").timeouts.add();
-  s.route("c").duration.observe(0.1);
+  s.route("c").observe(404, 0.1);
   size_t listeners = 0, clusters = 0, routes = 0;
   s.visit([&](const auto& l, const auto& c, const auto& r) {
     listeners = l.size();
@@ -133,7 +150,7 @@ TEST(WorkerStats, VisitSeesEveryScope) {
     routes = r.size();
     EXPECT_EQ(l.at("a").requests.by_class[1].value(), 1u);
     EXPECT_EQ(c.at("b").timeouts.value(), 1u);
-    EXPECT_EQ(r.at("c").duration.count(), 1u);
+    EXPECT_EQ(r.at("c").duration[3].count(), 1u);  // 4xx
   });
   EXPECT_EQ(listeners, 1u);
   EXPECT_EQ(clusters, 1u);

@@ -562,7 +562,22 @@ TEST_F(StreamTest, OnLogOnceAfterCompleteExchange) {
   EXPECT_EQ(t_.logs, 1);
   EXPECT_EQ(a_.destroys, 1);
   EXPECT_EQ(stats_.listener("public").requests.by_class[1].value(), 1u);
-  EXPECT_EQ(stats_.route("r1").duration.count(), 1u);
+  EXPECT_EQ(stats_.route("r1").duration[1].count(), 1u);  // 2xx
+}
+
+TEST_F(StreamTest, ExchangeWithoutAResponseIsNotInTheLatencyHistogram) {
+  t_.request_headers = [](TestFilter& t, RequestHead&, bool) {
+    t.cb().info().route = "r1";
+    return FilterStatus::Stop;  // waits for an upstream that never answers
+  };
+  stream().decode_headers(make_request(), true);
+  stream().reset("client closed");
+  end_stream();
+  // Neither counted as a response nor observed: the route has no sample in any class.
+  for (size_t c = 0; c < 5; ++c) EXPECT_EQ(stats_.route("r1").duration[c].count(), 0u) << c;
+  for (size_t c = 0; c < 5; ++c) {
+    EXPECT_EQ(stats_.listener("public").requests.by_class[c].value(), 0u) << c;
+  }
 }
 
 TEST_F(StreamTest, LocalReplyAfterTheResponseStartedAbortsInstead) {
