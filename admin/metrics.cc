@@ -11,6 +11,7 @@
 #include <prometheus/text_serializer.h>
 
 #include "admin/admin_context.h"
+#include "admin/process_metrics.h"
 #include "core/stats.h"
 
 namespace sluice::admin {
@@ -430,6 +431,9 @@ std::vector<MetricFamily> collect_metrics(const AdminContext& ctx) {
   if (!handshakes.metric.empty()) out.push_back(std::move(handshakes));  // no TLS: no family
   if (!decisions.metric.empty()) out.push_back(std::move(decisions));
   if (!sanitize.metric.empty()) out.push_back(std::move(sanitize));
+  for (MetricFamily& f : process_metric_families(read_process_stats())) {
+    out.push_back(std::move(f));
+  }
   return out;
 }
 

@@ -1,10 +1,12 @@
 """Admin API against the real binary: /healthz, /ready, /metrics (promtool-clean, values that
-match the traffic sent, summed over two workers) and /config (the active config, updated by a
-reload)."""
+match the traffic sent, summed over two workers; build and process metrics) and /config (the
+active config, updated by a reload)."""
 
+import re
 import signal
 import socket
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from helpers import HOST, http_request, metric_value, wait_for
@@ -89,12 +91,20 @@ def test_metrics_reflect_traffic_over_two_workers(start_backend, start_sluice):
     assert metric_value(text, "sluice_upstream_requests_total", cluster="be", code="2xx") == 20
     assert metric_value(text, "sluice_upstream_requests_total", cluster="be", code="5xx") == 5
     assert metric_value(text, "sluice_downstream_connections_total", listener="main") == 35
-    # Histogram by route: the 404s matched no route and are in none.
+    # Histogram by route and status class: the 404s matched no route and are in none.
     assert metric_value(text, "sluice_request_duration_seconds_count", route="api") == 25
+    assert metric_value(text, "sluice_request_duration_seconds_count", route="api",
+                        code="2xx") == 20
+    assert metric_value(text, "sluice_request_duration_seconds_count", route="api",
+                        code="5xx") == 5
     assert metric_value(text, "sluice_request_duration_seconds_count", route="canned") == 7
     assert metric_value(text, "sluice_request_duration_seconds_bucket", route="api",
-                        le="+Inf") == 25
-    assert metric_value(text, "sluice_request_duration_seconds_sum", route="api") > 0
+                        code="5xx", le="+Inf") == 5
+    assert metric_value(text, "sluice_request_duration_seconds_sum", route="api",
+                        code="2xx") > 0
+    # Classes that had no response have no histogram.
+    assert metric_value(text, "sluice_request_duration_seconds_count", code="4xx") is None
+    assert metric_value(text, "sluice_request_duration_seconds_count", code="1xx") is None
     assert "# TYPE sluice_request_duration_seconds histogram" in text
     assert metric_value(text, "sluice_config_reloads_total", result="success") == 0
 
@@ -148,3 +158,59 @@ def test_config_endpoint_shows_active_config_and_follows_reload(start_backend, s
     s.signal(signal.SIGHUP)
     wait_for(lambda: s.metric("sluice_config_reloads_total", result="failure") == 1, 5)
     assert s.admin_get("/config").json() == after
+
+
+def test_build_info_matches_version(start_backend, start_sluice, sluice_bin):
+    b = start_backend("a")
+    s = start_sluice(config(b))
+    version = subprocess.run([str(sluice_bin), "--version"], capture_output=True, text=True,
+                             timeout=30).stdout
+    m = re.fullmatch(r"sluice (\S+)\n", version)
+    assert m, version
+    line = next(l for l in s.metrics().splitlines() if l.startswith("sluice_build_info{"))
+    labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+    assert labels["version"] == m.group(1)
+    assert line.endswith("} 1")
+    assert re.fullmatch(r"\S+ \d+(\.\d+)*", labels["compiler"]), labels  # "GNU 12.2.0"
+    # The library in use, as `openssl version` names it (same library on this machine).
+    openssl = subprocess.run(["openssl", "version"], capture_output=True, text=True,
+                             timeout=30).stdout
+    assert openssl.startswith(f"OpenSSL {labels['openssl']} "), (labels, openssl)
+
+
+def test_process_metrics_follow_the_process(start_backend, start_sluice):
+    b = start_backend("a")
+    started = time.time()
+    s = start_sluice(config(b))
+    text = s.metrics()
+    check = promtool_check(text)
+    assert check.returncode == 0, check.stdout + check.stderr
+    # Started a moment ago, by the wall clock.
+    start = metric_value(text, "process_start_time_seconds")
+    assert started - 2 <= start <= time.time() + 1, (started, start)
+    assert metric_value(text, "process_resident_memory_bytes") > 1e6
+    assert metric_value(text, "process_virtual_memory_bytes") >= \
+        metric_value(text, "process_resident_memory_bytes")
+    limit = int(subprocess.run(["sh", "-c", "ulimit -n"], capture_output=True, text=True,
+                               timeout=30).stdout)
+    assert metric_value(text, "process_max_fds") == limit
+
+    # Open descriptors follow open client connections: 20 more, then back.
+    idle = metric_value(text, "process_open_fds")
+    conns = [socket.create_connection((HOST, s.port), timeout=10) for _ in range(20)]
+    try:
+        wait_for(lambda: s.metric("sluice_downstream_connections_active", listener="main") == 20,
+                 10, what="20 connections accepted")
+        assert s.metric("process_open_fds") >= idle + 20
+    finally:
+        for c in conns:
+            c.close()
+    wait_for(lambda: s.metric("process_open_fds") < idle + 5, 10, what="descriptors closed")
+
+    # CPU time grows with work: a few hundred requests take some.
+    cpu_before = s.metric("process_cpu_seconds_total")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda _: http_request("GET", s.url("/api/"), timeout=10).status,
+                      range(400)))
+    cpu_after = s.metric("process_cpu_seconds_total")
+    assert cpu_after > cpu_before > 0, (cpu_before, cpu_after)

@@ -7,12 +7,11 @@
 
 #include "config/config.h"
 #include "core/runtime_state.h"
+#include "core/version.h"
 #include "filters/registry.h"
 #include "proxy/server.h"
 
 namespace {
-
-constexpr const char* kVersion = "0.1.0";
 
 void usage(std::ostream& out) {
   out << "usage: sluice -c FILE          run with the config in FILE (also --config FILE)\n"
@@ -62,7 +61,7 @@ int main(int argc, char** argv) {
       usage(std::cout);
       return 0;
     } else if (arg == "--version") {
-      std::cout << "sluice " << kVersion << "\n";
+      std::cout << "sluice " << sluice::kVersion << "\n";
       return 0;
     } else if (arg == "--check") {
       check_only = true;
