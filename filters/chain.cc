@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "filters/registry.h"
+#include "filters/router/route_table.h"
 
 namespace sluice {
 
@@ -49,8 +50,10 @@ std::shared_ptr<const FilterChainFactory> FilterChainFactory::build(
     std::string ignored;  // validated by the loader
     trusted.add(cidr, &ignored);
   }
-  auto chain =
-      std::make_shared<FilterChainFactory>(std::move(factories), std::move(routes), trusted);
+  // This listener's routes only, in order: no per-request listener check.
+  auto chain = std::make_shared<FilterChainFactory>(
+      std::move(factories), router::RouteTable::for_listener(std::move(routes), listener.name),
+      trusted);
   chain->names_ = std::move(names);
   chain->echo_request_id_ = listener.request_id.echo;
   return chain;

@@ -26,8 +26,9 @@ class FilterChainFactory {
         routes_(std::move(routes)),
         trusted_(std::move(trusted)) {}
 
-  // Main thread. Null with `error` set when a filter cannot be built (an unknown name is
-  // rejected by the config loader first, so that is a second line of defence).
+  // Main thread. The chain matches against the routes of `routes` that apply on `listener`
+  // (RouteTable::for_listener()). Null with `error` set when a filter cannot be built (an unknown
+  // name is rejected by the config loader first, so that is a second line of defence).
   static std::shared_ptr<const FilterChainFactory> build(
       const config::Config& config, const config::Listener& listener,
       std::shared_ptr<const router::RouteTable> routes, RuntimeState& runtime, std::string* error);

@@ -163,6 +163,21 @@ std::shared_ptr<const RouteTable> RouteTable::build(const config::Config& config
   return table;
 }
 
+std::shared_ptr<const RouteTable> RouteTable::for_listener(std::shared_ptr<const RouteTable> all,
+                                                           std::string_view listener) {
+  if (!all) return all;
+  const auto applies = [&](const CompiledRoute& compiled) {
+    const std::vector<std::string>& names = compiled.route->match.listeners;
+    return names.empty() || std::find(names.begin(), names.end(), listener) != names.end();
+  };
+  if (std::all_of(all->routes_.begin(), all->routes_.end(), applies)) return all;
+  std::shared_ptr<RouteTable> view(new RouteTable());
+  for (const CompiledRoute& compiled : all->routes_) {
+    if (applies(compiled)) view->routes_.push_back(compiled);
+  }
+  return view;
+}
+
 const CompiledRoute* RouteTable::match(const RequestHead& request) const {
   const std::string_view host = comparable_host(authority_host(request.authority));
   const std::string_view path = request.path();

@@ -31,8 +31,16 @@ class RouteTable {
   static std::shared_ptr<const RouteTable> build(const config::Config& config,
                                                  std::string* error = nullptr);
 
+  // Main thread. The routes of `all` that apply on `listener` (no match.listeners, or one
+  // naming it), in order, sharing `all`'s compiled regexes; `all` itself when every route
+  // applies. Each listener's chain matches against its own view, so match() never compares
+  // listener names.
+  static std::shared_ptr<const RouteTable> for_listener(std::shared_ptr<const RouteTable> all,
+                                                        std::string_view listener);
+
   // Any worker. First route whose every condition matches, or null. Does not allocate (RE2
   // may still grow its per-regex DFA cache while warming up, bounded by its max_mem).
+  //  - listeners: not checked here (see for_listener()).
   //  - hosts: see host_matches(); empty list = any host.
   //  - path: against request.path() (no query). prefix = plain string prefix, exact = equality,
   //    regex = RE2 full match, any = always.

@@ -99,6 +99,28 @@ TEST_F(RegistryTest, RateLimitRunsWhereItsRulesApply) {
                           ElementsAre("sanitize", "rate_limit", "router")));
 }
 
+TEST_F(RegistryTest, EachChainMatchesOnlyItsListenersRoutes) {
+  config::LoadResult r = config::load_string(
+      "listeners:\n"
+      "  - { name: plain, address: 127.0.0.1:8080 }\n"
+      "  - { name: secure, address: 127.0.0.1:8443 }\n"
+      "routes:\n"
+      "  - { name: to-https, match: { listeners: [plain] }, redirect: { scheme: https } }\n"
+      "  - { name: site, respond: {} }\n",
+      "t.yaml");
+  ASSERT_TRUE(r.config);
+  auto routes = router::RouteTable::build(*r.config);
+  std::vector<std::vector<std::string>> names;
+  for (const auto& l : r.config->listeners) {
+    std::string error;
+    auto chain = FilterChainFactory::build(*r.config, l, routes, runtime_, &error);
+    ASSERT_TRUE(chain) << error;
+    names.emplace_back();
+    for (const auto& route : chain->routes()->routes()) names.back().push_back(route.route->name);
+  }
+  EXPECT_THAT(names, ElementsAre(ElementsAre("to-https", "site"), ElementsAre("site")));
+}
+
 TEST_F(RegistryTest, TrustedProxiesAreCompiledIntoTheChain) {
   config::LoadResult r = config::load_string(
       "listeners: [{ name: a, address: 127.0.0.1:8080, trusted_proxies: [10.0.0.0/8] }]\n",

@@ -392,6 +392,49 @@ TEST_F(RouteTableTest, BroadRouteFirstShadowsLaterOnes) {
   EXPECT_EQ(matched(request("/v1/users")), "all");
 }
 
+// ---- per-listener views --------------------------------------------------------------------
+
+TEST_F(RouteTableTest, ForListenerKeepsItsRoutesInOrder) {
+  auto https = route("to-https");
+  https.match.listeners = {"plain"};
+  auto site = route("site", prefix("/"));
+  site.match.listeners = {"tls", "other"};
+  auto users = route("users", prefix("/users"));
+  build(make_config({https, site, route("everywhere"), users}));
+  const auto plain = RouteTable::for_listener(table_, "plain");
+  ASSERT_EQ(plain->routes().size(), 3u);
+  EXPECT_EQ(plain->routes()[0].route->name, "to-https");
+  EXPECT_EQ(plain->routes()[1].route->name, "everywhere");
+  EXPECT_EQ(plain->routes()[2].route->name, "users");
+  EXPECT_EQ(plain->match(request("/users"))->route->name, "to-https");
+
+  const auto tls = RouteTable::for_listener(table_, "tls");
+  ASSERT_EQ(tls->routes().size(), 3u);
+  EXPECT_EQ(tls->match(request("/users"))->route->name, "site");
+  EXPECT_EQ(RouteTable::for_listener(table_, "other")->routes().size(), 3u);
+  // A listener no restricted route names gets only the unrestricted ones.
+  const auto none = RouteTable::for_listener(table_, "admin");
+  ASSERT_EQ(none->routes().size(), 2u);
+  EXPECT_EQ(none->match(request("/x"))->route->name, "everywhere");
+  // The full table still has every route; views share its compiled routes' config.
+  EXPECT_EQ(table_->routes().size(), 4u);
+  EXPECT_EQ(plain->routes()[2].route, table_->routes()[3].route);
+}
+
+TEST_F(RouteTableTest, ForListenerSharesRegexesAndTheWholeTableWhenNothingIsRestricted) {
+  auto re = route("re", regex("/r/[0-9]+"));
+  re.match.listeners = {"a"};
+  build(make_config({re, route("rest")}));
+  const auto a = RouteTable::for_listener(table_, "a");
+  EXPECT_EQ(a->routes()[0].path_regex, table_->routes()[0].path_regex);  // not recompiled
+  EXPECT_EQ(a->match(request("/r/12"))->route->name, "re");
+  EXPECT_EQ(RouteTable::for_listener(table_, "b")->match(request("/r/12"))->route->name, "rest");
+
+  build(make_config({route("one"), route("two")}));
+  EXPECT_EQ(RouteTable::for_listener(table_, "a"), table_);
+  EXPECT_EQ(RouteTable::for_listener(nullptr, "a"), nullptr);
+}
+
 // ---- rewrite -------------------------------------------------------------------------------
 
 class RewriteTest : public RouteTableTest {
