@@ -388,9 +388,10 @@ std::string Config::to_json() const {
       w.begin_array();
       for (const Certificate& c : l.tls->certificates) {
         w.begin_object();
-        w.field("cert_file", c.cert_file);  // paths only: key material never leaves
+        // Paths only: key material never leaves. The names read from the certificate are
+        // left out: they are not a configuration key, and the dump must load back.
+        w.field("cert_file", c.cert_file);
         w.field("key_file", c.key_file);
-        w.field("names", c.names);
         w.end_object();
       }
       w.end_array();
@@ -403,7 +404,8 @@ std::string Config::to_json() const {
       w.field("mode", mode == ClientAuth::Mode::none       ? "none"
                       : mode == ClientAuth::Mode::optional ? "optional"
                                                            : "require");
-      w.field("ca_file", l.tls->client_auth.ca_file);
+      // Unset with mode none: left out, since an empty ca_file does not load.
+      if (!l.tls->client_auth.ca_file.empty()) w.field("ca_file", l.tls->client_auth.ca_file);
       w.end_object();
       w.end_object();
     }
