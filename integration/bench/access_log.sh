@@ -29,18 +29,8 @@ TARGETS=(off file stalled)
 
 [[ -x $SLUICE_BIN ]] || die "missing $SLUICE_BIN (run without --no-build)"
 command -v wrk >/dev/null || die "missing wrk (run scripts/install-deps.sh --bench)"
-if command -v nginx >/dev/null; then
-  with_retries start_nginx_backends 1 || die "the nginx backend did not start"
-  BACKEND_PORT=${BACKEND_PORTS[0]}
-  BACKEND_KIND=nginx
-else
-  start_backend
-  BACKEND_KIND=sluice_test_backend
-fi
-
-echo "sluice $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)," \
-  "$(nproc) CPUs, kernel $(uname -r), $(date -u +%FT%TZ)," \
-  "load average $(cut -d' ' -f1-3 /proc/loadavg), backend: $BACKEND_KIND"
+start_one_backend
+run_header "backend: $BACKEND_KIND"
 
 # Held open read-write by this shell, so sluice's open of the FIFO does not wait for a reader,
 # and never read: what a log collector that stopped reading looks like to sluice.

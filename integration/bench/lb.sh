@@ -44,10 +44,7 @@ else
   BACKEND_KIND=sluice_test_backend
 fi
 
-echo "sluice $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)," \
-  "$(nproc) CPUs, kernel $(uname -r), $(date -u +%FT%TZ)," \
-  "load average $(cut -d' ' -f1-3 /proc/loadavg), backends: 3 x $BACKEND_KIND${BASELINE_BIN:+,}" \
-  "${BASELINE_BIN:+baseline $BASELINE_BIN}"
+run_header "backends: 3 x $BACKEND_KIND${BASELINE_BIN:+,}" "${BASELINE_BIN:+baseline $BASELINE_BIN}"
 
 start_test_backends() {
   local i port deadline

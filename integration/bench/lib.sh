@@ -188,6 +188,27 @@ nginx_temp_paths() {
   done
 }
 
+# run_header DETAILS: the line that opens a benchmark's output: sluice's version, the machine,
+# the time and load, then DETAILS (the backend, say).
+run_header() {
+  echo "sluice $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)," \
+    "$(nproc) CPUs, kernel $(uname -r), $(date -u +%FT%TZ)," \
+    "load average $(cut -d' ' -f1-3 /proc/loadavg), $*"
+}
+
+# start_one_backend: one nginx answering `return 200` (a backend that is not ours), or
+# sluice_test_backend when nginx is missing. Sets BACKEND_PORT and BACKEND_KIND.
+start_one_backend() {
+  if command -v nginx >/dev/null; then
+    with_retries start_nginx_backends 1 || die "the nginx backend did not start"
+    BACKEND_PORT=${BACKEND_PORTS[0]}
+    BACKEND_KIND=nginx
+  else
+    start_backend
+    BACKEND_KIND=sluice_test_backend
+  fi
+}
+
 # start_nginx_backends N: one nginx (1 worker) serving N origins "b1".."bN" on their own ports,
 # each answering every request with 200 "hello from bI". Sets BACKEND_PORTS. A backend that is
 # not ours, for benchmarks of sluice itself.

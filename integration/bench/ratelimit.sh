@@ -33,9 +33,7 @@ for tool in wrk redis-server curl; do
   command -v "$tool" >/dev/null || die "missing $tool (run scripts/install-deps.sh --bench)"
 done
 
-echo "sluice $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)," \
-  "$(nproc) CPUs, kernel $(uname -r), $(date -u +%FT%TZ)," \
-  "load average $(cut -d' ' -f1-3 /proc/loadavg), $(redis-server --version | awk '{ print $3 }')"
+run_header "$(redis-server --version | awk '{ print $3 }')"
 
 start_backend
 REDIS_PORT=$(free_port)
