@@ -7,30 +7,13 @@
 #include <vector>
 
 #include "config/config.h"
+#include "tests/config/diagnostics.h"
 
 namespace sluice::config {
 namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using ::testing::IsEmpty;
-
-// Every error as "t.yaml:LINE:COL: message". A config with errors must not be returned.
-std::vector<std::string> errors_of(std::string_view yaml) {
-  const LoadResult r = load_string(yaml, "t.yaml");
-  std::vector<std::string> out;
-  for (const Diagnostic& d : r.errors) out.push_back(d.str());
-  EXPECT_EQ(r.config == nullptr, !r.errors.empty());
-  return out;
-}
-
-std::vector<std::string> warnings_of(std::string_view yaml) {
-  const LoadResult r = load_string(yaml, "t.yaml");
-  EXPECT_THAT(r.errors, IsEmpty());
-  std::vector<std::string> out;
-  for (const Diagnostic& d : r.warnings) out.push_back(d.str());
-  return out;
-}
 
 constexpr const char* kBadDuration = " (expected an integer and a unit: 250ms, 5s, 1m, 1h)";
 constexpr const char* kBadSize =

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "tests/config/diagnostics.h"
 
 namespace sluice::config {
 namespace {
@@ -26,22 +27,6 @@ std::string with_routes(std::string_view routes) {
          "  - { name: admin2, address: 127.0.0.1:8081 }\n"
          "routes:\n" +
          std::string(routes);
-}
-
-std::vector<std::string> errors_of(std::string_view yaml) {
-  const LoadResult r = load_string(yaml, "t.yaml");
-  std::vector<std::string> out;
-  for (const Diagnostic& d : r.errors) out.push_back(d.str());
-  EXPECT_EQ(r.config == nullptr, !r.errors.empty());
-  return out;
-}
-
-std::vector<std::string> warnings_of(std::string_view yaml) {
-  const LoadResult r = load_string(yaml, "t.yaml");
-  EXPECT_THAT(r.errors, IsEmpty());
-  std::vector<std::string> out;
-  for (const Diagnostic& d : r.warnings) out.push_back(d.str());
-  return out;
 }
 
 TEST(RouteListeners, KeptInOrder) {
