@@ -174,20 +174,26 @@ std::vector<std::string> files_read(const std::string& config_path, const config
 
 }  // namespace
 
-void Server::watch_config_files() {
-  watched_files_ = files_read(config_path_, *config());
-  watched_fingerprint_ = fingerprint_files(watched_files_);
+void Server::watch_config_files(std::optional<size_t> read_before) {
+  std::vector<std::string> files = files_read(config_path_, *config());
+  watched_fingerprint_ =
+      read_before && files == watched_files_ ? *read_before : fingerprint_files(files);
+  watched_files_ = std::move(files);
   std::string error;
   if (!watcher_->watch(watched_files_, &error)) log_line("error: --watch: " + error);
 }
 
 void Server::on_watched_files_changed() {
-  if (draining_ || fingerprint_files(watched_files_) == watched_fingerprint_) return;
+  if (draining_) return;
+  size_t now = fingerprint_files(watched_files_);
+  if (now == watched_fingerprint_) return;
   log_line("config files changed: reloading");
-  reload();
+  reload(now);
 }
 
-bool Server::reload() {
+bool Server::reload(std::optional<size_t> watched_now) {
+  // Read before the load, so that a change made while loading is seen as a change after it.
+  if (watcher_ && !watched_now) watched_now = fingerprint_files(watched_files_);
   auto result = config::load_file(config_path_);
   for (const auto& w : result.warnings) log_line("warning: " + w.str());
   std::string error;
@@ -199,10 +205,10 @@ bool Server::reload() {
     log_line("config reload failed; the previous config stays in force");
     reloads_failed_.fetch_add(1);
     // Not again for the same bad files: the next change to them is tried.
-    if (watcher_) watched_fingerprint_ = fingerprint_files(watched_files_);
+    if (watcher_) watched_fingerprint_ = *watched_now;
     return false;
   }
-  if (watcher_) watch_config_files();
+  if (watcher_) watch_config_files(watched_now);
   reloads_ok_.fetch_add(1);
   log_line("config reloaded from " + config_path_);
   check_open_file_limit(*result.config, open_file_limit_);

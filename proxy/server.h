@@ -5,6 +5,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -42,9 +43,11 @@ class Server : public admin::AdminContext {
   uint64_t error_log_dropped() const override { return error_log_dropped_->load(); }
 
  private:
-  bool reload();
-  // --watch: the files a reload reads (the config, certificates and keys) and what they held.
-  void watch_config_files();
+  // With --watch, `watched_now` is what the watched files hold, if the caller has read them.
+  bool reload(std::optional<size_t> watched_now = std::nullopt);
+  // --watch: watches the files the running config was read from (the config, certificates and
+  // keys) and remembers what they held: `read_before` when the list did not change, else now.
+  void watch_config_files(std::optional<size_t> read_before = std::nullopt);
   void on_watched_files_changed();
   // Binds new listeners on every worker and hands the snapshot over. On error nothing changes.
   bool install(SnapshotPtr snapshot, std::string* error);
