@@ -13,6 +13,7 @@ packages=(
   iproute2
   libhiredis-dev librapidcheck-dev redis-server libc-ares-dev dnsmasq-base
   golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev
+  zlib1g-dev libbrotli-dev libzstd-dev python3-brotli python3-zstandard python3-websockets
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(nginx-light haproxy nghttp2-proxy linux-perf valgrind)
