@@ -471,8 +471,9 @@ void Http2ClientStream::start_request(ResponseHandler& handler, const RequestHea
   list.storage.reserve(8 + 2 * head.headers.size());
   list.add(":method", head.method);
   list.add(":scheme", conn_->tls_ ? "https" : "http");
-  std::string_view authority = head.authority;
-  if (authority.empty()) authority = head.headers.get("host").value_or("");
+  // The Host field is what an HTTP/1.1 upstream would get (header rules may have set it); the
+  // client's authority only when there is none.
+  std::string_view authority = head.headers.get("host").value_or(head.authority);
   if (head.method != "CONNECT") list.add(":path", head.target);
   list.add(":authority", authority);
   add_fields(list, head.headers);
