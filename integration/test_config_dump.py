@@ -47,7 +47,9 @@ def full_config(backend, pki: Pki, tmp_path) -> dict:
             # client_auth given with mode none (and so no ca_file).
             {"name": "tls13", "limits": {"max_connections": 100},
              "tls": {"certificates": [cert(pki.site)], "min_version": "1.3",
-                     "client_auth": {"mode": "none"}}},
+                     "client_auth": {"mode": "none"}},
+             "response_headers": {"remove": ["Server"],
+                                  "set": {"Strict-Transport-Security": "max-age=63072000"}}},
             {"name": "mtls", "limits": {"max_connections": 100},
              "tls": {"certificates": [cert(pki.site)],
                      "client_auth": {"ca_file": str(pki.ca_file)}}},
@@ -64,7 +66,9 @@ def full_config(backend, pki: Pki, tmp_path) -> dict:
             {"name": "search", "match": {"path": {"regex": "^/search/[a-z]+$"}},
              "cluster": "be", "rate_limits": ["per_key", "global_key"],
              "retry": {"attempts": 2, "on": ["connect-failure", "503"],
-                       "per_try_timeout": "2s"}, "timeout": "10s"},
+                       "per_try_timeout": "2s"}, "timeout": "10s",
+             "request_headers": {"set": {"host": "search.internal"},
+                                 "add": {"x-client": "%{client_ip} 100%%"}}},
             {"name": "api", "match": {"path": {"prefix": "/api/"}}, "cluster": "be",
              "rewrite": {"prefix": "/"}},
             {"name": "all", "match": {"path": {"prefix": "/"}}, "cluster": "be"},
@@ -128,6 +132,10 @@ def test_config_dump_loads_back_with_tls(start_backend, start_sluice, sluice_bin
                      {"cert_file": str(pki.wild["cert_file"]),
                       "key_file": str(pki.wild["key_file"])}]
     assert first["listeners"][1]["tls"]["client_auth"] == {"mode": "none"}
+    assert first["listeners"][1]["response_headers"] == {
+        "remove": ["server"], "set": {"strict-transport-security": "max-age=63072000"}}
+    assert first["routes"][2]["request_headers"] == {
+        "set": {"host": "search.internal"}, "add": {"x-client": "%{client_ip} 100%%"}}
 
     dump = tmp_path / "dump" / "sluice.json"
     dump.parent.mkdir()
