@@ -73,6 +73,10 @@ struct Totals {
   uint64_t redis_errors = 0;
   uint64_t access_log_dropped = 0;
   std::map<std::pair<std::string, std::string>, uint64_t> sanitize_rejections;
+  struct Compression {
+    uint64_t responses = 0, bytes_in = 0, bytes_out = 0;
+  };
+  std::array<Compression, 3> compression;  // gzip, br, zstd (compression::Algorithm)
 };
 
 void add_status(std::array<uint64_t, 5>& to, const StatusCounters& from) {
@@ -144,6 +148,11 @@ Totals sum_workers(const AdminContext& ctx, const std::vector<const WorkerStats*
     });
     totals.redis_errors += worker->redis_errors.value();
     totals.access_log_dropped += worker->access_log_dropped->load(std::memory_order_relaxed);
+    for (size_t i = 0; i < totals.compression.size(); ++i) {
+      totals.compression[i].responses += worker->compression[i].responses.value();
+      totals.compression[i].bytes_in += worker->compression[i].bytes_in.value();
+      totals.compression[i].bytes_out += worker->compression[i].bytes_out.value();
+    }
     worker->visit_sanitize([&](const WorkerStats::SanitizeRejections& rejections) {
       for (const auto& [key, c] : rejections) totals.sanitize_rejections[key] += c.value();
     });
@@ -402,6 +411,26 @@ std::vector<MetricFamily> collect_metrics(const AdminContext& ctx) {
                                      static_cast<double>(n), MetricType::Counter));
   }
 
+  auto compressed = family("sluice_compressed_responses_total",
+                           "Responses sent compressed, by content coding.", MetricType::Counter);
+  auto compression_in = family("sluice_compression_input_bytes_total",
+                               "Response body bytes given to the compressor, by content coding.",
+                               MetricType::Counter);
+  auto compression_out =
+      family("sluice_compression_output_bytes_total",
+             "Compressed response body bytes sent, by content coding.", MetricType::Counter);
+  constexpr std::array<const char*, 3> kAlgorithms = {"gzip", "br", "zstd"};
+  for (size_t i = 0; i < kAlgorithms.size(); ++i) {
+    const auto& c = totals.compression[i];
+    const std::vector<ClientMetric::Label> labels = {{"algorithm", kAlgorithms[i]}};
+    compressed.metric.push_back(
+        sample(labels, static_cast<double>(c.responses), MetricType::Counter));
+    compression_in.metric.push_back(
+        sample(labels, static_cast<double>(c.bytes_in), MetricType::Counter));
+    compression_out.metric.push_back(
+        sample(labels, static_cast<double>(c.bytes_out), MetricType::Counter));
+  }
+
   std::vector<MetricFamily> out;
   for (MetricFamily* f : {&workers,
                           &reloads,
@@ -425,7 +454,10 @@ std::vector<MetricFamily> collect_metrics(const AdminContext& ctx) {
                           &dns_failures,
                           &redis_errors,
                           &access_log_dropped,
-                          &error_log_dropped}) {
+                          &error_log_dropped,
+                          &compressed,
+                          &compression_in,
+                          &compression_out}) {
     out.push_back(std::move(*f));
   }
   if (!handshakes.metric.empty()) out.push_back(std::move(handshakes));  // no TLS: no family

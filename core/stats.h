@@ -121,6 +121,15 @@ struct RateLimitStats {
   Counter error;        // no decision (Redis failed or the breaker is open)
 };
 
+// One compression algorithm's work (indexed by compression::Algorithm: gzip, br, zstd):
+// sluice_compressed_responses_total{algorithm} and
+// sluice_compression_{input,output}_bytes_total{algorithm}.
+struct CompressionStats {
+  Counter responses;
+  Counter bytes_in;   // body bytes given to the encoder
+  Counter bytes_out;  // encoded bytes sent
+};
+
 class WorkerStats {
  public:
   ListenerStats& listener(const std::string& name) { return scope(listeners_, name); }
@@ -130,6 +139,8 @@ class WorkerStats {
   // Redis calls of rate limits that failed: no reply (timeout, connection failure, breaker
   // open) or an error reply.
   Counter redis_errors;
+  // Fixed labels, so no scope lookup: read by the admin thread like any counter.
+  std::array<CompressionStats, 3> compression;
   // Access-log lines dropped because the logging thread's buffer was full, or lost to a failed
   // write (sluice_access_log_dropped_total). Shared with that thread, which counts the latter.
   const std::shared_ptr<std::atomic<uint64_t>> access_log_dropped =

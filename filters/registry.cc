@@ -2,6 +2,7 @@
 
 #include <mutex>
 
+#include "filters/compression/compression_filter.h"
 #include "filters/headers/header_rules_filter.h"
 #include "filters/rate_limit/rate_limit_filter.h"
 #include "filters/router/router_filter.h"
@@ -47,6 +48,7 @@ void register_builtin_filters() {
   std::call_once(once, [] {
     FilterRegistry::add(sanitize::registration());
     FilterRegistry::add(rate_limit::registration());
+    FilterRegistry::add(compression::registration());
     FilterRegistry::add(header_rules::registration());
     FilterRegistry::add(router::registration());
   });
