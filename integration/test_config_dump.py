@@ -3,7 +3,8 @@ file for `sluice --check`, and reloading sluice from it (SIGHUP) succeeds and ch
 /config then answers the same JSON. The config uses every section whose dump once broke the
 round trip or could: TLS listeners (several certificates, client_auth in each mode), a cluster
 with TLS, rate limits (local and global, listener and route), sanitize at both levels, retries,
-health checks, outlier detection, circuit breakers, redirects and canned responses."""
+health checks, outlier detection, circuit breakers, redirects, canned responses and compression
+(listener and route blocks)."""
 
 from __future__ import annotations
 
@@ -54,7 +55,9 @@ def full_config(backend, pki: Pki, tmp_path) -> dict:
              "tls": {"certificates": [cert(pki.site)],
                      "client_auth": {"ca_file": str(pki.ca_file)}}},
             {"name": "plain", "filters": ["rate_limit"], "http2": {"cleartext": True},
-             "limits": {"max_connections": 100, "max_connections_per_ip": 10}},
+             "limits": {"max_connections": 100, "max_connections_per_ip": 10},
+             "compression": {"types": ["text/*", "application/json"], "min_bytes": "4KiB",
+                             "algorithms": ["zstd", "gzip"]}},
         ],
         "routes": [
             {"name": "canned", "match": {"listeners": ["plain", "mtls"],
@@ -70,8 +73,9 @@ def full_config(backend, pki: Pki, tmp_path) -> dict:
              "request_headers": {"set": {"host": "search.internal"},
                                  "add": {"x-client": "%{client_ip} 100%%"}}},
             {"name": "api", "match": {"path": {"prefix": "/api/"}}, "cluster": "be",
-             "rewrite": {"prefix": "/"}},
-            {"name": "all", "match": {"path": {"prefix": "/"}}, "cluster": "be"},
+             "rewrite": {"prefix": "/"}, "compression": {}},
+            {"name": "all", "match": {"path": {"prefix": "/"}}, "cluster": "be",
+             "compression": {"enabled": False}},
         ],
         "clusters": [
             {"name": "be", "endpoints": [backend.address], "lb": "least_request",
@@ -136,6 +140,11 @@ def test_config_dump_loads_back_with_tls(start_backend, start_sluice, sluice_bin
         "remove": ["server"], "set": {"strict-transport-security": "max-age=63072000"}}
     assert first["routes"][2]["request_headers"] == {
         "set": {"host": "search.internal"}, "add": {"x-client": "%{client_ip} 100%%"}}
+    assert first["listeners"][3]["compression"] == {
+        "enabled": True, "types": ["text/*", "application/json"], "min_bytes": 4096,
+        "algorithms": ["zstd", "gzip"]}
+    assert first["routes"][3]["compression"]["algorithms"] == ["br", "zstd", "gzip"]
+    assert first["routes"][4]["compression"]["enabled"] is False
 
     dump = tmp_path / "dump" / "sluice.json"
     dump.parent.mkdir()
