@@ -18,6 +18,7 @@ RUN apt-get update \
       build-essential cmake ninja-build pkg-config \
       libboost1.81-dev libboost-url1.81-dev libssl-dev libnghttp2-dev libre2-dev \
       libyaml-cpp-dev prometheus-cpp-dev libhiredis-dev libc-ares-dev libgoogle-perftools-dev \
+      zlib1g-dev libbrotli-dev libzstd-dev \
       libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev \
  && rm -rf /var/lib/apt/lists/*
 
@@ -41,6 +42,7 @@ RUN apt-get update \
       libc6 libgcc-s1 libstdc++6 \
       libssl3 libnghttp2-14 libre2-9 libyaml-cpp0.7 libboost-url1.81.0 \
       libprometheus-cpp-core1.0 libhiredis0.14 libc-ares2 libtcmalloc-minimal4 \
+      zlib1g libbrotli1 libzstd1 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 65532 sluice \
  && useradd --system --uid 65532 --gid 65532 --home-dir /nonexistent --no-create-home \
