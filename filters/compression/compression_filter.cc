@@ -34,16 +34,12 @@ bool is_token_char(char c) {
   return std::string_view("\"(),/:;<=>?@[\\]{}").find(c) == std::string_view::npos;
 }
 
-// Whether any element of any `name` field is `token` (case-insensitive; parameters ignored).
-bool list_has(const HeaderMap& headers, std::string_view name, std::string_view token) {
+// Whether an element of the list `value` is `token` (case-insensitive; parameters ignored).
+bool element_is(std::string_view value, std::string_view token) {
   bool found = false;
-  for (const Header& h : headers) {
-    if (found || !iequals(h.name, name)) continue;
-    for_each_element(h.value, [&](std::string_view e) {
-      const std::string_view directive = trim(e.substr(0, e.find_first_of("=;")));
-      found = found || iequals(directive, token);
-    });
-  }
+  for_each_element(value, [&](std::string_view e) {
+    found = found || iequals(trim(e.substr(0, e.find_first_of("=;"))), token);
+  });
   return found;
 }
 
@@ -119,14 +115,33 @@ std::optional<Algorithm> AcceptEncoding::choose(std::span<const Algorithm> prefe
 
 bool compressible(const Settings& settings, const ResponseHead& head, bool end_stream) {
   if (end_stream || status_has_no_body(head.status) || head.status == 206) return false;
-  const HeaderMap& h = head.headers;
-  if (auto ce = h.get("content-encoding");
-      ce && !trim(*ce).empty() && !iequals(trim(*ce), "identity")) {
-    return false;
+  // One pass over the fields, names told apart by length first: this runs for every response
+  // where compression is configured, asked for or not.
+  std::optional<std::string_view> type;
+  std::optional<std::string_view> length;
+  for (const Header& h : head.headers) {
+    switch (h.name.size()) {
+      case 12:  // content-type
+        if (!type && iequals(h.name, "content-type")) type = h.value;
+        break;
+      case 13:  // cache-control
+        if (iequals(h.name, "cache-control") && element_is(h.value, "no-transform")) return false;
+        break;
+      case 14:  // content-length
+        if (!length && iequals(h.name, "content-length")) length = h.value;
+        break;
+      case 16:  // content-encoding
+        if (iequals(h.name, "content-encoding")) {
+          const std::string_view v = trim(h.value);
+          if (!v.empty() && !iequals(v, "identity")) return false;
+        }
+        break;
+      default:
+        break;
+    }
   }
-  auto type = h.get("content-type");
   if (!type || !settings.type_matches(*type)) return false;
-  if (auto length = h.get("content-length")) {
+  if (length) {
     uint64_t n = 0;
     const std::string_view v = trim(*length);
     for (char c : v) {
@@ -135,21 +150,23 @@ bool compressible(const Settings& settings, const ResponseHead& head, bool end_s
     }
     if (v.empty() || n < settings.min_bytes) return false;
   }
-  return !list_has(h, "cache-control", "no-transform");
+  return true;
 }
 
 void add_vary(HeaderMap& headers) {
-  if (list_has(headers, "vary", "accept-encoding") || list_has(headers, "vary", "*")) return;
+  Header* first = nullptr;
   for (Header& h : headers.fields()) {
-    if (!iequals(h.name, "vary")) continue;
-    if (trim(h.value).empty()) {
-      h.value = "Accept-Encoding";
-    } else {
-      h.value += ", Accept-Encoding";
-    }
-    return;
+    if (h.name.size() != 4 || !iequals(h.name, "vary")) continue;
+    if (element_is(h.value, "accept-encoding") || element_is(h.value, "*")) return;
+    if (!first) first = &h;
   }
-  headers.add("vary", "Accept-Encoding");
+  if (!first) {
+    headers.add("vary", "Accept-Encoding");
+  } else if (trim(first->value).empty()) {
+    first->value = "Accept-Encoding";
+  } else {
+    first->value += ", Accept-Encoding";
+  }
 }
 
 void rewrite_head(ResponseHead& head, Algorithm algorithm) {
@@ -175,7 +192,7 @@ class CompressionFilter : public Filter {
   FilterStatus on_request_headers(RequestHead& head, bool) override {
     head_request_ = head.method == "HEAD";
     for (const Header& h : head.headers) {
-      if (iequals(h.name, "accept-encoding")) accept_.add(h.value);
+      if (h.name.size() == 15 && iequals(h.name, "accept-encoding")) accept_.add(h.value);
     }
     return FilterStatus::Continue;
   }
