@@ -257,6 +257,7 @@ def test_what_stays_uncompressed(sluice):
     head = get(sluice, "/page?size=10240", "gzip", method="HEAD")
     assert head.header("content-encoding") is None
     assert head.header("content-length") == "10240"
+    assert head.header("vary") == "Accept-Encoding"  # as the GET's
     # The route with its own block compresses JSON with gzip only.
     r = get(sluice, "/json-only?size=10240&type=application/json", "br, gzip")
     assert r.header("content-encoding") == "gzip"

@@ -200,7 +200,8 @@ class CompressionFilter : public Filter {
   FilterStatus on_response_headers(ResponseHead& head, bool end_stream) override {
     const router::CompiledRoute* route = callbacks().route();
     const Settings* settings = factory_.settings_for(route ? route->route : nullptr);
-    if (!settings || !compressible(*settings, head, end_stream)) {
+    // A HEAD response ends with its head but describes the GET one: it gets the same Vary.
+    if (!settings || !compressible(*settings, head, end_stream && !head_request_)) {
       return FilterStatus::Continue;
     }
     // A HEAD response describes the GET one but has no body to encode: only Vary.
