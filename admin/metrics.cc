@@ -60,6 +60,7 @@ struct HistogramSum {
 // Per status class, indexed like kStatusClasses.
 struct RouteSum {
   std::array<HistogramSum, 5> by_class;
+  uint64_t upgrades = 0;
   bool configured = false;  // a named route of the active config
 };
 
@@ -134,6 +135,7 @@ Totals sum_workers(const AdminContext& ctx, const std::vector<const WorkerStats*
           for (size_t i = 0; i < kBuckets; ++i) h.buckets[i] += s.duration[c].bucket(i);
           h.sum += s.duration[c].sum();
         }
+        sum.upgrades += s.upgrades.value();
       }
     });
     worker->visit_rate_limits([&](const std::map<std::string, RateLimitStats>& rules) {
@@ -275,6 +277,15 @@ std::vector<MetricFamily> collect_metrics(const AdminContext& ctx) {
       if (s.by_class[c].empty() && !(c == k2xx && s.configured)) continue;
       duration.metric.push_back(histogram_sample(name, kStatusClasses[c], s.by_class[c]));
     }
+  }
+  MetricFamily upgrades =
+      family("sluice_upgrades_total",
+             "Requests switched to another protocol (WebSocket) by the backend's 101, by route.",
+             MetricType::Counter);
+  for (const auto& [name, s] : totals.routes) {
+    if (!s.configured && s.upgrades == 0) continue;
+    upgrades.metric.push_back(
+        sample({{"route", name}}, static_cast<double>(s.upgrades), MetricType::Counter));
   }
 
   MetricFamily upstream_requests = family(
@@ -432,32 +443,14 @@ std::vector<MetricFamily> collect_metrics(const AdminContext& ctx) {
   }
 
   std::vector<MetricFamily> out;
-  for (MetricFamily* f : {&workers,
-                          &reloads,
-                          &requests,
-                          &active,
-                          &accepted,
-                          &rejected,
-                          &duration,
-                          &upstream_requests,
-                          &connect_failures,
-                          &timeouts,
-                          &created,
-                          &retries,
-                          &overflow,
-                          &no_healthy,
-                          &panic,
-                          &healthy,
-                          &ejected,
-                          &host_active,
-                          &ejections,
-                          &dns_failures,
-                          &redis_errors,
-                          &access_log_dropped,
-                          &error_log_dropped,
-                          &compressed,
-                          &compression_in,
-                          &compression_out}) {
+  for (MetricFamily* f :
+       {&workers,           &reloads,          &requests,           &active,
+        &accepted,          &rejected,         &duration,           &upgrades,
+        &upstream_requests, &connect_failures, &timeouts,           &created,
+        &retries,           &overflow,         &no_healthy,         &panic,
+        &healthy,           &ejected,          &host_active,        &ejections,
+        &dns_failures,      &redis_errors,     &access_log_dropped, &error_log_dropped,
+        &compressed,        &compression_in,   &compression_out}) {
     out.push_back(std::move(*f));
   }
   if (!handshakes.metric.empty()) out.push_back(std::move(handshakes));  // no TLS: no family

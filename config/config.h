@@ -229,15 +229,31 @@ struct Route {
   std::optional<std::string> rewrite_prefix;  // replaces the matched path prefix
   Duration timeout{std::chrono::seconds(15)};
   std::optional<RetryPolicy> retry;
+  // Protocols a client may switch to with Upgrade (HTTP/1.1) or extended CONNECT (HTTP/2),
+  // lower case; a request for another one is refused with 403.
+  std::vector<std::string> upgrades{"websocket"};
+  // An upgraded connection (a tunnel) closes after this long without a byte either way.
+  Duration upgrade_idle_timeout{std::chrono::hours(1)};
 };
 
 struct Admin {
   SocketAddress address{"127.0.0.1", 9901};
 };
 
+// Every field an access-log line can have, in the default order (docs/configuration.md says
+// what each holds).
+inline constexpr std::string_view kAccessLogFields[] = {
+    "time",       "listener", "client",      "peer",     "method",          "path",
+    "host",       "protocol", "status",      "bytes_in", "bytes_out",       "duration_ms",
+    "request_id", "route",    "cluster",     "upstream", "upstream_status", "upstream_time_ms",
+    "user_agent", "referer",  "tls_version", "upgrade",  "aborted",         "error",
+};
+
 struct AccessLog {
   std::string path = "stdout";  // "stdout", "stderr", "off" or a file path
   std::string format = "json";
+  // The fields of each line, in order (names from kAccessLogFields); empty: all of them.
+  std::vector<std::string> fields;
 };
 
 // A filter's own config, parsed by the filter (config/extensions.h); each filter downcasts to

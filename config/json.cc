@@ -290,6 +290,11 @@ void write_route(JsonWriter& w, const Route& r, Extra extra) {
   }
   w.field("timeout", r.timeout);
   if (r.retry) write_retry(w, *r.retry);
+  w.key("upgrades");
+  w.begin_array();
+  for (const auto& u : r.upgrades) w.value(u);
+  w.end_array();
+  w.field("upgrade_idle_timeout", r.upgrade_idle_timeout);
   extra(w);
   w.end_object();
 }
@@ -359,6 +364,12 @@ std::string Config::to_json() const {
   w.begin_object();
   w.field("path", access_log.path);
   w.field("format", access_log.format);
+  if (!access_log.fields.empty()) {
+    w.key("fields");
+    w.begin_array();
+    for (const auto& f : access_log.fields) w.value(f);
+    w.end_array();
+  }
   w.end_object();
 
   w.key("listeners");

@@ -32,7 +32,7 @@ constexpr std::string_view kRootKeys[] = {"workers",   "drain_timeout", "admin",
                                           "listeners", "routes",        "clusters", "dns"};
 constexpr std::string_view kDnsKeys[] = {"servers"};
 constexpr std::string_view kAdminKeys[] = {"address"};
-constexpr std::string_view kAccessLogKeys[] = {"path", "format"};
+constexpr std::string_view kAccessLogKeys[] = {"path", "format", "fields"};
 constexpr std::string_view kListenerKeys[] = {"name", "address", "limits",          "filters",
                                               "tls",  "http2",   "trusted_proxies", "request_id"};
 constexpr std::string_view kRequestIdKeys[] = {"echo"};
@@ -450,6 +450,26 @@ void Loader::load_access_log(const Field& f) {
       } else {
         config_.access_log.format = *s;
       }
+    }
+  }
+  if (const Field* fields = m.get("fields"); fields && expect_list(diag_, *fields)) {
+    for (const YAML::Node& node : fields->value) {
+      const Field item = Field::item("field", node);
+      std::optional<std::string> name = read_nonempty(diag_, item);
+      if (!name) continue;
+      auto& chosen = config_.access_log.fields;
+      if (std::find(std::begin(kAccessLogFields), std::end(kAccessLogFields), *name) ==
+          std::end(kAccessLogFields)) {
+        diag_.error(item.mark(), "fields: unknown access log field " + quote(*name) +
+                                     hint(*name, kAccessLogFields));
+      } else if (std::find(chosen.begin(), chosen.end(), *name) != chosen.end()) {
+        diag_.error(item.mark(), "fields: " + quote(*name) + " is listed twice");
+      } else {
+        chosen.push_back(*name);
+      }
+    }
+    if (fields->value.IsSequence() && fields->value.size() == 0) {
+      diag_.error(fields->mark(), "fields: list at least one field (leave 'fields' out for all)");
     }
   }
 }

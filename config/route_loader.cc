@@ -8,8 +8,9 @@
 namespace sluice::config::detail {
 namespace {
 
-constexpr std::string_view kRouteKeys[] = {"name",     "match",   "cluster", "respond",
-                                           "redirect", "rewrite", "timeout", "retry"};
+constexpr std::string_view kRouteKeys[] = {
+    "name",    "match",   "cluster", "respond",  "redirect",
+    "rewrite", "timeout", "retry",   "upgrades", "upgrade_idle_timeout"};
 constexpr std::string_view kMatchKeys[] = {"listeners", "hosts", "path", "methods", "headers"};
 constexpr std::string_view kPathKeys[] = {"prefix", "exact", "regex"};
 constexpr std::string_view kHeaderMatchKeys[] = {"name", "exact", "regex", "present"};
@@ -228,6 +229,26 @@ void Loader::load_route(const YAML::Node& node) {
   }
   // After timeout: per_try_timeout is checked against it.
   if (const Field* f = m.get("retry")) load_retry(*f, r, m.get("cluster") != nullptr);
+  if (const Field* f = m.get("upgrades"); f && expect_list(diag_, *f)) {
+    r.upgrades.clear();
+    for (const YAML::Node& node : f->value) {
+      const Field item = Field::item("upgrade", node);
+      std::optional<std::string> protocol = read_token(diag_, item, "protocol token");
+      if (!protocol) continue;
+      *protocol = lowercase(*protocol);
+      if (*protocol == "h2c") {
+        // Clients get HTTP/2 from sluice itself; an h2c upgrade is never forwarded.
+        diag_.error(item.mark(),
+                    "upgrades: 'h2c' cannot be forwarded (sluice speaks HTTP/2 to "
+                    "clients itself: see listeners[].http2)");
+        continue;
+      }
+      r.upgrades.push_back(*protocol);
+    }
+  }
+  if (const Field* f = m.get("upgrade_idle_timeout")) {
+    if (auto d = read_duration(diag_, *f, /*allow_zero=*/false)) r.upgrade_idle_timeout = *d;
+  }
   route_marks_.push_back(m.mark());
   config_.routes.push_back(std::move(r));
 }

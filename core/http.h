@@ -48,6 +48,11 @@ struct RequestHead {
   std::string scheme = "http";
   unsigned version = 11;  // 10 or 11 (HTTP/2 streams report 20)
   HeaderMap headers;
+  // The protocol the client asks to switch to, lower case: HTTP/1.1 `Upgrade` (with
+  // `Connection: upgrade`) or HTTP/2 extended CONNECT's `:protocol` (RFC 8441). Empty for an
+  // ordinary request. The Upgrade and Connection fields themselves are hop-by-hop and are not
+  // in `headers`.
+  std::string upgrade;
 
   std::string_view path() const;   // target up to '?'
   std::string_view query() const;  // after '?', without it

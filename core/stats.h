@@ -107,6 +107,7 @@ struct RouteStats {
   // Request durations by the status class of the response sent (indexed by
   // status_class_index()), so the hot path indexes an array instead of looking a label up.
   std::array<Histogram, 5> duration;
+  Counter upgrades;  // upgrades the backend accepted (101): WebSocket and the like
   void observe(unsigned status, double seconds) {
     duration[status_class_index(status)].observe(seconds);
   }

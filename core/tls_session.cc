@@ -122,6 +122,8 @@ bool TlsSession::has_plaintext() const {
   return SSL_pending(ssl_) > 0 || (handshake_done_ && BIO_ctrl_pending(in_) > 0);
 }
 
+const char* TlsSession::version() const { return SSL_get_version(ssl_); }
+
 std::string_view TlsSession::alpn() const {
   const unsigned char* p = nullptr;
   unsigned len = 0;

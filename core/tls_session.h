@@ -63,6 +63,8 @@ class TlsSession {
   // the socket.
   bool has_plaintext() const;
   std::string_view alpn() const;
+  // The negotiated protocol version ("TLSv1.3"), a static string; once the handshake is done.
+  const char* version() const;
   std::string_view server_name() const;
   // The verified client certificate as an x-forwarded-client-cert element,
   // `Hash=<sha256 of DER, hex>;Subject="<RFC 2253 subject>"`, or "" when none was sent.

@@ -39,16 +39,23 @@ struct StreamInfo {
   std::string listener;
   IpAddress peer_ip;  // the other end of the connection
   uint16_t peer_port = 0;
-  IpAddress client_ip;            // the peer, or who it forwards for (core/client_ip.h)
-  bool peer_trusted = false;      // the peer is one of the listener's trusted_proxies
-  std::string request_id;         // x-request-id as forwarded upstream (core/request_id.h)
-  std::string route;              // name of the matched route, empty if none
-  std::string upstream_host;      // "ip:port" of the host that answered, empty if none
-  unsigned status = 0;            // status sent downstream; 0 when none was sent
-  uint64_t bytes_received = 0;    // request body bytes from the client
-  uint64_t bytes_sent = 0;        // response body bytes to the client
-  bool response_aborted = false;  // the response started but could not be completed
-  std::string error;              // short reason when the exchange failed
+  IpAddress client_ip;           // the peer, or who it forwards for (core/client_ip.h)
+  bool peer_trusted = false;     // the peer is one of the listener's trusted_proxies
+  std::string request_id;        // x-request-id as forwarded upstream (core/request_id.h)
+  std::string route;             // name of the matched route, empty if none
+  std::string upstream_host;     // "ip:port" of the host that answered, empty if none
+  std::string cluster;           // the cluster the router sent the request to, if any
+  unsigned upstream_status = 0;  // status of the upstream response passed on; 0 when none
+  // From the start of the exchange to the upstream response head (time to first byte); -1:
+  // no upstream response.
+  std::chrono::steady_clock::duration upstream_time{-1};
+  const char* tls_version = nullptr;  // "TLSv1.3" and the like on a TLS connection (static)
+  std::string upgrade;                // the protocol switched to on a 101 ("websocket")
+  unsigned status = 0;                // status sent downstream; 0 when none was sent
+  uint64_t bytes_received = 0;        // request body bytes from the client
+  uint64_t bytes_sent = 0;            // response body bytes to the client
+  bool response_aborted = false;      // the response started but could not be completed
+  std::string error;                  // short reason when the exchange failed
 };
 
 enum class FilterStatus { Continue, Stop };

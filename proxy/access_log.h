@@ -3,8 +3,10 @@
 // snapshot (so a reload reopens a file that was moved away: log rotation), formatting on its
 // worker's thread and handing the line to the logging thread (core/log_writer.h): a sink that
 // cannot keep up costs dropped lines (sluice_access_log_dropped_total), never a blocked worker.
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "core/http.h"
@@ -12,6 +14,18 @@
 #include "filters/filter.h"
 
 namespace sluice {
+
+// Which fields a line has, in order (access_log.fields); built once per snapshot.
+class AccessLogFormat {
+ public:
+  AccessLogFormat() = default;                                      // every field
+  explicit AccessLogFormat(const std::vector<std::string>& names);  // kAccessLogFields names
+
+ private:
+  friend void format_access_log_line(const RequestHead&, const StreamInfo&, std::string&,
+                                     const AccessLogFormat&);
+  std::vector<uint8_t> fields_;  // indexes into config::kAccessLogFields; empty: all
+};
 
 class AccessLog {
  public:
@@ -26,8 +40,10 @@ class AccessLog {
   void write(const RequestHead& request, const StreamInfo& info);
 
  private:
-  explicit AccessLog(std::unique_ptr<LogChannel> channel) : channel_(std::move(channel)) {}
+  AccessLog(std::unique_ptr<LogChannel> channel, AccessLogFormat format)
+      : channel_(std::move(channel)), format_(std::move(format)) {}
   std::unique_ptr<LogChannel> channel_;
+  AccessLogFormat format_;
   std::string line_;  // reused between writes
 };
 
@@ -38,6 +54,7 @@ inline constexpr size_t kMaxAccessLogLine = 4096;
 // Replaces `out` with one JSON object (no newline). When the line would exceed
 // kMaxAccessLogLine, the longest of path, host and method is shortened and "truncated":true is
 // added. Any thread.
-void format_access_log_line(const RequestHead& request, const StreamInfo& info, std::string& out);
+void format_access_log_line(const RequestHead& request, const StreamInfo& info, std::string& out,
+                            const AccessLogFormat& format = {});
 
 }  // namespace sluice

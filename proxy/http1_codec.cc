@@ -1,6 +1,7 @@
 #include "proxy/http1_codec.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -122,6 +123,7 @@ class RequestParser : public http::basic_parser<true> {
     eager(true);
   }
 
+  const RequestHead& head() const { return head_; }
   // The buffer handed to put(), so on_field_impl can tell the values Beast unfolded.
   void set_input(std::string_view input) { input_ = input; }
   // Between chunks rather than inside chunk data: Beast needs whole lines here.
@@ -268,15 +270,43 @@ class RequestParser : public http::basic_parser<true> {
       head_.headers.set("host", absolute_authority_);
     }
     if (decoder_.expect_continue_ && head_.version == 10) decoder_.expect_continue_ = false;
+    bool end_stream = !chunked() && content_length().value_or(0) == 0;
+    if (end_stream && head_.version == 11) head_.upgrade = requested_upgrade();
     for (const auto& t : connection_tokens_) {
       if (!iequals(t, "close") && !iequals(t, "keep-alive") && !protected_from_connection(t)) {
         head_.headers.remove(t);
       }
     }
     remove_hop_by_hop(head_.headers);
-    bool end_stream = !chunked() && content_length().value_or(0) == 0;
     if (end_stream) decoder_.expect_continue_ = false;
     decoder_.callbacks_.on_request_head(head_, end_stream);
+  }
+
+  // The protocols of `Upgrade`, when `Connection` names it (RFC 9110 §7.8), lower case and
+  // comma-separated, without h2c: sluice speaks HTTP/2 to clients itself and never forwards
+  // that upgrade (curl --http2 asks for it on every cleartext request). A request with a body
+  // is never upgraded.
+  std::string requested_upgrade() const {
+    bool named = false;
+    for (const auto& t : connection_tokens_) named = named || iequals(t, "upgrade");
+    if (!named) return {};
+    std::string protocols;
+    for (const auto& h : head_.headers) {
+      if (!iequals(h.name, "upgrade")) continue;
+      std::string_view v = h.value;
+      size_t pos = 0;
+      while (pos <= v.size()) {
+        size_t comma = v.find(',', pos);
+        if (comma == std::string_view::npos) comma = v.size();
+        auto tok = trim(v.substr(pos, comma - pos));
+        pos = comma + 1;
+        if (tok.empty() || iequals(tok, "h2c")) continue;
+        if (!protocols.empty()) protocols += ',';
+        for (char c : tok)
+          protocols += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      }
+    }
+    return protocols;
   }
 
   void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
@@ -326,6 +356,11 @@ class RequestParser : public http::basic_parser<true> {
 RequestDecoder::RequestDecoder(DecoderCallbacks& callbacks, DecoderLimits limits)
     : callbacks_(callbacks), limits_(limits) {
   reset();
+}
+
+const RequestHead* RequestDecoder::request_line() const {
+  if (!parser_ || parser_->head().method.empty()) return nullptr;
+  return &parser_->head();
 }
 
 RequestDecoder::~RequestDecoder() = default;

@@ -63,6 +63,9 @@ class RequestDecoder {
   bool chunked() const;
   bool expect_continue() const { return expect_continue_; }
   std::optional<uint64_t> content_length() const;
+  // The request line of the request in progress, once it was read (method and target of a
+  // request refused later, for the access log); null before.
+  const RequestHead* request_line() const;
 
  private:
   friend class RequestParser;

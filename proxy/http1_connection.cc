@@ -82,8 +82,9 @@ void Http1Connection::start() {
 
 void Http1Connection::read() {
   if (reading_ || closed_ || paused_) return;
-  // One request at a time: bytes of a pipelined request stay unread until this one is done.
-  if (stream_ && request_complete_) return;
+  // One request at a time: bytes of a pipelined request stay unread until this one is done;
+  // after an upgrade request, until the backend says whether it switches protocols.
+  if (stream_ && (request_complete_ || upgrade_pending_)) return;
   if (tls_ && tls_->more()) {
     // Plaintext is waiting inside OpenSSL, not on the socket.
     reading_ = true;
@@ -209,6 +210,10 @@ void Http1Connection::on_read(const error_code& ec, size_t n) {
   reading_ = false;
   if (closed_) return;
   if (ec) {
+    if (tunnel_ && ec == asio::error::eof) {
+      end_tunnel_request();  // the client closed its side; the backend may still send
+      return;
+    }
     // The client went away (or half-closed). A request still being received can never
     // complete; a response in progress has no one to go to.
     if (stream_) stream_->reset("downstream closed");
@@ -235,7 +240,7 @@ void Http1Connection::on_read(const error_code& ec, size_t n) {
   if (!stream_ && !request_started_) {
     request_started_ = true;
     arm_header_timer();
-  } else if (stream_ && !request_complete_) {
+  } else if (stream_ && !request_complete_ && !tunnel_) {
     arm_body_timer();
   }
   process();
@@ -255,9 +260,19 @@ void Http1Connection::process() {
     if (!closed_) read();
     return;
   }
+  if (tunnel_) {
+    // The bytes are the new protocol's, passed on as they are.
+    if (!paused_ && read_begin_ < read_end_) {
+      body_.assign(read_buf_.data() + read_begin_, read_end_ - read_begin_);
+      read_begin_ = read_end_ = 0;
+      stream_->decode_data(body_, false);
+    }
+    if (!closed_) read();
+    return;
+  }
   processing_ = true;
   while (!closed_ && !paused_ && read_begin_ < read_end_) {
-    if (stream_ && request_complete_) break;  // pipelined: wait for the response
+    if (stream_ && (request_complete_ || upgrade_pending_)) break;  // wait for the response
     std::string_view data(read_buf_.data() + read_begin_, read_end_ - read_begin_);
     size_t used = decoder_.feed(data);
     read_begin_ += used;
@@ -303,10 +318,25 @@ void Http1Connection::on_request_head(RequestHead& head, bool end_stream) {
   info.listener = listener_->config().name;
   info.peer_ip = info.client_ip = peer_.address();
   info.peer_port = peer_.port();
+  if (tls_) info.tls_version = tls_->version();
   request_complete_ = end_stream;
   stream_ = std::make_unique<Stream>(ctx_, *this, snapshot_, chain(), std::move(info));
+  if (!head.upgrade.empty()) {
+    // The request may become a tunnel: it stays open until the backend answers, so the
+    // decoder's end of message is not the request's end.
+    upgrade_pending_ = true;
+    request_complete_ = false;
+    stream_->decode_headers(std::move(head), false);
+    return;
+  }
   if (!end_stream) arm_body_timer();
   stream_->decode_headers(std::move(head), end_stream);
+}
+
+void Http1Connection::end_tunnel_request() {
+  request_complete_ = true;
+  body_.clear();
+  if (stream_) stream_->decode_data(body_, true);
 }
 
 void Http1Connection::on_request_data(std::string_view data) {
@@ -316,7 +346,7 @@ void Http1Connection::on_request_data(std::string_view data) {
 }
 
 void Http1Connection::on_request_complete() {
-  if (!stream_ || request_complete_) return;
+  if (!stream_ || request_complete_ || upgrade_pending_) return;
   request_complete_ = true;
   body_.clear();
   stream_->decode_data(body_, true);
@@ -346,8 +376,15 @@ void Http1Connection::decode_error() {
   info.listener = listener_->config().name;
   info.peer_ip = info.client_ip = peer_.address();
   info.peer_port = peer_.port();
+  if (tls_) info.tls_version = tls_->version();
   info.error = err.detail;
   stream_ = std::make_unique<Stream>(ctx_, *this, snapshot_, chain(), std::move(info));
+  if (const RequestHead* line = decoder_.request_line()) {
+    // Logged with what was read of it.
+    stream_->request().method = line->method;
+    stream_->request().target = line->target;
+    stream_->request().version = line->version;
+  }
   stream_->reset(err.detail);
   request_complete_ = true;
   response_complete_ = false;
@@ -375,6 +412,28 @@ void Http1Connection::encode_headers(ResponseHead& head, bool end_stream) {
     // The client is waiting for 100 Continue and will never get it: the body it may still
     // send can't be told apart from a next request, so this is the last response.
     close_after_response_ = true;
+  }
+  if (upgrade_pending_) {
+    upgrade_pending_ = false;
+    if (head.status == 101) {
+      // Switched: from here on both directions are raw bytes, until either side closes, with
+      // the route's upgrade_idle_timeout (the router's) instead of the request timeouts.
+      tunnel_ = true;
+      close_after_response_ = true;
+      deadline_.cancel();
+      head.headers.set("connection", "upgrade");
+      head.headers.set("upgrade", stream_->request().upgrade);
+      framing_ = Framing::until_close;
+      http1::encode_response_head(head, request_version_, out_);
+      schedule_flush();
+      // Bytes the client sent after its request are the tunnel's first.
+      asio::post(socket_.get_executor(), [self = shared_from_this()] {
+        if (!self->closed_) self->process();
+      });
+      return;
+    }
+    // Not switched: an ordinary response, and the request had no body.
+    request_complete_ = true;
   }
   if (!request_complete_) close_after_response_ = true;
   if (draining_) close_after_response_ = true;
@@ -454,13 +513,13 @@ void Http1Connection::pause_request_body() {
   if (paused_) return;
   paused_ = true;
   // The client is held back by us (a slow upstream, a filter at work): no body timeout for it.
-  if (stream_ && !request_complete_) arm_paused_timer();
+  if (stream_ && !request_complete_ && !tunnel_) arm_paused_timer();
 }
 
 void Http1Connection::resume_request_body() {
   if (!paused_) return;
   paused_ = false;
-  if (stream_ && !request_complete_ && !closed_) arm_body_timer();
+  if (stream_ && !request_complete_ && !closed_ && !tunnel_) arm_body_timer();
   // Resume asynchronously: this is called from deep inside a filter or upstream callback.
   asio::post(socket_.get_executor(), [self = shared_from_this()] {
     if (self->closed_) return;
@@ -554,6 +613,7 @@ void Http1Connection::start_http2() {
   env.peer = peer_;
   env.scheme = tls_ ? "https" : "http";
   env.client_certificate = client_certificate_;
+  if (tls_) env.tls_version = tls_->version();
   env.want_write = [this] { schedule_flush(); };  // only called while this connection lives
   const config::Listener& l = listener_->config();
   Http2Settings settings;
@@ -621,7 +681,7 @@ void Http1Connection::on_deadline() {
     socket_.close(ignored);  // fails the pending linger read, which unregisters
     return;
   }
-  if (closed_) return;
+  if (closed_ || tunnel_) return;  // a tunnel's idle timeout is the router's
   if (h2_) {
     // Idle: no stream open for idle_timeout. Streams in progress have their route timeouts.
     if (h2_->active_streams() == 0) {

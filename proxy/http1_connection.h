@@ -71,6 +71,8 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   void release_buffers();
   void process();
   void decode_error();
+  // The client closed its side of a tunnel: the request ends, the response may go on.
+  void end_tunnel_request();
   void flush();
   void on_write(const boost::system::error_code& ec);
   void maybe_finish_stream();
@@ -123,6 +125,8 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   Framing framing_ = Framing::none;
   unsigned request_version_ = 11;
   bool head_request_ = false;
+  bool upgrade_pending_ = false;  // an upgrade request waits for the backend's answer
+  bool tunnel_ = false;           // switched protocols (101): raw bytes both ways
   bool request_complete_ = false;
   bool response_complete_ = false;
   bool close_after_response_ = false;

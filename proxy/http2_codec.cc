@@ -2,10 +2,14 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include <openssl/evp.h>
+
 #include <algorithm>
+#include <cctype>
 
 #include <boost/asio/post.hpp>
 
+#include "core/request_id.h"
 #include "core/stats.h"
 #include "proxy/listener.h"
 
@@ -14,6 +18,19 @@ namespace sluice {
 namespace {
 
 constexpr size_t kHighWatermark = 256 * 1024;  // response bytes queued per stream
+
+// A fresh Sec-WebSocket-Key (RFC 6455 §4.1: 16 random bytes, base64): an HTTP/1.1 backend
+// needs one, and a client of WebSocket over HTTP/2 sends none (RFC 8441 §5).
+std::string websocket_key() {
+  std::string hex = random_hex(32);
+  unsigned char bytes[16];
+  for (size_t i = 0; i < 16; ++i) {
+    bytes[i] = static_cast<unsigned char>(std::stoul(hex.substr(2 * i, 2), nullptr, 16));
+  }
+  unsigned char out[32];
+  int n = EVP_EncodeBlock(out, bytes, sizeof(bytes));
+  return std::string(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
+}
 constexpr size_t kLowWatermark = 64 * 1024;
 constexpr int32_t kInitialWindow = 64 * 1024;  // request body bytes in flight per stream
 constexpr size_t kMaxSkippedRanges = 16;       // per connection; see Http2Codec::skipped_ids_
@@ -42,7 +59,7 @@ class Http2Stream : public StreamEncoder {
   // request_timeout), or max() when nothing is awaited.
   Clock::time_point request_deadline(const config::Limits& l) const {
     Clock::time_point t = Clock::time_point::max();
-    if (request_ended_ || timed_out_) return t;
+    if (request_ended_ || timed_out_ || tunnel_) return t;
     if (l.request_timeout.count() > 0) t = begun_ + l.request_timeout;
     if (!stream_) return std::min(t, begun_ + l.header_timeout);
     if (!paused_) t = std::min(t, last_read_ + l.body_timeout);
@@ -81,6 +98,12 @@ class Http2Stream : public StreamEncoder {
         head_.authority = value;
       } else if (name == ":scheme") {
         scheme_seen_ = true;
+      } else if (name == ":protocol") {
+        // Extended CONNECT (RFC 8441); nghttp2 allows it only with CONNECT.
+        head_.upgrade.clear();
+        for (char c : value) {
+          head_.upgrade += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        }
       }
       return true;  // nghttp2 rejects unknown pseudo-headers itself
     }
@@ -113,11 +136,21 @@ class Http2Stream : public StreamEncoder {
     // The HTTP/1.1 upstream needs Host; it is the authority.
     if (!head_.authority.empty()) head_.headers.add("host", head_.authority);
     set_forwarded_client_cert(head_.headers, env.client_certificate);
+    if (head_.method == "CONNECT" && !head_.upgrade.empty()) {
+      // RFC 8441 §5: an extended CONNECT is the HTTP/1.1 GET with Upgrade; the stream's DATA
+      // frames carry the new protocol both ways once the backend has switched.
+      extended_connect_ = true;
+      head_.method = "GET";
+      if (head_.upgrade == "websocket" && !head_.headers.contains("sec-websocket-key")) {
+        head_.headers.add("sec-websocket-key", websocket_key());
+      }
+    }
     SnapshotPtr snapshot = env.listener->snapshot();
     StreamInfo info;
     info.listener = env.listener->config().name;
     info.peer_ip = info.client_ip = env.peer.address();
     info.peer_port = env.peer.port();
+    info.tls_version = env.tls_version;
     const FilterChainFactory& chain = *snapshot->chains.at(info.listener);
     stream_ =
         std::make_unique<Stream>(*env.ctx, *this, std::move(snapshot), chain, std::move(info));
@@ -169,6 +202,13 @@ class Http2Stream : public StreamEncoder {
   }
   void encode_100_continue() override {}  // HTTP/2 clients send the body without asking
   void encode_headers(ResponseHead& head, bool end_stream) override {
+    if (extended_connect_ && head.status == 101) {
+      // The backend switched: over HTTP/2 that is a 2xx to the CONNECT (RFC 8441 §5), and the
+      // key's answer belongs to the HTTP/1.1 handshake only.
+      head.status = 200;
+      head.headers.remove("sec-websocket-accept");
+      tunnel_ = true;
+    }
     std::string status;
     auto& nva = build_nva(head, status);
     response_ended_ = end_stream;
@@ -293,6 +333,8 @@ class Http2Stream : public StreamEncoder {
   size_t header_count_ = 0;
   size_t header_bytes_ = 0;
   bool scheme_seen_ = false;
+  bool extended_connect_ = false;  // a CONNECT with :protocol, sent upstream as an upgrade
+  bool tunnel_ = false;            // ... which the backend accepted: no request timeouts
   std::unique_ptr<Stream> stream_;
   std::string body_;
   HeaderMap trailers_;      // request trailers being received
@@ -418,6 +460,8 @@ Http2Codec::Http2Codec(Env env, const Http2Settings& settings)
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, settings_.max_concurrent_streams},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kInitialWindow},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, settings_.max_header_list_bytes},
+      // WebSocket over HTTP/2 (RFC 8441).
+      {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
   };
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, entries, std::size(entries));
 }

@@ -40,8 +40,9 @@ class Http2Codec {
     StreamContext* ctx = nullptr;
     std::shared_ptr<ListenerRuntime> listener;
     boost::asio::ip::tcp::endpoint peer;
-    std::string scheme;              // "http" or "https": the connection's, not the client's
-    std::string client_certificate;  // x-forwarded-client-cert value, or ""
+    std::string scheme;                 // "http" or "https": the connection's, not the client's
+    std::string client_certificate;     // x-forwarded-client-cert value, or ""
+    const char* tls_version = nullptr;  // TLS connections: the negotiated version
     // Output is waiting: the connection schedules a flush (never runs it inline).
     std::function<void()> want_write;
   };

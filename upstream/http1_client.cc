@@ -76,6 +76,12 @@ class ResponseParser : public http::basic_parser<false> {
     head.headers.add(n, v);
   }
   void on_header_impl(error_code&) override {
+    if (head.status == 101 && conn_.upgrade_) {
+      // The backend switched protocols: its bytes from here on are the tunnel's.
+      conn_.tunnel_ = true;
+      conn_.parsed_head(std::move(head), false);
+      return;
+    }
     if (head.status < 200) return;  // interim: handled when its message completes
     for (const auto& t : connection_tokens) head.headers.remove(t);
     auto length = content_length();
@@ -122,6 +128,8 @@ void Http1ClientConnection::start_request(ResponseHandler& handler, const Reques
   parser_->skip(expect_no_body_);
   request_chunked_ = framing == BodyFraming::chunked;
   request_ended_ = framing == BodyFraming::none;
+  upgrade_ = framing == BodyFraming::upgrade;
+  tunnel_ = false;
   request_done_ = false;
   head_received_ = response_done_ = end_delivered_ = false;
   keep_alive_ = true;
@@ -149,6 +157,11 @@ void Http1ClientConnection::start_request(ResponseHandler& handler, const Reques
   out_ += " HTTP/1.1\r\n";
   append_fields(head.headers, out_);
   if (request_chunked_) out_ += "Transfer-Encoding: chunked\r\n";
+  if (upgrade_) {
+    out_ += "Connection: upgrade\r\nUpgrade: ";
+    out_ += head.upgrade;
+    out_ += "\r\n";
+  }
   out_ += "\r\n";
   flush();
   read_more();
@@ -192,7 +205,10 @@ void Http1ClientConnection::write_trailers(const HeaderMap& trailers) {
 
 void Http1ClientConnection::flush() {
   if (writing_ || out_.empty() || !socket_.is_open()) {
-    if (!writing_ && out_.empty() && request_ended_) request_done_ = true;
+    if (!writing_ && out_.empty() && request_ended_) {
+      request_done_ = true;
+      if (tunnel_) half_close();
+    }
     return;
   }
   if (tls_) {
@@ -226,6 +242,7 @@ void Http1ClientConnection::on_write(const error_code& ec, size_t) {
     flush();
   } else if (request_ended_) {
     request_done_ = true;
+    if (tunnel_) half_close();
     if (response_done_) finish_exchange();
   }
   if (want_writable_ && out_.size() + in_flight_.size() < kLowWatermark) {
@@ -262,6 +279,15 @@ void Http1ClientConnection::on_read(const error_code& ec, size_t n) {
     return;  // else detached while the read was pending
   }
   if (ec) {
+    if (ec == asio::error::eof && tunnel_ && !response_done_) {
+      // The backend closed its side of the tunnel: so ends the response.
+      keep_alive_ = false;
+      response_done_ = true;
+      body_chunk_.clear();
+      handler_->on_upstream_data(body_chunk_, true);
+      finish_exchange();
+      return;
+    }
     if (ec == asio::error::eof && head_received_ && !response_done_) {
       error_code pec;
       parser_->put_eof(pec);
@@ -308,9 +334,33 @@ void Http1ClientConnection::on_read(const error_code& ec, size_t n) {
   parse_buffered();
 }
 
+void Http1ClientConnection::pass_tunnel_bytes() {
+  if (!paused_) {
+    body_chunk_.append(read_buf_.data(), read_len_);
+    read_len_ = 0;
+    if (!body_chunk_.empty()) {
+      handler_->on_upstream_data(body_chunk_, false);
+      body_chunk_.clear();
+      if (!handler_) return;
+    }
+  }
+  read_more();
+}
+
+void Http1ClientConnection::half_close() {
+  if (half_closed_ || !socket_.is_open()) return;
+  half_closed_ = true;
+  error_code ignored;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+}
+
 void Http1ClientConnection::parse_buffered() {
+  if (tunnel_) {
+    pass_tunnel_bytes();
+    return;
+  }
   size_t offset = 0;
-  while (handler_ && !response_done_ && !paused_ && offset < read_len_) {
+  while (handler_ && !response_done_ && !paused_ && !tunnel_ && offset < read_len_) {
     error_code ec;
     size_t used = parser_->put(asio::buffer(read_buf_.data() + offset, read_len_ - offset), ec);
     offset += used;
@@ -342,6 +392,10 @@ void Http1ClientConnection::parse_buffered() {
     read_len_ -= offset;
   }
   if (!handler_) return;
+  if (tunnel_) {
+    pass_tunnel_bytes();  // what followed the 101 in the same read
+    return;
+  }
   bool done = head_received_ && parser_->is_done();
   if (done) {
     if (read_len_ > 0) keep_alive_ = false;  // bytes after the response: out of sync

@@ -67,6 +67,10 @@ class Http1ClientConnection : public UpstreamRequest,
   // Decrypts the n bytes just read at read_len_ in place (n becomes the plaintext length).
   TlsSession::Result tls_receive(size_t& n);
   void parse_buffered();
+  // Tunnel (after a 101 to an upgrade): hands what was read to the handler as response data.
+  void pass_tunnel_bytes();
+  // Tunnel: the request side ended; the backend sees our FIN and may still answer.
+  void half_close();
   void fail(ErrorKind kind, std::string detail);
   void finish_exchange();
 
@@ -81,6 +85,9 @@ class Http1ClientConnection : public UpstreamRequest,
   std::unique_ptr<ResponseParser> parser_;
   bool reused_ = false;
   bool expect_no_body_ = false;
+  bool upgrade_ = false;  // the request asks to switch protocols (BodyFraming::upgrade)
+  bool tunnel_ = false;   // ... and the backend answered 101: raw bytes both ways
+  bool half_closed_ = false;
   bool request_chunked_ = false;
   bool request_done_ = false;   // every request byte was written
   bool request_ended_ = false;  // the caller said end_stream

@@ -30,7 +30,10 @@ class ResponseHandler {
   virtual void on_upstream_writable() = 0;
 };
 
-enum class BodyFraming { none, content_length, chunked };
+// How the request body goes upstream. `upgrade`: the head asks to switch protocols
+// (RequestHead::upgrade); after a 101 the body is the tunnel's bytes, sent as they are, and
+// the response's body is the upstream's bytes until it closes.
+enum class BodyFraming { none, content_length, chunked, upgrade };
 
 class UpstreamRequest {
  public:

@@ -16,6 +16,20 @@ constexpr size_t kResendBodyLimit = 64 * 1024;  // larger bodies are not resent
 
 }  // namespace
 
+// The first protocol the client asks for (in its order) that the route allows; empty if none.
+std::string RouterFilter::pick_upgrade(const std::vector<std::string>& allowed,
+                                       std::string_view requested) {
+  while (!requested.empty()) {
+    size_t comma = requested.find(',');
+    std::string_view protocol = requested.substr(0, comma);
+    requested = comma == std::string_view::npos ? std::string_view() : requested.substr(comma + 1);
+    if (std::find(allowed.begin(), allowed.end(), protocol) != allowed.end()) {
+      return std::string(protocol);
+    }
+  }
+  return {};
+}
+
 FilterPtr RouterFilterFactory::create(WorkerServices&) const {
   return std::make_unique<RouterFilter>();
 }
@@ -51,7 +65,28 @@ FilterStatus RouterFilter::on_request_headers(RequestHead& head, bool end_stream
     redirect(*route.redirect, head);
     return FilterStatus::Stop;
   }
+  if (head.method == "CONNECT") {
+    // A proxy tunnel to :authority (HTTP/2; HTTP/1.1's decoder refuses it already).
+    callbacks().info().error = "connect_not_supported";
+    callbacks().send_local_reply(501, "CONNECT is not supported\n");
+    return FilterStatus::Stop;
+  }
+  std::string upgrade;
+  if (!head.upgrade.empty()) {
+    upgrade = pick_upgrade(route.upgrades, head.upgrade);
+    if (upgrade.empty()) {
+      callbacks().info().error = "upgrade_refused";
+      callbacks().send_local_reply(403, "upgrade not allowed on this route\n");
+      return FilterStatus::Stop;
+    }
+  }
+  callbacks().info().cluster = route.cluster;
   cluster_ = callbacks().cluster_manager().find(route.cluster);
+  if (!upgrade.empty() && cluster_ && cluster_->config->protocol == config::Cluster::Protocol::h2) {
+    callbacks().info().error = "upgrade_to_h2_cluster";
+    callbacks().send_local_reply(501, "upgrades are not supported to HTTP/2 clusters\n");
+    return FilterStatus::Stop;
+  }
   if (!cluster_) {
     fail(Error{ErrorKind::no_healthy_host, ErrorSource::upstream, false, "no hosts"});
     return FilterStatus::Stop;
@@ -73,7 +108,13 @@ FilterStatus RouterFilter::on_request_headers(RequestHead& head, bool end_stream
   keep_sent_body_ =
       cluster_->config->protocol == config::Cluster::Protocol::h2 || retry_policy_ != nullptr;
   request_ended_ = end_stream;
-  if (end_stream) {
+  if (!upgrade.empty()) {
+    // The tunnel's bytes are not replayable, and the request only ends when the client
+    // closes its side.
+    framing_ = upstream::BodyFraming::upgrade;
+    keep_sent_body_ = false;
+    request_ended_ = false;
+  } else if (end_stream) {
     framing_ = upstream::BodyFraming::none;
   } else if (head.headers.contains("content-length")) {
     framing_ = upstream::BodyFraming::content_length;
@@ -81,6 +122,8 @@ FilterStatus RouterFilter::on_request_headers(RequestHead& head, bool end_stream
     framing_ = upstream::BodyFraming::chunked;
   }
   build_upstream_head(*route_, head);
+  head.upgrade = upgrade;  // the one chosen: the downstream codec answers with it
+  upstream_head_.upgrade = std::move(upgrade);
   arm_timeout();
   connect();
   return FilterStatus::Stop;
@@ -106,7 +149,8 @@ void RouterFilter::arm_timeout() {
         callbacks().executor(), [](void* self) { static_cast<RouterFilter*>(self)->on_timeout(); },
         this);
   }
-  timer_->expire_after(route_->route->timeout, callbacks().cancellation().guard());
+  timer_->expire_after(tunnel_ ? route_->route->upgrade_idle_timeout : route_->route->timeout,
+                       callbacks().cancellation().guard());
 }
 
 void RouterFilter::on_timeout() {
@@ -396,6 +440,7 @@ bool RouterFilter::send_body(std::string_view data, bool end_stream) {
 FilterStatus RouterFilter::on_request_body(std::string& data, bool end_stream) {
   if (done_) return FilterStatus::Stop;
   if (end_stream) request_ended_ = true;
+  if (tunnel_) arm_timeout();  // idle means no byte either way
   if (!conn_) {
     pending_body_.append(data);
     pending_end_ = end_stream;
@@ -441,6 +486,9 @@ void RouterFilter::on_upstream_1xx(ResponseHead& head) { callbacks().encode_1xx(
 
 void RouterFilter::on_upstream_head(ResponseHead& head, bool end_stream) {
   if (try_timer_) try_timer_->cancel();
+  StreamInfo& info = callbacks().info();
+  info.upstream_status = head.status;
+  info.upstream_time = std::chrono::steady_clock::now() - info.start;
   const bool failed = head.status >= 500;
   if (failed && retry_allowed(RetryReason::status, head.status)) {
     // This answer is dropped (its connection closes) and the request goes to another host.
@@ -454,6 +502,11 @@ void RouterFilter::on_upstream_head(ResponseHead& head, bool end_stream) {
   record_outcome(failed);
   response_started_ = true;
   cluster_->stats->requests.add(head.status);
+  if (head.status == 101 && framing_ == upstream::BodyFraming::upgrade) {
+    tunnel_ = true;
+    info.upgrade = upstream_head_.upgrade;
+    callbacks().stats().route(route_->route->name).upgrades.add();
+  }
   if (end_stream) {
     response_finished();
   } else {

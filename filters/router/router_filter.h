@@ -49,6 +49,8 @@ class RouterFilter : public Filter, public upstream::ResponseHandler {
   void on_upstream_writable() override;
 
  private:
+  static std::string pick_upgrade(const std::vector<std::string>& allowed,
+                                  std::string_view requested);
   void respond(const config::Respond& respond);
   void redirect(const config::Redirect& redirect, const RequestHead& head);
   void build_upstream_head(const CompiledRoute& route, const RequestHead& head);
@@ -107,6 +109,7 @@ class RouterFilter : public Filter, public upstream::ResponseHandler {
   bool done_ = false;
   bool downstream_paused_ = false;
   bool head_request_ = false;
+  bool tunnel_ = false;  // the upstream answered 101 to an upgrade: bytes flow both ways
   unsigned connect_attempts_ = 0;
   unsigned stale_retries_ = 0;
   unsigned retries_ = 0;

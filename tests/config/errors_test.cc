@@ -729,6 +729,27 @@ TEST(Errors, AccessLog) {
                           "'json'?)"));
 }
 
+TEST(Errors, AccessLogFields) {
+  EXPECT_THAT(errors_of("access_log: { fields: [time, stauts, time] }\n"),
+              ElementsAre("t.yaml:1:29: fields: unknown access log field 'stauts' (did you mean "
+                          "'status'?)",
+                          "t.yaml:1:37: fields: 'time' is listed twice"));
+  EXPECT_THAT(errors_of("access_log: { fields: [] }\n"),
+              ElementsAre("t.yaml:1:23: fields: list at least one field (leave 'fields' out "
+                          "for all)"));
+}
+
+TEST(Errors, Upgrades) {
+  EXPECT_THAT(
+      errors_of("clusters: [{ name: c, endpoints: [\"127.0.0.1:1\"] }]\n"
+                "routes:\n"
+                "  - { name: r, cluster: c, upgrades: [h2c, \"bad token\"] }\n"
+                "  - { name: s, cluster: c, upgrade_idle_timeout: 0s }\n"),
+      ElementsAre("t.yaml:3:40: upgrades: 'h2c' cannot be forwarded (sluice speaks "
+                  "HTTP/2 to clients itself: see listeners[].http2)",
+                  ::testing::StartsWith("t.yaml:3:45: "), ::testing::StartsWith("t.yaml:4:50: ")));
+}
+
 TEST(Errors, YamlSyntaxErrorHasItsPosition) {
   EXPECT_THAT(errors_of("listeners:\n"
                         "  - name: a\n"

@@ -177,6 +177,23 @@ TEST(Loader, FullConfigParsesEveryKey) {
   EXPECT_EQ(c.find_cluster(""), nullptr);
 }
 
+TEST(Loader, UpgradesAndAccessLogFields) {
+  const LoadResult r = load_string(
+      "access_log: { fields: [status, upstream_time_ms, time] }\n"
+      "listeners: [{ name: l, address: 127.0.0.1:8080 }]\n"
+      "routes:\n"
+      "  - { name: r, cluster: c, upgrades: [WebSocket, foo/2], upgrade_idle_timeout: 90s }\n"
+      "  - { name: s, cluster: c, upgrades: [] }\n"
+      "clusters: [{ name: c, endpoints: [127.0.0.1:9000] }]\n",
+      "u.yaml");
+  ASSERT_TRUE(r.config) << all_errors(r);
+  const Config& c = *r.config;
+  EXPECT_EQ(c.access_log.fields, (std::vector<std::string>{"status", "upstream_time_ms", "time"}));
+  EXPECT_EQ(c.routes[0].upgrades, (std::vector<std::string>{"websocket", "foo/2"}));
+  EXPECT_EQ(c.routes[0].upgrade_idle_timeout, seconds(90));
+  EXPECT_TRUE(c.routes[1].upgrades.empty());
+}
+
 TEST(Loader, MinimalConfigGetsDefaults) {
   const LoadResult r = load_string(
       "listeners: [{ name: l, address: 127.0.0.1:8080 }]\n"
@@ -190,6 +207,9 @@ TEST(Loader, MinimalConfigGetsDefaults) {
   EXPECT_EQ(c.admin.address.str(), "127.0.0.1:9901");
   EXPECT_EQ(c.access_log.path, "stdout");
   EXPECT_EQ(c.access_log.format, "json");
+  EXPECT_TRUE(c.access_log.fields.empty());  // all of them
+  EXPECT_EQ(c.routes[0].upgrades, std::vector<std::string>{"websocket"});
+  EXPECT_EQ(c.routes[0].upgrade_idle_timeout, std::chrono::hours(1));
   const Limits& l = c.listeners[0].limits;
   EXPECT_EQ(l.max_connections, 10000u);
   EXPECT_EQ(l.max_connections_per_ip, 0u);  // no limit
