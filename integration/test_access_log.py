@@ -192,3 +192,56 @@ def test_http2_requests_are_logged_as_http2(start_backend, start_sluice):
     assert out.returncode == 0, out.stderr
     (entry,) = wait_lines(s.stdout_text, 1)
     assert (entry["protocol"], entry["path"], entry["status"]) == ("HTTP/2", "/hello", 200)
+
+
+def test_upstream_client_and_tls_fields(start_backend, start_sluice):
+    b = start_backend("a")
+    s = start_sluice(config(b))
+    assert s.get("/api/delay/150", headers=[("User-Agent", "probe/1.0"),
+                                            ("Referer", "https://example.com/")]).status == 200
+    assert s.get("/api/status/503").status == 503
+    assert s.get("/hello").status == 200
+    delay, failed, hello = wait_lines(s.stdout_text, 3)
+
+    assert (delay["user_agent"], delay["referer"]) == ("probe/1.0", "https://example.com/")
+    assert (delay["cluster"], delay["upstream_status"]) == ("be", 200)
+    # Time to the backend's response head: its 150 ms delay, within the whole exchange.
+    assert 150 <= delay["upstream_time_ms"] <= delay["duration_ms"]
+    assert delay["tls_version"] is None  # a plain listener
+    assert (failed["status"], failed["upstream_status"]) == (503, 503)
+    # Answered by sluice itself: no cluster, no upstream response.
+    assert (hello["cluster"], hello["upstream_status"], hello["upstream_time_ms"]) == ("", None,
+                                                                                     None)
+
+
+def test_a_backend_that_times_out_has_no_upstream_status(start_backend, start_sluice):
+    b = start_backend("a")
+    c = config(b)
+    c["routes"][1]["timeout"] = "200ms"
+    s = start_sluice(c)
+    assert s.get("/api/delay/2000").status == 504
+    (e,) = wait_lines(s.stdout_text, 1)
+    assert (e["status"], e["upstream_status"], e["upstream_time_ms"]) == (504, None, None)
+    assert e["cluster"] == "be"
+
+
+def test_chosen_fields_in_their_order(start_backend, start_sluice):
+    b = start_backend("a")
+    s = start_sluice(config(b, access_log={
+        "path": "stdout", "fields": ["status", "method", "path", "upstream_status"]}))
+    assert s.get("/api/x").status == 200
+    wait_lines(s.stdout_text, 1)
+    assert s.stdout_text().splitlines() == [
+        '{"status":200,"method":"GET","path":"/api/x","upstream_status":200}']
+
+
+def test_a_request_refused_while_its_head_is_read_logs_method_and_path(start_backend,
+                                                                       start_sluice):
+    b = start_backend("a")
+    s = start_sluice(config(b))
+    raw = s.raw()
+    raw.send(b"PUT /api/too-big?q=1 HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n")
+    assert raw.read_response().status == 431
+    (e,) = wait_lines(s.stdout_text, 1)
+    assert (e["status"], e["method"], e["path"]) == (431, "PUT", "/api/too-big?q=1")
+    assert e["route"] == "" and e["upstream_status"] is None
