@@ -233,8 +233,16 @@ void Loader::load_route(const YAML::Node& node) {
     r.upgrades.clear();
     for (const YAML::Node& node : f->value) {
       const Field item = Field::item("upgrade", node);
-      std::optional<std::string> protocol = read_token(diag_, item, "protocol token");
+      // protocol-name ["/" protocol-version] (RFC 9110 §7.8), each a token.
+      std::optional<std::string> protocol = read_nonempty(diag_, item);
       if (!protocol) continue;
+      const size_t slash = protocol->find('/');
+      if (!is_token(protocol->substr(0, slash)) ||
+          (slash != std::string::npos && !is_token(protocol->substr(slash + 1)))) {
+        diag_.error(item.mark(), "upgrades: " + quote(*protocol) +
+                                     " is not a protocol (a token, optionally /version)");
+        continue;
+      }
       *protocol = lowercase(*protocol);
       if (*protocol == "h2c") {
         // Clients get HTTP/2 from sluice itself; an h2c upgrade is never forwarded.

@@ -731,9 +731,9 @@ TEST(Errors, AccessLog) {
 
 TEST(Errors, AccessLogFields) {
   EXPECT_THAT(errors_of("access_log: { fields: [time, stauts, time] }\n"),
-              ElementsAre("t.yaml:1:29: fields: unknown access log field 'stauts' (did you mean "
+              ElementsAre("t.yaml:1:30: fields: unknown access log field 'stauts' (did you mean "
                           "'status'?)",
-                          "t.yaml:1:37: fields: 'time' is listed twice"));
+                          "t.yaml:1:38: fields: 'time' is listed twice"));
   EXPECT_THAT(errors_of("access_log: { fields: [] }\n"),
               ElementsAre("t.yaml:1:23: fields: list at least one field (leave 'fields' out "
                           "for all)"));
@@ -745,9 +745,11 @@ TEST(Errors, Upgrades) {
                 "routes:\n"
                 "  - { name: r, cluster: c, upgrades: [h2c, \"bad token\"] }\n"
                 "  - { name: s, cluster: c, upgrade_idle_timeout: 0s }\n"),
-      ElementsAre("t.yaml:3:40: upgrades: 'h2c' cannot be forwarded (sluice speaks "
+      ElementsAre("t.yaml:3:39: upgrades: 'h2c' cannot be forwarded (sluice speaks "
                   "HTTP/2 to clients itself: see listeners[].http2)",
-                  ::testing::StartsWith("t.yaml:3:45: "), ::testing::StartsWith("t.yaml:4:50: ")));
+                  "t.yaml:3:44: upgrades: 'bad token' is not a protocol (a token, optionally "
+                  "/version)",
+                  "t.yaml:4:50: upgrade_idle_timeout: must be greater than 0"));
 }
 
 TEST(Errors, YamlSyntaxErrorHasItsPosition) {
