@@ -5,11 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "core/runtime_state.h"
-#include "filters/chain.h"
-#include "filters/registry.h"
-#include "filters/router/route_table.h"
 #include "tests/config/diagnostics.h"
+#include "tests/filters/filter_config_test.h"
 
 namespace sluice::compression {
 namespace {
@@ -18,26 +15,11 @@ using config::errors_of;
 using ::testing::Contains;
 using ::testing::ElementsAre;
 
-class CompressionConfigTest : public ::testing::Test {
+class CompressionConfigTest : public FilterConfigTest<CompressionConfig> {
  protected:
-  static void SetUpTestSuite() { register_builtin_filters(); }
-
   const CompressionConfig& parsed(const std::string& yaml) {
-    const config::LoadResult r = config::load_string(yaml, "t.yaml");
-    for (const auto& d : r.errors) ADD_FAILURE() << d.str();
-    config_ = r.config;
-    return static_cast<const CompressionConfig&>(*config_->filter_config("compression"));
+    return FilterConfigTest::parsed(yaml, "compression");
   }
-  std::vector<std::string> chain_of(size_t listener) {
-    RuntimeState runtime;
-    std::string error;
-    auto chain = FilterChainFactory::build(*config_, config_->listeners.at(listener),
-                                           router::RouteTable::build(*config_), runtime, &error);
-    EXPECT_TRUE(chain) << error;
-    return chain ? chain->names() : std::vector<std::string>{};
-  }
-
-  config::ConfigPtr config_;
 };
 
 std::string yaml(const std::string& listener_extra, const std::string& route_extra = "") {

@@ -4,11 +4,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "core/runtime_state.h"
-#include "filters/chain.h"
 #include "filters/headers/header_rules_config.h"
-#include "filters/registry.h"
-#include "filters/router/route_table.h"
+#include "tests/filters/filter_config_test.h"
 
 namespace sluice::header_rules {
 namespace {
@@ -16,33 +13,11 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-class HeaderRulesConfigTest : public ::testing::Test {
+class HeaderRulesConfigTest : public FilterConfigTest<HeaderRulesConfig> {
  protected:
-  static void SetUpTestSuite() { register_builtin_filters(); }
-
-  static std::vector<std::string> errors_of(const std::string& yaml) {
-    const config::LoadResult r = config::load_string(yaml, "t.yaml");
-    std::vector<std::string> out;
-    for (const auto& d : r.errors) out.push_back(d.str());
-    EXPECT_EQ(r.config == nullptr, !r.errors.empty());
-    return out;
-  }
   const HeaderRulesConfig& parsed(const std::string& yaml) {
-    const config::LoadResult r = config::load_string(yaml, "t.yaml");
-    for (const auto& d : r.errors) ADD_FAILURE() << d.str();
-    config_ = r.config;
-    return static_cast<const HeaderRulesConfig&>(*config_->filter_config("header_rules"));
+    return FilterConfigTest::parsed(yaml, "header_rules");
   }
-  std::vector<std::string> chain_of(size_t listener) {
-    RuntimeState runtime;
-    std::string error;
-    auto chain = FilterChainFactory::build(*config_, config_->listeners.at(listener),
-                                           router::RouteTable::build(*config_), runtime, &error);
-    EXPECT_TRUE(chain) << error;
-    return chain ? chain->names() : std::vector<std::string>{};
-  }
-
-  config::ConfigPtr config_;
 };
 
 // Listener `public` on line 3, route `app` on line 6: tests append keys to either.

@@ -3,11 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "core/runtime_state.h"
-#include "filters/chain.h"
-#include "filters/registry.h"
-#include "filters/router/route_table.h"
 #include "filters/sanitize/sanitize_config.h"
+#include "tests/filters/filter_config_test.h"
 
 namespace sluice::sanitize {
 namespace {
@@ -15,33 +12,11 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-class SanitizeConfigTest : public ::testing::Test {
+class SanitizeConfigTest : public FilterConfigTest<SanitizeConfig> {
  protected:
-  static void SetUpTestSuite() { register_builtin_filters(); }
-
-  static std::vector<std::string> errors_of(const std::string& yaml) {
-    const config::LoadResult r = config::load_string(yaml, "t.yaml");
-    std::vector<std::string> out;
-    for (const auto& d : r.errors) out.push_back(d.str());
-    EXPECT_EQ(r.config == nullptr, !r.errors.empty());
-    return out;
-  }
   const SanitizeConfig& parsed(const std::string& yaml) {
-    const config::LoadResult r = config::load_string(yaml, "t.yaml");
-    for (const auto& d : r.errors) ADD_FAILURE() << d.str();
-    config_ = r.config;
-    return static_cast<const SanitizeConfig&>(*config_->filter_config("sanitize"));
+    return FilterConfigTest::parsed(yaml, "sanitize");
   }
-  std::vector<std::string> chain_of(size_t listener) {
-    RuntimeState runtime;
-    std::string error;
-    auto chain = FilterChainFactory::build(*config_, config_->listeners.at(listener),
-                                           router::RouteTable::build(*config_), runtime, &error);
-    EXPECT_TRUE(chain) << error;
-    return chain ? chain->names() : std::vector<std::string>{};
-  }
-
-  config::ConfigPtr config_;
 };
 
 constexpr const char* kBase =
