@@ -38,33 +38,11 @@ mkfifo "$WORK/stalled.fifo"
 exec {stall_fd}<>"$WORK/stalled.fifo"
 
 declare -A PORT PID ADMIN
-# start_target NAME ACCESS_LOG_PATH STDOUT
-start_target() {
-  local name=$1 path=$2 stdout=$3 port admin
-  port=$(free_port)
-  admin=$(free_port)
-  cat >"$WORK/$name.yaml" <<YAML
-workers: 1
-admin: { address: $BENCH_HOST:$admin }
-access_log: { path: "$path" }
-listeners:
-  - { name: bench, address: "$BENCH_HOST:$port" }
-routes:
-  - { name: all, match: { path: { prefix: / } }, cluster: backend }
-clusters:
-  - { name: backend, endpoints: ["$BENCH_HOST:$BACKEND_PORT"] }
-YAML
-  "$SLUICE_BIN" -c "$WORK/$name.yaml" </dev/null >"$stdout" 2>"$WORK/$name.err" &
-  LAST_PID=$!
-  BENCH_PIDS+=("$LAST_PID")
-  PID[$name]=$LAST_PID
-  PORT[$name]=$port
-  ADMIN[$name]=$admin
-  wait_ready "$name" "$LAST_PID" "$port"
+start_off() { start_bench_sluice off "$SLUICE_BIN"; }
+start_file() { start_bench_sluice file "$SLUICE_BIN" --access-log "$WORK/access.log"; }
+start_stalled() {
+  start_bench_sluice stalled "$SLUICE_BIN" --access-log stdout --stdout "$WORK/stalled.fifo"
 }
-start_off() { start_target off off "$WORK/off.out"; }
-start_file() { start_target file "$WORK/access.log" "$WORK/file.out"; }
-start_stalled() { start_target stalled stdout "$WORK/stalled.fifo"; }
 with_retries start_off || die "sluice (off) did not start"
 with_retries start_file || die "sluice (file) did not start"
 with_retries start_stalled || die "sluice (stalled) did not start"

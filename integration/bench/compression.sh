@@ -71,30 +71,9 @@ NGINX
 with_retries start_origin || die "the nginx origin did not start"
 run_header "origin: nginx, a ${PAGE_BYTES}-byte text/html page"
 
-declare -A PORT PID
-# start_target NAME LISTENER_EXTRA
-start_target() {
-  local name=$1 extra=$2 port admin
-  port=$(free_port)
-  admin=$(free_port)
-  cat >"$WORK/$name.yaml" <<YAML
-workers: 1
-admin: { address: $BENCH_HOST:$admin }
-access_log: { path: "off" }
-listeners:
-  - { name: bench, address: "$BENCH_HOST:$port"$extra }
-routes:
-  - { name: all, match: { path: { prefix: / } }, cluster: backend }
-clusters:
-  - { name: backend, endpoints: ["$BENCH_HOST:$BACKEND_PORT"] }
-YAML
-  start "$name" "$SLUICE_BIN" -c "$WORK/$name.yaml"
-  PID[$name]=$LAST_PID
-  PORT[$name]=$port
-  wait_ready "$name" "$LAST_PID" "$port"
-}
-start_off() { start_target off ""; }
-start_on() { start_target on ", compression: {}"; }
+declare -A PORT PID ADMIN
+start_off() { start_bench_sluice off "$SLUICE_BIN"; }
+start_on() { start_bench_sluice on "$SLUICE_BIN" --listener "    compression: {}"; }
 with_retries start_off || die "sluice (off) did not start"
 with_retries start_on || die "sluice (compression) did not start"
 for t in noaccept gzip br zstd; do

@@ -36,37 +36,14 @@ command -v wrk >/dev/null || die "missing wrk (run scripts/install-deps.sh --ben
 start_one_backend
 run_header "backend: $BACKEND_KIND${PREV_SLUICE_BIN:+, prev: $PREV_SLUICE_BIN}"
 
-declare -A PORT PID
-# start_target NAME BINARY LISTENER_KEYS
-start_target() {
-  local name=$1 binary=$2 keys=$3 port admin
-  port=$(free_port)
-  admin=$(free_port)
-  cat >"$WORK/$name.yaml" <<YAML
-workers: 1
-admin: { address: $BENCH_HOST:$admin }
-access_log: { path: "off" }
-listeners:
-  - name: bench
-    address: "$BENCH_HOST:$port"
-$keys
-routes:
-  - { name: all, match: { path: { prefix: / } }, cluster: backend }
-clusters:
-  - { name: backend, endpoints: ["$BENCH_HOST:$BACKEND_PORT"] }
-YAML
-  start "$name" "$binary" -c "$WORK/$name.yaml"
-  PID[$name]=$LAST_PID
-  PORT[$name]=$port
-  wait_ready "$name" "$LAST_PID" "$port"
-}
+declare -A PORT PID ADMIN
 RULES='    request_headers: { set: { x-client: "%{client_ip}" } }
     response_headers:
       set: { strict-transport-security: "max-age=63072000; includeSubDomains" }
       remove: [server, x-powered-by]'
-start_none() { start_target none "$SLUICE_BIN" ""; }
-start_rules() { start_target rules "$SLUICE_BIN" "$RULES"; }
-start_prev() { start_target prev "$PREV_SLUICE_BIN" ""; }
+start_none() { start_bench_sluice none "$SLUICE_BIN"; }
+start_rules() { start_bench_sluice rules "$SLUICE_BIN" --listener "$RULES"; }
+start_prev() { start_bench_sluice prev "$PREV_SLUICE_BIN"; }
 for t in "${TARGETS[@]}"; do
   with_retries "start_$t" || die "sluice ($t) did not start"
 done

@@ -72,34 +72,15 @@ ENDPOINTS=""
 for port in "${BACKEND_PORTS[@]}"; do ENDPOINTS+="${ENDPOINTS:+, }\"$BENCH_HOST:$port\""; done
 log "backend ports: ${BACKEND_PORTS[*]}"
 
-declare -A PORT PID
-# start_target NAME BINARY CLUSTER_KEYS: one sluice with one route to the three backends.
-start_target() {
-  local name=$1 bin=$2 keys=$3 port admin
-  port=$(free_port)
-  admin=$(free_port)
-  cat >"$WORK/$name.yaml" <<YAML
-workers: 1
-admin: { address: $BENCH_HOST:$admin }
-access_log: { path: "off" }
-listeners:
-  - { name: bench, address: "$BENCH_HOST:$port" }
-routes:
-  - { name: all, match: { path: { prefix: / } }, cluster: backend }
-clusters:
-  - { name: backend, endpoints: [$ENDPOINTS]$keys }
-YAML
-  start "$name" "$bin" -c "$WORK/$name.yaml"
-  PID[$name]=$LAST_PID
-  PORT[$name]=$port
-  wait_ready "$name" "$LAST_PID" "$port"
-}
-start_rr() { start_target round_robin "$SLUICE_BIN" ""; }
-start_lr() { start_target least_request "$SLUICE_BIN" ", lb: least_request"; }
-start_random() { start_target random "$SLUICE_BIN" ", lb: random"; }
-start_ring() { start_target ring_hash "$SLUICE_BIN" ", lb: ring_hash, hash_on: \"header:x-key\""; }
-start_maglev() { start_target maglev "$SLUICE_BIN" ", lb: maglev, hash_on: \"header:x-key\""; }
-start_baseline() { start_target baseline "$BASELINE_BIN" ""; }
+declare -A PORT PID ADMIN
+# start_lb NAME CLUSTER_KEYS: one sluice with one route to the three backends.
+start_lb() { start_bench_sluice "$1" "$SLUICE_BIN" --endpoints "$ENDPOINTS" --cluster "$(printf '%b' "$2")"; }
+start_rr() { start_bench_sluice round_robin "$SLUICE_BIN" --endpoints "$ENDPOINTS"; }
+start_lr() { start_lb least_request "    lb: least_request"; }
+start_random() { start_lb random "    lb: random"; }
+start_ring() { start_lb ring_hash "    lb: ring_hash\n    hash_on: \"header:x-key\""; }
+start_maglev() { start_lb maglev "    lb: maglev\n    hash_on: \"header:x-key\""; }
+start_baseline() { start_bench_sluice baseline "$BASELINE_BIN" --endpoints "$ENDPOINTS"; }
 for f in start_rr start_lr start_random start_ring start_maglev; do
   with_retries "$f" || die "sluice did not start ($f)"
 done

@@ -90,14 +90,65 @@ s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
 }
 
-# start NAME CMD...: runs CMD in the background with output in $WORK/NAME.{out,err};
-# sets LAST_PID and records it for cleanup.
+# start NAME CMD...: runs CMD in the background with output in $WORK/NAME.{out,err} (stdout in
+# $START_STDOUT instead when set); sets LAST_PID and records it for cleanup.
 start() {
   local name=$1
   shift
-  "$@" </dev/null >"$WORK/$name.out" 2>"$WORK/$name.err" &
+  "$@" </dev/null >"${START_STDOUT:-$WORK/$name.out}" 2>"$WORK/$name.err" &
   LAST_PID=$!
   BENCH_PIDS+=("$LAST_PID")
+}
+
+# start_bench_sluice NAME BINARY [OPTION VALUE]...: the sluice a benchmark of one feature runs:
+# 1 worker, access log off, listener "bench" on a fresh port, one route to cluster "backend"
+# (the backend at $BACKEND_PORT), everything else the defaults. Options add to it:
+#   --listener YAML    keys of the listener, as lines indented by 4 spaces
+#   --cluster YAML     keys of the cluster, the same way
+#   --endpoints LIST   the cluster's endpoints instead (a YAML flow list's items)
+#   --top YAML         top-level sections
+#   --access-log PATH  access_log.path instead of off
+#   --stdout FILE      where sluice's stdout goes (default $WORK/NAME.out)
+# Sets PID[NAME], PORT[NAME] and ADMIN[NAME] (the caller declares them: declare -A PID PORT ADMIN).
+start_bench_sluice() {
+  local name=$1 binary=$2 listener="" cluster="" top="" access_log=off stdout=""
+  local endpoints="\"$BENCH_HOST:${BACKEND_PORT:-}\"" port admin
+  shift 2
+  while (($#)); do
+    case $1 in
+      --listener) listener=$2 ;;
+      --cluster) cluster=$2 ;;
+      --endpoints) endpoints=$2 ;;
+      --top) top=$2 ;;
+      --access-log) access_log=$2 ;;
+      --stdout) stdout=$2 ;;
+      *) die "start_bench_sluice: unknown option $1" ;;
+    esac
+    shift 2
+  done
+  port=$(free_port)
+  admin=$(free_port)
+  cat >"$WORK/$name.yaml" <<YAML
+workers: 1
+admin: { address: $BENCH_HOST:$admin }
+access_log: { path: "$access_log" }
+listeners:
+  - name: bench
+    address: "$BENCH_HOST:$port"
+$listener
+routes:
+  - { name: all, match: { path: { prefix: / } }, cluster: backend }
+clusters:
+  - name: backend
+    endpoints: [$endpoints]
+$cluster
+$top
+YAML
+  START_STDOUT=$stdout start "$name" "$binary" -c "$WORK/$name.yaml"
+  PID[$name]=$LAST_PID
+  PORT[$name]=$port
+  ADMIN[$name]=$admin
+  wait_ready "$name" "$LAST_PID" "$port"
 }
 
 # wait_ready NAME PID PORT: until GET / on PORT answers 200, PID dies, or READY_TIMEOUT passes.

@@ -44,38 +44,16 @@ until redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; do
   sleep 0.1
 done
 
-declare -A PORT PID
-# start_target NAME RULES_YAML LISTENER_RULES
-start_target() {
-  local name=$1 rules=$2 refs=$3 port admin
-  port=$(free_port)
-  admin=$(free_port)
-  cat >"$WORK/$name.yaml" <<YAML
-workers: 1
-admin: { address: $BENCH_HOST:$admin }
-access_log: { path: "off" }
-listeners:
-  - { name: bench, address: "$BENCH_HOST:$port", rate_limits: $refs }
-routes:
-  - { name: all, match: { path: { prefix: / } }, cluster: backend }
-clusters:
-  - { name: backend, endpoints: ["$BENCH_HOST:$BACKEND_PORT"] }
-$rules
-YAML
-  start "$name" "$SLUICE_BIN" -c "$WORK/$name.yaml"
-  PID[$name]=$LAST_PID
-  PORT[$name]=$port
-  wait_ready "$name" "$LAST_PID" "$port"
-}
+declare -A PORT PID ADMIN
 # Never limiting: far above what one core can serve.
-start_target none "" "[]" || die "sluice (none) did not start"
-start_target local "rate_limits:
+start_bench_sluice none "$SLUICE_BIN" || die "sluice (none) did not start"
+start_bench_sluice local "$SLUICE_BIN" --listener "    rate_limits: [per_ip, per_key]" --top "rate_limits:
   - { name: per_ip, key: [client_ip], rate: 100000000/s }
-  - { name: per_key, key: [\"header:x-key\"], rate: 100000000/s }" "[per_ip, per_key]" ||
+  - { name: per_key, key: [\"header:x-key\"], rate: 100000000/s }" ||
   die "sluice (local) did not start"
-start_target global "rate_limits:
+start_bench_sluice global "$SLUICE_BIN" --listener "    rate_limits: [per_key]" --top "rate_limits:
   - { name: per_key, key: [\"header:x-key\"], rate: 100000000/s, scope: global }
-redis: { address: \"$BENCH_HOST:$REDIS_PORT\" }" "[per_key]" || die "sluice (global) did not start"
+redis: { address: \"$BENCH_HOST:$REDIS_PORT\" }" || die "sluice (global) did not start"
 
 cat >"$WORK/keys.lua" <<'LUA'
 local i = 0

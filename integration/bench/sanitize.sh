@@ -29,31 +29,9 @@ command -v wrk >/dev/null || die "missing wrk (run scripts/install-deps.sh --ben
 start_one_backend
 run_header "backend: $BACKEND_KIND"
 
-declare -A PORT PID
-# start_target NAME SANITIZE_YAML
-start_target() {
-  local name=$1 sanitize=$2 port admin
-  port=$(free_port)
-  admin=$(free_port)
-  cat >"$WORK/$name.yaml" <<YAML
-workers: 1
-admin: { address: $BENCH_HOST:$admin }
-access_log: { path: "off" }
-listeners:
-  - { name: bench, address: "$BENCH_HOST:$port" }
-routes:
-  - { name: all, match: { path: { prefix: / } }, cluster: backend }
-clusters:
-  - { name: backend, endpoints: ["$BENCH_HOST:$BACKEND_PORT"] }
-$sanitize
-YAML
-  start "$name" "$SLUICE_BIN" -c "$WORK/$name.yaml"
-  PID[$name]=$LAST_PID
-  PORT[$name]=$port
-  wait_ready "$name" "$LAST_PID" "$port"
-}
-start_on() { start_target on ""; }
-start_off() { start_target off "sanitize: { enabled: false }"; }
+declare -A PORT PID ADMIN
+start_on() { start_bench_sluice on "$SLUICE_BIN"; }
+start_off() { start_bench_sluice off "$SLUICE_BIN" --top "sanitize: { enabled: false }"; }
 with_retries start_on || die "sluice (on) did not start"
 with_retries start_off || die "sluice (off) did not start"
 
