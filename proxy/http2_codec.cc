@@ -3,13 +3,13 @@
 #include <nghttp2/nghttp2.h>
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include <algorithm>
 #include <cctype>
 
 #include <boost/asio/post.hpp>
 
-#include "core/request_id.h"
 #include "core/stats.h"
 #include "proxy/listener.h"
 
@@ -19,21 +19,20 @@ namespace {
 
 constexpr size_t kHighWatermark = 256 * 1024;  // response bytes queued per stream
 
+constexpr size_t kLowWatermark = 64 * 1024;
+constexpr int32_t kInitialWindow = 64 * 1024;  // request body bytes in flight per stream
+constexpr size_t kMaxSkippedRanges = 16;       // per connection; see Http2Codec::skipped_ids_
+
 // A fresh Sec-WebSocket-Key (RFC 6455 §4.1: 16 random bytes, base64): an HTTP/1.1 backend
-// needs one, and a client of WebSocket over HTTP/2 sends none (RFC 8441 §5).
+// needs one, and a client of WebSocket over HTTP/2 sends none (RFC 8441 §5). A nonce, not a
+// secret: should RAND_bytes fail, the zeros still make a well-formed key.
 std::string websocket_key() {
-  std::string hex = random_hex(32);
-  unsigned char bytes[16];
-  for (size_t i = 0; i < 16; ++i) {
-    bytes[i] = static_cast<unsigned char>(std::stoul(hex.substr(2 * i, 2), nullptr, 16));
-  }
+  unsigned char bytes[16] = {};
+  RAND_bytes(bytes, sizeof(bytes));
   unsigned char out[32];
   int n = EVP_EncodeBlock(out, bytes, sizeof(bytes));
   return std::string(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
 }
-constexpr size_t kLowWatermark = 64 * 1024;
-constexpr int32_t kInitialWindow = 64 * 1024;  // request body bytes in flight per stream
-constexpr size_t kMaxSkippedRanges = 16;       // per connection; see Http2Codec::skipped_ids_
 
 // Reused to submit header blocks; nghttp2 copies what it points to.
 thread_local std::vector<nghttp2_nv> t_nva;
