@@ -486,9 +486,6 @@ void RouterFilter::on_upstream_1xx(ResponseHead& head) { callbacks().encode_1xx(
 
 void RouterFilter::on_upstream_head(ResponseHead& head, bool end_stream) {
   if (try_timer_) try_timer_->cancel();
-  StreamInfo& info = callbacks().info();
-  info.upstream_status = head.status;
-  info.upstream_time = std::chrono::steady_clock::now() - info.start;
   const bool failed = head.status >= 500;
   if (failed && retry_allowed(RetryReason::status, head.status)) {
     // This answer is dropped (its connection closes) and the request goes to another host.
@@ -499,6 +496,10 @@ void RouterFilter::on_upstream_head(ResponseHead& head, bool end_stream) {
   }
   // The outcome counts for outlier detection now; the request stays active on the host
   // (least_request) until the response ends.
+  // The response passed on (a retried one is dropped above): what the access log reports.
+  StreamInfo& info = callbacks().info();
+  info.upstream_status = head.status;
+  info.upstream_time = std::chrono::steady_clock::now() - info.start;
   record_outcome(failed);
   response_started_ = true;
   cluster_->stats->requests.add(head.status);
