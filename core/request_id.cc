@@ -54,18 +54,24 @@ bool looks_like_request_id(std::string_view id) {
   return true;
 }
 
+// Writes n random lowercase hex digits to out, 16 per 64-bit draw.
+void fill_random_hex(char* out, size_t n) {
+  static thread_local Xoshiro256 rng;
+  static constexpr char kDigits[] = "0123456789abcdef";
+  while (n > 0) {
+    uint64_t bits = rng.next();
+    for (size_t i = 0; i < 16 && n > 0; ++i, --n) {
+      *out++ = kDigits[bits & 0xf];
+      bits >>= 4;
+    }
+  }
+}
+
 }  // namespace
 
 std::string random_hex(size_t n) {
-  static thread_local Xoshiro256 rng;
-  static constexpr char kDigits[] = "0123456789abcdef";
   std::string out(n, '0');
-  uint64_t bits = 0;
-  for (size_t i = 0; i < n; ++i) {
-    if (i % 16 == 0) bits = rng.next();
-    out[i] = kDigits[bits & 0xf];
-    bits >>= 4;
-  }
+  fill_random_hex(out.data(), n);
   return out;
 }
 
@@ -93,7 +99,10 @@ std::string assign_request_ids(HeaderMap& headers, bool peer_trusted) {
   auto traceparent = headers.get("traceparent");
   if (!traceparent || !is_valid_traceparent(*traceparent)) {
     // A new trace, not sampled: sluice records no spans of its own (yet).
-    headers.set("traceparent", "00-" + random_hex(32) + "-" + random_hex(16) + "-00");
+    std::string traceparent_value = "00-________________________________-________________-00";
+    fill_random_hex(traceparent_value.data() + 3, 32);
+    fill_random_hex(traceparent_value.data() + 36, 16);
+    headers.set("traceparent", traceparent_value);
     headers.remove("tracestate");  // belongs to the trace that was dropped
   }
   return id;

@@ -131,6 +131,15 @@ TEST(SetForwardingHeaders, ATrustedProxyKeepsItsFieldsAndIsAppended) {
   EXPECT_EQ(v6.get("x-real-ip"), "192.0.2.1");
 }
 
+TEST(SetForwardingHeaders, WritesEveryIpv4AddressAsAsioDoes) {
+  for (const char* text : {"0.0.0.0", "255.255.255.255", "10.0.100.9", "1.20.255.0", "127.0.0.1"}) {
+    HeaderMap h;
+    set_forwarding_headers(h, ip(text), false, ip(text), "http", "");
+    EXPECT_EQ(h.get("x-forwarded-for"), ip(text).to_string());
+    EXPECT_EQ(h.get("x-real-ip"), text);
+  }
+}
+
 TEST(FormatEndpoint, BracketsIpv6) {
   EXPECT_EQ(format_endpoint(ip("::1"), 80), "[::1]:80");
   EXPECT_EQ(format_endpoint(ip("127.0.0.1"), 8080), "127.0.0.1:8080");

@@ -4,9 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <boost/url/parse.hpp>
 
 #include "tests/proxy/http1_codec_test_util.h"
 
@@ -346,6 +349,34 @@ TEST(EncodeResponseHead, StatusLineAndHeaders) {
   h.reason = "Gone Fishing";
   encode_response_head(h, 10, out);
   EXPECT_EQ(out, "HTTP/1.0 404 Gone Fishing\r\ncontent-length: 0\r\n\r\n");
+}
+
+// The decoder accepts a plain target or Host without asking Boost.URL (a fast path); what it
+// accepts must stay exactly what Boost.URL's grammar accepts. Random strings over an alphabet
+// of every class of character the grammars treat differently.
+TEST(RequestDecoder, TargetAndHostAcceptedExactlyAsBoostUrlDoes) {
+  const std::string alphabet = "aZ09-._~!$&'()*+,;=:@/?%#[]{}|\\^` \"<>\x7f\x80\xff";
+  std::mt19937 rng(12345);
+  auto random_text = [&](size_t max_len) {
+    std::string s;
+    const size_t n = rng() % (max_len + 1);
+    for (size_t i = 0; i < n; ++i) s += alphabet[rng() % alphabet.size()];
+    return s;
+  };
+  for (int i = 0; i < 4000; ++i) {
+    const std::string target = "/" + random_text(12);
+    if (target.find_first_of(" \x7f") != std::string::npos) continue;  // ends the request line
+    Result r = decode(get("", target));
+    EXPECT_EQ(!r.error, bool(boost::urls::parse_origin_form(target))) << target;
+
+    const std::string host = random_text(10);
+    if (host.find_first_of(" \x7f\x80\xff") != std::string::npos) continue;  // field rules
+    std::string in = "GET / HTTP/1.1\r\nHost: " + host + "\r\n\r\n";
+    auto authority = boost::urls::parse_authority(host);
+    const bool valid = host.empty() || (authority && !authority->has_userinfo() &&
+                                        !authority->encoded_host().empty());
+    EXPECT_EQ(!decode(in).error, valid) << host;
+  }
 }
 
 }  // namespace
