@@ -160,6 +160,7 @@ std::shared_ptr<const RouteTable> RouteTable::build(const config::Config& config
     }
     table->routes_.push_back(std::move(compiled));
   }
+  table->index_ = RouteIndex(table->routes_);
   return table;
 }
 
@@ -175,10 +176,28 @@ std::shared_ptr<const RouteTable> RouteTable::for_listener(std::shared_ptr<const
   for (const CompiledRoute& compiled : all->routes_) {
     if (applies(compiled)) view->routes_.push_back(compiled);
   }
+  view->index_ = RouteIndex(view->routes_);
   return view;
 }
 
 const CompiledRoute* RouteTable::match(const RequestHead& request) const {
+  const std::string_view host = comparable_host(authority_host(request.authority));
+  const std::string_view path = request.path();
+  RouteIndex::Walk walk;
+  index_.start(host, path, walk);
+  if (walk.everything()) return match_linear(request);
+  // Small batches: candidates past the first that matches are wasted work (a regex set asked).
+  uint32_t batch[8];
+  while (size_t n = index_.next(walk, batch, std::size(batch))) {
+    for (size_t i = 0; i < n; ++i) {
+      const CompiledRoute& compiled = routes_[batch[i]];
+      if (route_matches(compiled, host, path, request)) return &compiled;
+    }
+  }
+  return nullptr;
+}
+
+const CompiledRoute* RouteTable::match_linear(const RequestHead& request) const {
   const std::string_view host = comparable_host(authority_host(request.authority));
   const std::string_view path = request.path();
   for (const CompiledRoute& compiled : routes_) {

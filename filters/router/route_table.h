@@ -1,7 +1,8 @@
 #pragma once
 // Routes compiled from the config: regexes built once (RE2) per snapshot, matched in order,
-// first match wins. Built on the main thread with the snapshot; immutable afterwards and shared
-// read-only by all workers, which may call every const member concurrently.
+// first match wins, through an index of hosts and paths (route_index.h) so the cost of a match
+// hardly depends on the number of routes. Built on the main thread with the snapshot; immutable
+// afterwards and shared read-only by all workers, which may call every const member concurrently.
 #include <memory>
 #include <string>
 #include <string_view>
@@ -9,6 +10,7 @@
 
 #include "config/config.h"
 #include "core/http.h"
+#include "filters/router/route_index.h"
 
 namespace re2 {
 class RE2;
@@ -34,7 +36,7 @@ class RouteTable {
   // Main thread. The routes of `all` that apply on `listener` (no match.listeners, or one
   // naming it), in order, sharing `all`'s compiled regexes; `all` itself when every route
   // applies. Each listener's chain matches against its own view, so match() never compares
-  // listener names.
+  // listener names. A view has its own index.
   static std::shared_ptr<const RouteTable> for_listener(std::shared_ptr<const RouteTable> all,
                                                         std::string_view listener);
 
@@ -48,7 +50,12 @@ class RouteTable {
   //  - headers: all must match. Names are case-insensitive. `present` = a field exists;
   //    `exact` (case-sensitive) and `regex` (full match) hold when any field of that name has a
   //    matching value (repeated fields are not joined, so matching never allocates).
+  // The index yields candidates by host and path; each is checked in full, in config order.
   const CompiledRoute* match(const RequestHead& request) const;
+
+  // Any worker. The same answer as match() by trying every route in order: the reference the
+  // tests compare the index with.
+  const CompiledRoute* match_linear(const RequestHead& request) const;
 
   // Any worker. The request target after `route`'s rewrite_prefix (the target unchanged when
   // the route has none). A prefix route replaces the matched prefix; other kinds replace the
@@ -71,6 +78,7 @@ class RouteTable {
  private:
   RouteTable() = default;
   std::vector<CompiledRoute> routes_;
+  RouteIndex index_;  // over routes_, built once they are all in place
 };
 
 // The host part of an authority, port removed: "a.com:80" → "a.com", "[::1]:8080" → "[::1]"

@@ -103,5 +103,65 @@ TEST(RouteTableAllocations, MatchDoesNotAllocate) {
   EXPECT_NE(sink, nullptr);
 }
 
+TEST(RouteTableAllocations, LargeIndexedTableMatchDoesNotAllocate) {
+  // Every kind of index list: exact and wildcard hosts, any host, prefixes, exact paths, regex
+  // routes in several sets, and a request whose candidates span many of them.
+  config::Config c;
+  c.clusters.emplace_back().name = "b";
+  using K = config::PathMatch::Kind;
+  for (int i = 0; i < 2000; ++i) {
+    config::Route& r = c.routes.emplace_back();
+    const std::string n = std::to_string(i);
+    r.name = "r" + n;
+    r.cluster = "b";
+    switch (i % 5) {
+      case 0:
+        r.match.hosts = {"h" + n + ".example.com"};
+        break;
+      case 1:
+        r.match.hosts = {"*.d" + n + ".example.com"};
+        r.match.path = {K::prefix, "/p" + n + "/"};
+        break;
+      case 2:
+        r.match.path = {K::exact, "/e" + n};
+        r.match.methods = {"PUT"};
+        break;
+      case 3:
+        r.match.path = {K::regex, "/re" + n + "/[0-9]+"};
+        break;
+      default:
+        r.match.path = {K::prefix, "/p" + n + "/"};
+        break;
+    }
+  }
+  auto table = RouteTable::build(c);
+  ASSERT_NE(table, nullptr);
+  std::vector<RequestHead> requests(5);
+  requests[0].authority = "h1995.example.com";
+  requests[0].target = "/";
+  requests[1].authority = "x.d1996.example.com:80";
+  requests[1].target = "/p1996/users";
+  requests[2].authority = "nothing.example.org";
+  requests[2].target = "/re1998/42";
+  requests[3].authority = "nothing.example.org";
+  requests[3].target = "/p1999/x?y";
+  requests[4].authority = "nothing.example.org";
+  requests[4].target = "/matches/nothing";
+  const char* expected[] = {"r1995", "r1996", "r1998", "r1999", ""};
+  for (auto& r : requests) r.method = "GET";
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const CompiledRoute* m = table->match(requests[i]);
+    EXPECT_EQ(m ? m->route->name : "", expected[i]) << i;
+  }
+  const CompiledRoute* sink = nullptr;
+  size_t n = count_allocations([&] {
+    for (int round = 0; round < 100; ++round) {
+      for (const auto& r : requests) sink = table->match(r);
+    }
+  });
+  EXPECT_EQ(n, 0u);
+  EXPECT_EQ(sink, nullptr);
+}
+
 }  // namespace
 }  // namespace sluice::router
