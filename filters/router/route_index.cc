@@ -232,7 +232,10 @@ size_t RouteIndex::next(Walk& walk, uint32_t* out, size_t capacity) const {
     return n;
   }
   // The smallest id >= x over a side's lists. A regex block's set is asked only when one of its
-  // routes would be the answer: a block that cannot match drops out whole.
+  // routes would be the answer: a block that cannot match drops out whole. The set answers yes
+  // or no, not which of its regexes matched: RE2::Set::Match() with a result vector allocates
+  // (a SparseSet per call), so the routes of a matching block are confirmed one by one, in
+  // order, by the full check with their own RE2.
   const std::string_view path = walk.request_path_;
   const auto seek = [path](Walk::Cursor* lists, size_t count, uint32_t x) {
     uint32_t best = kNone;
