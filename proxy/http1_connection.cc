@@ -34,18 +34,26 @@ Http1Connection::Http1Connection(asio::ip::tcp::socket socket, const asio::ip::t
       listener_(std::move(listener)),
       slot_(std::move(slot)),
       ctx_(ctx),
-      snapshot_(listener_->snapshot()),
-      decoder_(*this, decoder_limits(listener_->config().limits)),
       deadline_(
           socket_.get_executor(),
           [](void* self) { static_cast<Http1Connection*>(self)->on_deadline(); }, this),
       peer_(unmap_v4(peer.address()), peer.port()) {
   listener_->stats().connections_active.add(1);
   listener_->stats().connections_total.add();
-  if (auto it = snapshot_->tls.find(listener_->config().name); it != snapshot_->tls.end()) {
-    tls_context_ = it->second;
-    tls_ = std::make_unique<TlsSession>(tls_context_->context_at(0));
+  const Snapshot& snapshot = *listener_->snapshot();
+  if (auto it = snapshot.tls.find(listener_->config().name); it != snapshot.tls.end()) {
+    tls_ = std::make_unique<Tls>(it->second);
   }
+}
+
+Http1Connection::Work::Work(Http1Connection& c, const config::Limits& limits, SnapshotPtr s)
+    : snapshot(std::move(s)), decoder(c, decoder_limits(limits)) {}
+
+Http1Connection::Tls::Tls(TlsServerContextPtr c)
+    : context(std::move(c)), session(context->context_at(0)) {}
+
+void Http1Connection::make_work() {
+  work_ = std::make_unique<Work>(*this, listener_->config().limits, listener_->snapshot());
 }
 
 Http1Connection::~Http1Connection() {
@@ -85,7 +93,7 @@ void Http1Connection::read() {
   // One request at a time: bytes of a pipelined request stay unread until this one is done;
   // after an upgrade request, until the backend says whether it switches protocols.
   if (stream_ && (request_complete_ || upgrade_pending_)) return;
-  if (tls_ && tls_->more()) {
+  if (tls_ && tls_->session.more()) {
     // Plaintext is waiting inside OpenSSL, not on the socket.
     reading_ = true;
     asio::post(socket_.get_executor(), [self = shared_from_this()] {
@@ -96,18 +104,19 @@ void Http1Connection::read() {
     });
     return;
   }
-  if (!stream_ && read_end_ - read_begin_ <= kKeepCapacity) {
+  if (!stream_ && buffered() <= kKeepCapacity) {
     // Idle between requests, or the start of a request head waiting for the rest: wait for
     // readability holding no buffers (a partial head moves aside), then take one.
-    if (read_begin_ < read_end_) {
-      partial_head_.assign(read_buf_.data() + read_begin_, read_end_ - read_begin_);
+    if (buffered() > 0) {
+      work_->partial_head.assign(work_->read_buf.data() + work_->read_begin, buffered());
     }
-    release_buffers();
-    if (tls_ && (!h2_ || h2_->active_streams() == 0)) tls_->release_buffers();
+    release_idle();
     reading_ = true;
+    idle_wait_ = true;
     socket_.async_wait(asio::socket_base::wait_read,
                        [self = shared_from_this()](const error_code& ec) {
                          self->reading_ = false;
+                         self->idle_wait_ = false;
                          if (self->closed_) return;
                          if (ec) {
                            self->close();
@@ -120,37 +129,39 @@ void Http1Connection::read() {
   prepare_read_space();
   reading_ = true;
   socket_.async_read_some(
-      asio::buffer(read_buf_.data() + read_end_, read_buf_.size() - read_end_),
+      asio::buffer(w().read_buf.data() + w().read_end, w().read_buf.size() - w().read_end),
       [self = shared_from_this()](const error_code& ec, size_t n) { self->on_read(ec, n); });
 }
 
 void Http1Connection::prepare_read_space() {
-  if (read_begin_ > 0 && read_begin_ == read_end_) read_begin_ = read_end_ = 0;
-  if (read_buf_.empty()) read_buf_ = take_buffer();
-  if (read_buf_.size() - read_end_ < kReadSize / 4) {
-    if (read_begin_ > 0) {
-      std::memmove(read_buf_.data(), read_buf_.data() + read_begin_, read_end_ - read_begin_);
-      read_end_ -= read_begin_;
-      read_begin_ = 0;
+  if (w().read_begin > 0 && w().read_begin == w().read_end) w().read_begin = w().read_end = 0;
+  if (w().read_buf.empty()) w().read_buf = take_buffer();
+  if (w().read_buf.size() - w().read_end < kReadSize / 4) {
+    if (w().read_begin > 0) {
+      std::memmove(w().read_buf.data(), w().read_buf.data() + w().read_begin,
+                   w().read_end - w().read_begin);
+      w().read_end -= w().read_begin;
+      w().read_begin = 0;
     }
-    if (read_buf_.size() - read_end_ < kReadSize / 4) read_buf_.resize(read_end_ + kReadSize);
+    if (w().read_buf.size() - w().read_end < kReadSize / 4)
+      w().read_buf.resize(w().read_end + kReadSize);
   }
 }
 
 bool Http1Connection::tls_receive(size_t& n) {
-  const bool was_done = tls_->handshake_done();
-  TlsSession::Result r =
-      tls_->decrypt_in_place(read_buf_.data() + read_end_, &n, read_buf_.size() - read_end_);
-  if (!was_done && tls_->handshake_done()) {
+  const bool was_done = tls_->session.handshake_done();
+  TlsSession::Result r = tls_->session.decrypt_in_place(w().read_buf.data() + w().read_end, &n,
+                                                        w().read_buf.size() - w().read_end);
+  if (!was_done && tls_->session.handshake_done()) {
     listener_->stats().tls_handshakes_ok.add();
-    client_certificate_ = tls_->client_certificate();
+    tls_->client_certificate = tls_->session.client_certificate();
     protocol_decided_ = true;
-    if (tls_->alpn() == "h2") start_http2();
+    if (tls_->session.alpn() == "h2") start_http2();
     arm_idle_timer();
   }
   if (r == TlsSession::Result::error) {
-    if (!tls_->handshake_done()) listener_->stats().tls_handshakes_failed.add();
-    if (stream_) stream_->reset(tls_->error());
+    if (!tls_->session.handshake_done()) listener_->stats().tls_handshakes_failed.add();
+    if (stream_) stream_->reset(tls_->session.error());
     send_tls_output_now();  // the alert OpenSSL queued
     close();
     return false;
@@ -161,28 +172,28 @@ bool Http1Connection::tls_receive(size_t& n) {
     close();
     return false;
   }
-  if (tls_->has_output()) flush();  // handshake messages, session tickets
+  if (tls_->session.has_output()) flush();  // handshake messages, session tickets
   return true;
 }
 
 void Http1Connection::send_tls_output_now() {
   std::string out;
-  tls_->take_output(out);
+  tls_->session.take_output(out);
   error_code ignored;
   if (!out.empty()) socket_.write_some(asio::buffer(out), ignored);  // a few bytes; best effort
 }
 
 void Http1Connection::read_ready() {
-  if (read_buf_.empty()) read_buf_ = take_buffer();
-  read_begin_ = 0;
-  read_end_ = partial_head_.size();
-  if (!partial_head_.empty()) {
-    std::memcpy(read_buf_.data(), partial_head_.data(), partial_head_.size());
-    std::string().swap(partial_head_);
+  if (w().read_buf.empty()) w().read_buf = take_buffer();
+  w().read_begin = 0;
+  w().read_end = w().partial_head.size();
+  if (!w().partial_head.empty()) {
+    std::memcpy(w().read_buf.data(), w().partial_head.data(), w().partial_head.size());
+    std::string().swap(w().partial_head);
   }
   error_code ec;
   size_t n = socket_.read_some(  // non-blocking socket
-      asio::buffer(read_buf_.data() + read_end_, read_buf_.size() - read_end_), ec);
+      asio::buffer(w().read_buf.data() + w().read_end, w().read_buf.size() - w().read_end), ec);
   if (ec == asio::error::would_block || ec == asio::error::try_again) {
     read();
     return;
@@ -194,16 +205,28 @@ std::string Http1Connection::take_buffer() {
   return ctx_.read_buffers ? ctx_.read_buffers->take() : std::string(kReadSize, '\0');
 }
 
+void Http1Connection::release_idle() {
+  release_buffers();
+  if (tls_ && (!h2_ || h2_->active_streams() == 0)) tls_->session.release_buffers();
+}
+
 void Http1Connection::release_buffers() {
-  if (!read_buf_.empty() && ctx_.read_buffers) ctx_.read_buffers->give(std::move(read_buf_));
-  read_buf_ = std::string();
-  read_begin_ = read_end_ = 0;
-  // Response buffers keep the capacity of the largest response; an idle connection returns it.
-  if (!writing_ && out_.empty()) {
-    if (out_.capacity() > kKeepCapacity) out_ = std::string();
-    if (in_flight_.capacity() > kKeepCapacity) in_flight_ = std::string();
+  if (!work_) return;
+  Work& w = *work_;
+  if (!w.read_buf.empty() && ctx_.read_buffers) ctx_.read_buffers->give(std::move(w.read_buf));
+  w.read_buf = std::string();
+  w.read_begin = w.read_end = 0;
+  if (!writing_ && w.out.empty() && !processing_ && !request_started_ && w.partial_head.empty()) {
+    // Between requests: the parser, the response buffers and the request's snapshot go too.
+    work_.reset();
+    return;
   }
-  if (body_.capacity() > kKeepCapacity) body_ = std::string();
+  // Response buffers keep the capacity of the largest response; an idle connection returns it.
+  if (!writing_ && w.out.empty()) {
+    if (w.out.capacity() > kKeepCapacity) w.out = std::string();
+    if (w.in_flight.capacity() > kKeepCapacity) w.in_flight = std::string();
+  }
+  if (w.body.capacity() > kKeepCapacity) w.body = std::string();
 }
 
 void Http1Connection::on_read(const error_code& ec, size_t n) {
@@ -225,12 +248,12 @@ void Http1Connection::on_read(const error_code& ec, size_t n) {
     read();
     return;
   }
-  read_end_ += n;
+  w().read_end += n;
   if (!protocol_decided_ && !tls_ && listener_->config().http2.cleartext &&
-      read_end_ - read_begin_ >= 3) {
+      w().read_end - w().read_begin >= 3) {
     // Prior knowledge: the connection preface starts "PRI", no HTTP/1.1 method does.
     protocol_decided_ = true;
-    if (std::string_view(read_buf_.data() + read_begin_, 3) == "PRI") start_http2();
+    if (std::string_view(w().read_buf.data() + w().read_begin, 3) == "PRI") start_http2();
   }
   if (h2_) {
     arm_idle_timer();
@@ -249,8 +272,8 @@ void Http1Connection::on_read(const error_code& ec, size_t n) {
 void Http1Connection::process() {
   if (processing_) return;  // re-entered from a stream callback; the outer loop continues
   if (h2_) {
-    std::string_view data(read_buf_.data() + read_begin_, read_end_ - read_begin_);
-    read_begin_ = read_end_;
+    std::string_view data(w().read_buf.data() + w().read_begin, w().read_end - w().read_begin);
+    w().read_begin = w().read_end;
     bool ok = h2_->receive(data);
     flush();
     if (!ok) {
@@ -262,21 +285,21 @@ void Http1Connection::process() {
   }
   if (tunnel_) {
     // The bytes are the new protocol's, passed on as they are.
-    if (!paused_ && read_begin_ < read_end_) {
-      body_.assign(read_buf_.data() + read_begin_, read_end_ - read_begin_);
-      read_begin_ = read_end_ = 0;
-      stream_->decode_data(body_, false);
+    if (!paused_ && w().read_begin < w().read_end) {
+      w().body.assign(w().read_buf.data() + w().read_begin, w().read_end - w().read_begin);
+      w().read_begin = w().read_end = 0;
+      stream_->decode_data(w().body, false);
     }
     if (!closed_) read();
     return;
   }
   processing_ = true;
-  while (!closed_ && !paused_ && read_begin_ < read_end_) {
+  while (!closed_ && !paused_ && w().read_begin < w().read_end) {
     if (stream_ && (request_complete_ || upgrade_pending_)) break;  // wait for the response
-    std::string_view data(read_buf_.data() + read_begin_, read_end_ - read_begin_);
-    size_t used = decoder_.feed(data);
-    read_begin_ += used;
-    if (decoder_.error()) {
+    std::string_view data(w().read_buf.data() + w().read_begin, w().read_end - w().read_begin);
+    size_t used = w().decoder.feed(data);
+    w().read_begin += used;
+    if (w().decoder.error()) {
       decode_error();
       break;
     }
@@ -284,13 +307,13 @@ void Http1Connection::process() {
   }
   processing_ = false;
   if (closed_) return;
-  if (stream_ && response_complete_ && !writing_ && out_.empty()) {
+  if (stream_ && response_complete_ && !writing_ && w().out.empty()) {
     maybe_finish_stream();
     return;
   }
-  if (!decoder_.header_done() && read_end_ - read_begin_ > 0 &&
-      read_buf_.size() > listener_->config().limits.max_request_header_bytes +
-                             listener_->config().limits.max_uri_bytes + 2 * kReadSize) {
+  if (!w().decoder.header_done() && w().read_end - w().read_begin > 0 &&
+      w().read_buf.size() > listener_->config().limits.max_request_header_bytes +
+                                listener_->config().limits.max_uri_bytes + 2 * kReadSize) {
     // Beast reports the header limit itself; this only guards the buffer growth.
     close();
     return;
@@ -299,28 +322,28 @@ void Http1Connection::process() {
 }
 
 const FilterChainFactory& Http1Connection::chain() const {
-  return *snapshot_->chains.at(listener_->config().name);
+  return *work_->snapshot->chains.at(listener_->config().name);
 }
 
 void Http1Connection::on_request_head(RequestHead& head, bool end_stream) {
   deadline_.cancel();
-  snapshot_ = listener_->snapshot();  // a reload applies from the next request on
+  w().snapshot = listener_->snapshot();  // a reload applies from the next request on
   request_version_ = head.version;
   if (tls_) head.scheme = "https";
-  set_forwarded_client_cert(head.headers, client_certificate_);
+  set_forwarded_client_cert(head.headers, tls_ ? tls_->client_certificate : std::string_view());
   head_request_ = head.method == "HEAD";
   request_complete_ = false;
   response_complete_ = false;
   continue_sent_ = false;
-  if (!decoder_.keep_alive() || draining_) close_after_response_ = true;
+  if (!w().decoder.keep_alive() || draining_) close_after_response_ = true;
 
   StreamInfo info;
   info.listener = listener_->config().name;
   info.peer_ip = info.client_ip = peer_.address();
   info.peer_port = peer_.port();
-  if (tls_) info.tls_version = tls_->version();
+  if (tls_) info.tls_version = tls_->session.version();
   request_complete_ = end_stream;
-  stream_ = std::make_unique<Stream>(ctx_, *this, snapshot_, chain(), std::move(info));
+  stream_ = std::make_unique<Stream>(ctx_, *this, w().snapshot, chain(), std::move(info));
   if (!head.upgrade.empty()) {
     // The request may become a tunnel: it stays open until the backend answers, so the
     // decoder's end of message is not the request's end.
@@ -335,25 +358,25 @@ void Http1Connection::on_request_head(RequestHead& head, bool end_stream) {
 
 void Http1Connection::end_tunnel_request() {
   request_complete_ = true;
-  body_.clear();
-  if (stream_) stream_->decode_data(body_, true);
+  w().body.clear();
+  if (stream_) stream_->decode_data(w().body, true);
 }
 
 void Http1Connection::on_request_data(std::string_view data) {
   if (!stream_) return;
-  body_.assign(data);
-  stream_->decode_data(body_, false);
+  w().body.assign(data);
+  stream_->decode_data(w().body, false);
 }
 
 void Http1Connection::on_request_complete() {
   if (!stream_ || request_complete_ || upgrade_pending_) return;
   request_complete_ = true;
-  body_.clear();
-  stream_->decode_data(body_, true);
+  w().body.clear();
+  stream_->decode_data(w().body, true);
 }
 
 void Http1Connection::decode_error() {
-  const Error& err = *decoder_.error();
+  const Error& err = *w().decoder.error();
   close_after_response_ = true;
   if (stream_) {
     // The head was valid but the body framing is not: whatever went upstream must never
@@ -376,10 +399,10 @@ void Http1Connection::decode_error() {
   info.listener = listener_->config().name;
   info.peer_ip = info.client_ip = peer_.address();
   info.peer_port = peer_.port();
-  if (tls_) info.tls_version = tls_->version();
+  if (tls_) info.tls_version = tls_->session.version();
   info.error = err.detail;
-  stream_ = std::make_unique<Stream>(ctx_, *this, snapshot_, chain(), std::move(info));
-  if (const RequestHead* line = decoder_.request_line()) {
+  stream_ = std::make_unique<Stream>(ctx_, *this, w().snapshot, chain(), std::move(info));
+  if (const RequestHead* line = w().decoder.request_line()) {
     // Logged with what was read of it.
     stream_->request().method = line->method;
     stream_->request().target = line->target;
@@ -396,19 +419,19 @@ void Http1Connection::decode_error() {
 
 void Http1Connection::encode_1xx(const ResponseHead& head) {
   if (request_version_ < 11) return;  // HTTP/1.0 clients do not expect interim responses
-  http1::encode_response_head(head, 11, out_);
+  http1::encode_response_head(head, 11, w().out);
   flush();
 }
 
 void Http1Connection::encode_100_continue() {
-  if (!decoder_.expect_continue() || continue_sent_ || request_version_ < 11) return;
+  if (!w().decoder.expect_continue() || continue_sent_ || request_version_ < 11) return;
   continue_sent_ = true;
-  out_ += "HTTP/1.1 100 Continue\r\n\r\n";
+  w().out += "HTTP/1.1 100 Continue\r\n\r\n";
   flush();
 }
 
 void Http1Connection::encode_headers(ResponseHead& head, bool end_stream) {
-  if (decoder_.expect_continue() && !continue_sent_ && !request_complete_) {
+  if (w().decoder.expect_continue() && !continue_sent_ && !request_complete_) {
     // The client is waiting for 100 Continue and will never get it: the body it may still
     // send can't be told apart from a next request, so this is the last response.
     close_after_response_ = true;
@@ -424,7 +447,7 @@ void Http1Connection::encode_headers(ResponseHead& head, bool end_stream) {
       head.headers.set("connection", "upgrade");
       head.headers.set("upgrade", stream_->request().upgrade);
       framing_ = Framing::until_close;
-      http1::encode_response_head(head, request_version_, out_);
+      http1::encode_response_head(head, request_version_, w().out);
       schedule_flush();
       // Bytes the client sent after its request are the tunnel's first.
       asio::post(socket_.get_executor(), [self = shared_from_this()] {
@@ -458,7 +481,7 @@ void Http1Connection::encode_headers(ResponseHead& head, bool end_stream) {
   } else if (request_version_ == 10) {
     head.headers.set("connection", "keep-alive");
   }
-  http1::encode_response_head(head, request_version_, out_);
+  http1::encode_response_head(head, request_version_, w().out);
   if (end_stream) {
     response_complete_ = true;
     flush();
@@ -475,17 +498,17 @@ void Http1Connection::encode_data(std::string_view data, bool end_stream) {
     if (!data.empty()) {
       char size_line[24];
       int n = std::snprintf(size_line, sizeof(size_line), "%zx\r\n", data.size());
-      out_.append(size_line, static_cast<size_t>(n));
-      out_.append(data);
-      out_ += "\r\n";
+      w().out.append(size_line, static_cast<size_t>(n));
+      w().out.append(data);
+      w().out += "\r\n";
     }
-    if (end_stream) out_ += "0\r\n\r\n";
+    if (end_stream) w().out += "0\r\n\r\n";
   } else if (framing_ != Framing::none) {
-    out_.append(data);
+    w().out.append(data);
   }
   if (end_stream) response_complete_ = true;
   flush();
-  if (!above_watermark_ && out_.size() + in_flight_.size() > kHighWatermark && stream_) {
+  if (!above_watermark_ && w().out.size() + w().in_flight.size() > kHighWatermark && stream_) {
     above_watermark_ = true;
     stream_->on_downstream_watermark(true);
   }
@@ -497,7 +520,7 @@ void Http1Connection::encode_trailers(const HeaderMap& trailers) {
     encode_data({}, true);  // a body framed otherwise has no place for them
     return;
   }
-  append_last_chunk(trailers, out_);
+  append_last_chunk(trailers, w().out);
   response_complete_ = true;
   flush();
 }
@@ -530,23 +553,23 @@ void Http1Connection::resume_request_body() {
 void Http1Connection::flush() {
   if (writing_ || closed_) return;
   if (h2_) {
-    h2_->produce(out_);
-    if (out_.empty() && h2_->finished()) {
+    h2_->produce(w().out);
+    if (w().out.empty() && h2_->finished()) {
       graceful_close();
       return;
     }
   }
   if (tls_) {
-    // out_ holds plaintext until here; what goes to the socket is ciphertext.
-    if (!out_.empty() && tls_->write(out_) != TlsSession::Result::ok) {
-      if (stream_) stream_->reset(tls_->error());
+    // w().out holds plaintext until here; what goes to the socket is ciphertext.
+    if (!w().out.empty() && tls_->session.write(w().out) != TlsSession::Result::ok) {
+      if (stream_) stream_->reset(tls_->session.error());
       close();
       return;
     }
-    out_.clear();
-    tls_->take_output(out_);
+    w().out.clear();
+    tls_->session.take_output(w().out);
   }
-  if (out_.empty()) {
+  if (w().out.empty()) {
     if (close_when_flushed_ && !stream_) {
       graceful_close();
       return;
@@ -554,32 +577,35 @@ void Http1Connection::flush() {
     maybe_finish_stream();
     return;
   }
-  in_flight_.swap(out_);
-  out_.clear();
+  w().in_flight.swap(w().out);
+  w().out.clear();
   writing_ = true;
   asio::async_write(
-      socket_, asio::buffer(in_flight_),
+      socket_, asio::buffer(w().in_flight),
       [self = shared_from_this()](const error_code& ec, size_t) { self->on_write(ec); });
 }
 
 void Http1Connection::on_write(const error_code& ec) {
   writing_ = false;
-  in_flight_.clear();
+  work_->in_flight.clear();
   if (closed_) return;
   if (ec) {
     if (stream_) stream_->reset("downstream write failed");
     close();
     return;
   }
-  if (above_watermark_ && out_.size() < kLowWatermark) {
+  if (above_watermark_ && w().out.size() < kLowWatermark) {
     above_watermark_ = false;
     if (stream_) stream_->on_downstream_watermark(false);
   }
   flush();
+  // The last bytes went out while the connection already waits for its next request (TLS
+  // session tickets after the handshake, HTTP/2 frames): what the write needed goes now.
+  if (idle_wait_ && !writing_ && !closed_ && !stream_) release_idle();
 }
 
 void Http1Connection::maybe_finish_stream() {
-  if (!stream_ || !response_complete_ || writing_ || !out_.empty() || processing_) return;
+  if (!stream_ || !response_complete_ || writing_ || !w().out.empty() || processing_) return;
   finish_stream();
 }
 
@@ -591,10 +617,10 @@ void Http1Connection::finish_stream() {
     graceful_close();
     return;
   }
-  decoder_.reset();
+  w().decoder.reset();
   request_complete_ = false;
   response_complete_ = false;
-  request_started_ = read_begin_ < read_end_;
+  request_started_ = w().read_begin < w().read_end;
   if (request_started_) {
     arm_header_timer();
   } else {
@@ -612,8 +638,8 @@ void Http1Connection::start_http2() {
   env.listener = listener_;
   env.peer = peer_;
   env.scheme = tls_ ? "https" : "http";
-  env.client_certificate = client_certificate_;
-  if (tls_) env.tls_version = tls_->version();
+  if (tls_) env.client_certificate = tls_->client_certificate;
+  if (tls_) env.tls_version = tls_->session.version();
   env.want_write = [this] { schedule_flush(); };  // only called while this connection lives
   const config::Listener& l = listener_->config();
   Http2Settings settings;
@@ -671,7 +697,7 @@ bool Http1Connection::request_time_is_up() const {
 }
 
 void Http1Connection::on_deadline() {
-  if (tls_ && !tls_->handshake_done() && !closed_) {
+  if (tls_ && !tls_->session.handshake_done() && !closed_) {
     listener_->stats().tls_handshakes_timed_out.add();
     close();
     return;
@@ -700,7 +726,7 @@ void Http1Connection::on_deadline() {
     }
     // The head did not arrive in time (header_timeout, or request_timeout when shorter):
     // answer 408 and close (like nginx).
-    out_ +=
+    w().out +=
         "HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
         "content-length: 16\r\nconnection: close\r\n\r\nRequest Timeout\n";
     close_when_flushed_ = true;
@@ -745,7 +771,7 @@ void Http1Connection::graceful_close() {
   error_code ignored;
   if (tls_ && !writing_) {
     // close_notify first, so the client can tell a complete stream from a truncated one.
-    tls_->shutdown();
+    tls_->session.shutdown();
     send_tls_output_now();
   }
   socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
@@ -755,8 +781,8 @@ void Http1Connection::graceful_close() {
 }
 
 void Http1Connection::linger_read() {
-  if (read_buf_.size() < 4096) read_buf_.resize(4096);
-  socket_.async_read_some(asio::buffer(read_buf_),
+  if (w().read_buf.size() < 4096) w().read_buf.resize(4096);
+  socket_.async_read_some(asio::buffer(w().read_buf),
                           [self = shared_from_this()](const error_code& ec, size_t) {
                             if (ec) {
                               error_code ignored;

@@ -3,6 +3,7 @@
 // wait in the buffer, so responses go out in order), runs each as a Stream, and encodes the
 // response with the framing the client understands. Owned by its worker, via shared_ptr
 // held by pending async operations; lives on the worker's thread.
+#include <cstdint>
 #include <list>
 #include <memory>
 #include <string>
@@ -55,7 +56,7 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   void resume_request_body() override;
 
  private:
-  enum class Framing { none, length, chunked, until_close };
+  enum class Framing : uint8_t { none, length, chunked, until_close };
 
   void read();
   void on_read(const boost::system::error_code& ec, size_t n);
@@ -69,6 +70,8 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   void send_tls_output_now();
   std::string take_buffer();
   void release_buffers();
+  // Going idle: release_buffers(), and OpenSSL's record buffers.
+  void release_idle();
   void process();
   void decode_error();
   // The client closed its side of a tunnel: the request ends, the response may go on.
@@ -94,55 +97,77 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   void unregister();
   const FilterChainFactory& chain() const;
 
+  // What a request in progress needs: made on the first bytes of a request (or when a write
+  // needs its buffers) and dropped when the connection goes back to waiting for the next
+  // request, so an idle keep-alive connection holds none of it.
+  struct Work {
+    Work(Http1Connection& c, const config::Limits& limits, SnapshotPtr s);
+    SnapshotPtr snapshot;  // the request's; taken from the listener at each request head
+    http1::RequestDecoder decoder;
+    std::string read_buf;
+    size_t read_begin = 0;  // unparsed bytes are [read_begin, read_end)
+    size_t read_end = 0;
+    // The start of a request head that arrives slowly, kept while waiting for the rest so
+    // that the connection holds no read buffer (a trickling client costs its bytes, not
+    // 64 KiB).
+    std::string partial_head;
+    std::string out;
+    std::string in_flight;
+    std::string body;  // request body pieces
+  };
+  Work& w() {
+    if (!work_) make_work();
+    return *work_;
+  }
+  void make_work();
+  // Unparsed bytes in the read buffer.
+  size_t buffered() const { return work_ ? work_->read_end - work_->read_begin : 0; }
+  bool output_pending() const { return work_ && !work_->out.empty(); }
+
+  // TLS listeners only.
+  struct Tls {
+    explicit Tls(TlsServerContextPtr c);
+    TlsServerContextPtr context;  // certificates for the handshake (SNI may switch)
+    TlsSession session;
+    std::string client_certificate;  // x-forwarded-client-cert value, once verified
+  };
+
   boost::asio::ip::tcp::socket socket_;
   std::shared_ptr<ListenerRuntime> listener_;
   std::list<std::shared_ptr<Http1Connection>>::iterator registration_;
-  bool registered_ = false;
   ConnectionLimiter::Slot slot_;
   StreamContext& ctx_;
-  SnapshotPtr snapshot_;
-  http1::RequestDecoder decoder_;
+  std::unique_ptr<Work> work_;
   std::unique_ptr<Stream> stream_;
   LazyTimer deadline_;  // idle, header, request body, whole request and lingering-close timeouts
   LazyTimer::Clock::time_point request_start_;  // first byte of the request in progress
   boost::asio::ip::tcp::endpoint peer_;         // IPv4-mapped addresses as IPv4
-  TlsServerContextPtr tls_context_;             // TLS listeners: certificates for the handshake
-  std::unique_ptr<TlsSession> tls_;
-  std::string client_certificate_;  // x-forwarded-client-cert value, once verified
+  std::unique_ptr<Tls> tls_;
   std::unique_ptr<Http2Codec> h2_;  // set when the connection speaks HTTP/2
-  bool protocol_decided_ = false;   // h2c preface checked (cleartext listeners)
-
-  std::string read_buf_;
-  size_t read_begin_ = 0;  // unparsed bytes are [read_begin_, read_end_)
-  size_t read_end_ = 0;
-  // The start of a request head that arrives slowly, kept while waiting for the rest so that
-  // the connection holds no read buffer (a trickling client costs its bytes, not 64 KiB).
-  std::string partial_head_;
-  std::string out_;
-  std::string in_flight_;
-  std::string body_;  // reused buffer for request body pieces
 
   Framing framing_ = Framing::none;
-  unsigned request_version_ = 11;
-  bool head_request_ = false;
-  bool upgrade_pending_ = false;  // an upgrade request waits for the backend's answer
-  bool tunnel_ = false;           // switched protocols (101): raw bytes both ways
-  bool request_complete_ = false;
-  bool response_complete_ = false;
-  bool close_after_response_ = false;
-  bool continue_sent_ = false;
-  bool reading_ = false;
-  bool writing_ = false;
-  bool paused_ = false;           // request body flow control
-  bool above_watermark_ = false;  // response flow control
-  bool processing_ = false;
-  bool closed_ = false;
-  bool draining_ = false;
-  bool request_started_ = false;  // some bytes of the current request arrived
-  bool close_when_flushed_ = false;
-  bool flush_deferred_ = false;
-  bool lingering_ = false;
-  // discarding what the client still sends  // a flush of the response head is queued
+  uint8_t request_version_ = 11;
+  bool registered_ : 1 = false;
+  bool protocol_decided_ : 1 = false;  // h2c preface checked (cleartext listeners)
+  bool head_request_ : 1 = false;
+  bool upgrade_pending_ : 1 = false;  // an upgrade request waits for the backend's answer
+  bool tunnel_ : 1 = false;           // switched protocols (101): raw bytes both ways
+  bool request_complete_ : 1 = false;
+  bool response_complete_ : 1 = false;
+  bool close_after_response_ : 1 = false;
+  bool continue_sent_ : 1 = false;
+  bool reading_ : 1 = false;
+  bool writing_ : 1 = false;
+  bool paused_ : 1 = false;           // request body flow control
+  bool above_watermark_ : 1 = false;  // response flow control
+  bool processing_ : 1 = false;
+  bool closed_ : 1 = false;
+  bool draining_ : 1 = false;
+  bool request_started_ : 1 = false;  // some bytes of the current request arrived
+  bool close_when_flushed_ : 1 = false;
+  bool flush_deferred_ : 1 = false;  // a flush of the response head is queued
+  bool lingering_ : 1 = false;       // discarding what the client still sends
+  bool idle_wait_ : 1 = false;       // the pending read is the bufferless wait for readability
 };
 
 }  // namespace sluice
