@@ -7,17 +7,82 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <climits>
+#include <cstring>
 
 namespace sluice {
 
+// The session's transport, one BIO for both directions: reads come from the session's input
+// (the caller's buffer during decrypt_in_place, else the bytes kept from an earlier call), and
+// writes append to its output string. Unlike a pair of memory BIOs, nothing of OpenSSL's holds
+// a buffer between calls (two memory BIOs kept about 1 KB while idle: the largest flight
+// written, the handshake's) and ciphertext is not copied through them.
+struct TlsSession::Io {
+  static int read(BIO* b, char* out, size_t len, size_t* done) {
+    auto* s = static_cast<TlsSession*>(BIO_get_data(b));
+    BIO_clear_retry_flags(b);
+    size_t n = 0;
+    if (!s->input_.empty()) {
+      n = std::min(len, s->input_.size() - s->input_used_);
+      std::memcpy(out, s->input_.data() + s->input_used_, n);
+      s->input_used_ += n;
+      if (s->input_used_ == s->input_.size()) {
+        s->input_.clear();
+        s->input_used_ = 0;
+      }
+    } else if (!s->view_.empty()) {
+      n = std::min(len, s->view_.size());
+      std::memcpy(out, s->view_.data(), n);
+      s->view_.remove_prefix(n);
+    }
+    *done = n;
+    if (n == 0) {
+      BIO_set_retry_read(b);  // "wait for the socket", not end of file
+      return 0;
+    }
+    return 1;
+  }
+  static int write(BIO* b, const char* in, size_t len, size_t* done) {
+    auto* s = static_cast<TlsSession*>(BIO_get_data(b));
+    BIO_clear_retry_flags(b);
+    s->output_.append(in, len);
+    *done = len;
+    return 1;
+  }
+  static long ctrl(BIO* b, int cmd, long, void*) {
+    auto* s = static_cast<TlsSession*>(BIO_get_data(b));
+    switch (cmd) {
+      case BIO_CTRL_FLUSH:
+        return 1;
+      case BIO_CTRL_PENDING:
+        return static_cast<long>(s->input_.size() - s->input_used_ + s->view_.size());
+      case BIO_CTRL_WPENDING:
+        return static_cast<long>(s->output_.size());
+      default:
+        return 0;
+    }
+  }
+  static BIO_METHOD* method() {
+    static BIO_METHOD* m = [] {
+      BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "sluice tls");
+      BIO_meth_set_read_ex(m, read);
+      BIO_meth_set_write_ex(m, write);
+      BIO_meth_set_ctrl(m, ctrl);
+      BIO_meth_set_create(m, [](BIO* b) {
+        BIO_set_init(b, 1);
+        return 1;
+      });
+      return m;
+    }();
+    return m;
+  }
+};
+
 TlsSession::TlsSession(SSL_CTX* ctx) : ssl_(SSL_new(ctx)) {
-  in_ = BIO_new(BIO_s_mem());
-  out_ = BIO_new(BIO_s_mem());
-  // An empty input BIO means "wait for the socket", not end of file.
-  BIO_set_mem_eof_return(in_, -1);
-  BIO_set_mem_eof_return(out_, -1);
-  SSL_set_bio(ssl_, in_, out_);  // ssl_ owns both now
+  BIO* bio = BIO_new(Io::method());
+  BIO_set_data(bio, this);
+  SSL_set_bio(ssl_, bio, bio);  // ssl_ owns it now, as its read and its write BIO
   SSL_set_accept_state(ssl_);
 }
 
@@ -38,7 +103,11 @@ TlsSession::TlsSession(SSL_CTX* ctx, const std::string& sni, const std::string& 
 TlsSession::~TlsSession() { SSL_free(ssl_); }
 
 void TlsSession::put_input(std::string_view ciphertext) {
-  if (!ciphertext.empty()) BIO_write(in_, ciphertext.data(), static_cast<int>(ciphertext.size()));
+  if (input_used_ > 0) {
+    input_.erase(0, input_used_);
+    input_used_ = 0;
+  }
+  input_.append(ciphertext);
 }
 
 TlsSession::Result TlsSession::fail(std::string_view what, int ssl_error) {
@@ -82,8 +151,23 @@ TlsSession::Result TlsSession::read(char* out, size_t capacity, size_t* produced
 }
 
 TlsSession::Result TlsSession::decrypt_in_place(char* buf, size_t* n, size_t capacity) {
-  put_input({buf, *n});
+  // Read straight from `buf`: with read-ahead off OpenSSL takes one record at a time and
+  // writes its plaintext only after taking all of its ciphertext, so the plaintext (shorter
+  // by a header and a tag per record) never overtakes the ciphertext still unread. Unless
+  // OpenSSL already holds part of a record, or plaintext, from an earlier call: the first
+  // plaintext written can then be longer than the ciphertext taken from `buf` so far, and
+  // the ciphertext is copied aside first (as memory BIOs always did).
+  if (input_.empty() && SSL_has_pending(ssl_) == 0) {
+    view_ = {buf, *n};
+  } else {
+    put_input({buf, *n});  // after bytes kept from an earlier call
+  }
   Result r = read(buf, capacity, n);
+  if (!view_.empty()) {
+    // Not taken yet (the plaintext filled the capacity): kept, the caller reuses `buf`.
+    put_input(view_);
+    view_ = {};
+  }
   more_ = r == Result::ok && *n == capacity;
   return r;
 }
@@ -101,6 +185,8 @@ TlsSession::Result TlsSession::write(std::string_view plaintext) {
 
 void TlsSession::release_buffers() {
   if (handshake_done_) SSL_free_buffers(ssl_);  // refuses (harmlessly) while bytes are held
+  if (output_.empty()) std::string().swap(output_);
+  if (input_.empty()) std::string().swap(input_);
 }
 
 void TlsSession::shutdown() {
@@ -109,17 +195,18 @@ void TlsSession::shutdown() {
 }
 
 void TlsSession::take_output(std::string& out) {
-  char* data = nullptr;
-  long len = BIO_get_mem_data(out_, &data);
-  if (len <= 0) return;
-  out.append(data, static_cast<size_t>(len));
-  (void)BIO_reset(out_);
+  if (out.empty()) {
+    out.swap(output_);  // no copy; the session keeps the caller's old buffer
+  } else {
+    out.append(output_);
+  }
+  output_.clear();
 }
 
-bool TlsSession::has_output() const { return BIO_ctrl_pending(out_) > 0; }
+bool TlsSession::has_output() const { return !output_.empty(); }
 
 bool TlsSession::has_plaintext() const {
-  return SSL_pending(ssl_) > 0 || (handshake_done_ && BIO_ctrl_pending(in_) > 0);
+  return SSL_pending(ssl_) > 0 || (handshake_done_ && input_.size() > input_used_);
 }
 
 const char* TlsSession::version() const { return SSL_get_version(ssl_); }

@@ -54,8 +54,9 @@ class TlsSession {
   void take_output(std::string& out);
   bool has_output() const;
 
-  // Frees OpenSSL's record buffers while nothing is buffered in them: for idle connections,
-  // which then cost no buffer memory until their next record.
+  // Frees OpenSSL's record buffers while nothing is buffered in them, and the session's own
+  // empty input and output strings: for idle connections, which then cost no buffer memory
+  // until their next record.
   void release_buffers();
 
   bool handshake_done() const { return handshake_done_; }
@@ -73,10 +74,15 @@ class TlsSession {
 
  private:
   Result fail(std::string_view what, int ssl_error);
+  struct Io;  // the BIO between ssl_ and the members below
 
   ssl_st* ssl_ = nullptr;
-  bio_st* in_ = nullptr;   // ciphertext from the peer, owned by ssl_
-  bio_st* out_ = nullptr;  // ciphertext to the peer, owned by ssl_
+  // Ciphertext from the peer not yet taken by OpenSSL: kept bytes (from input_used_ on), then
+  // the caller's buffer during decrypt_in_place.
+  std::string input_;
+  size_t input_used_ = 0;
+  std::string_view view_;
+  std::string output_;  // ciphertext to the peer
   bool handshake_done_ = false;
   bool more_ = false;
   std::string error_;
