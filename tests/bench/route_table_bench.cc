@@ -1,7 +1,8 @@
 // Micro-benchmarks of RouteTable::match() with 10 and 10,000 routes, the request hitting the
 // last one: routes by exact host, by path prefix, and half of each (as in issue 12). The
-// `Linear` variants run the first-match scan the index replaced (match_linear()), and
-// `AllCatchAll` is the index's worst case: every route a candidate, each failing on its method.
+// `Linear` variants run the first-match scan the index replaced (match_linear()),
+// `AllCatchAll` is the index's worst case (every route a candidate, each failing on its
+// method), and `Regexes` has only regex routes ("/rN/[0-9]+"), also at 1,000.
 // Built, never run by ctest: figures, not assertions.
 #include <benchmark/benchmark.h>
 
@@ -13,7 +14,7 @@
 namespace sluice::router {
 namespace {
 
-enum class Shape { hosts, prefixes, half, catch_all };
+enum class Shape { hosts, prefixes, half, catch_all, regexes };
 
 // The table keeps pointers into its Config, so both live together.
 struct Fixture {
@@ -30,7 +31,9 @@ std::unique_ptr<Fixture> make(Shape shape, int routes) {
     config::Route& r = f->config.routes.emplace_back();
     r.name = "r" + std::to_string(i);
     r.cluster = "backend";
-    if (shape == Shape::catch_all) {
+    if (shape == Shape::regexes) {
+      r.match.path = {config::PathMatch::Kind::regex, "/r" + std::to_string(i) + "/[0-9]+"};
+    } else if (shape == Shape::catch_all) {
       r.match.path = {config::PathMatch::Kind::prefix, "/"};
       if (i + 1 < routes) r.match.methods = {"PUT"};
     } else if (i < host_routes) {
@@ -46,6 +49,8 @@ std::unique_ptr<Fixture> make(Shape shape, int routes) {
   const int last = routes - 1;
   if (shape == Shape::hosts) {
     f->request.authority = "h" + std::to_string(last) + ".example.com";
+  } else if (shape == Shape::regexes) {
+    f->request.target = "/r" + std::to_string(last) + "/42?page=2";
   } else if (shape != Shape::catch_all) {
     f->request.target = "/p" + std::to_string(last) + "/users/42?page=2";
   }
@@ -74,6 +79,8 @@ void BM_HalfHalf(benchmark::State& s) { run(s, Shape::half, false); }
 void BM_HalfHalfLinear(benchmark::State& s) { run(s, Shape::half, true); }
 void BM_AllCatchAll(benchmark::State& s) { run(s, Shape::catch_all, false); }
 void BM_AllCatchAllLinear(benchmark::State& s) { run(s, Shape::catch_all, true); }
+void BM_Regexes(benchmark::State& s) { run(s, Shape::regexes, false); }
+void BM_RegexesLinear(benchmark::State& s) { run(s, Shape::regexes, true); }
 BENCHMARK(BM_Hosts)->Arg(10)->Arg(10000);
 BENCHMARK(BM_HostsLinear)->Arg(10)->Arg(10000);
 BENCHMARK(BM_Prefixes)->Arg(10)->Arg(10000);
@@ -82,6 +89,8 @@ BENCHMARK(BM_HalfHalf)->Arg(10)->Arg(10000);
 BENCHMARK(BM_HalfHalfLinear)->Arg(10)->Arg(10000);
 BENCHMARK(BM_AllCatchAll)->Arg(10)->Arg(10000);
 BENCHMARK(BM_AllCatchAllLinear)->Arg(10)->Arg(10000);
+BENCHMARK(BM_Regexes)->Arg(10)->Arg(1000)->Arg(10000);
+BENCHMARK(BM_RegexesLinear)->Arg(10)->Arg(1000)->Arg(10000);
 
 }  // namespace
 }  // namespace sluice::router
