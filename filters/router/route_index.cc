@@ -189,10 +189,11 @@ void RouteIndex::start(std::string_view host, std::string_view path, Walk& walk)
   }
 
   // Path side. A route is in one path list at most, so lists adding up to every route cover
-  // every route (a catch-all prefix "/" on all of them, say).
+  // every route (a catch-all prefix "/" on all of them, say). Regex blocks a set can rule out
+  // do not count: they are candidates only if their set matches.
   uint32_t path_total = 0;
   const auto push_path = [&](Span span, const RegexBlock* gate) {
-    path_total += span.end - span.begin;
+    if (gate == nullptr) path_total += span.end - span.begin;
     push(walk.path_lists_, walk.path_count_, span, gate);
   };
   push_path(any_path_, nullptr);
