@@ -28,10 +28,37 @@ std::string_view comparable_pattern(std::string_view host) {
   return host;
 }
 
-// Regex routes per RE2::Set: enough blocks to skip most regexes with one DFA pass each, few
-// enough that a request never needs more than this many lists for them.
+// Regex routes per RE2::Set: up to kMaxRegexBlocks blocks (each one cursor, so a request never
+// needs more lists for them), each split into leaves of kRegexLeaf routes with sets of their own,
+// so that a block that matches is narrowed to the leaves that do before any route's own regex
+// runs.
 constexpr size_t kMaxRegexBlocks = 16;
 constexpr size_t kMinRegexBlock = 32;
+constexpr size_t kRegexLeaf = 16;
+
+// One set over the regexes of regex_routes[start, stop): null when it cannot be built (the
+// routes are then always candidates).
+std::unique_ptr<re2::RE2::Set> regex_set(const std::vector<CompiledRoute>& routes,
+                                         const std::vector<uint32_t>& regex_routes, size_t start,
+                                         size_t stop) {
+  // The options RouteTable compiles each route's regex with; anchored at both ends, as
+  // RE2::FullMatch is.
+  re2::RE2::Options options;
+  options.set_log_errors(false);
+  auto set = std::make_unique<re2::RE2::Set>(options, re2::RE2::ANCHOR_BOTH);
+  for (size_t i = start; i < stop; ++i) {
+    if (set->Add(routes[regex_routes[i]].route->match.path.value, nullptr) < 0) return nullptr;
+  }
+  return set->Compile() ? std::move(set) : nullptr;
+}
+
+// Whether `set` may match: a DFA out of memory is not "no match".
+bool may_match(const re2::RE2::Set* set, std::string_view path) {
+  if (set == nullptr) return true;
+  re2::RE2::Set::ErrorInfo error{};
+  return set->Match(re2::StringPiece(path.data(), path.size()), nullptr, &error) ||
+         error.kind != re2::RE2::Set::kNoError;
+}
 
 constexpr uint32_t kNone = UINT32_MAX;  // past every list
 // First element >= x in [it, end), by doubling steps from `it`: dense lists advance in O(1).
@@ -52,6 +79,8 @@ const uint32_t* gallop(const uint32_t* it, const uint32_t* end, uint32_t x) {
 struct RouteIndex::RegexBlock {
   std::unique_ptr<re2::RE2::Set> set;  // null when it could not be built: always a candidate
   Span ids;
+  // Sets of kRegexLeaf consecutive routes each; none when the block is no larger than one.
+  std::vector<std::unique_ptr<re2::RE2::Set>> leaves;
 };
 
 size_t RouteIndex::FoldHash::operator()(std::string_view s) const {
@@ -144,28 +173,26 @@ RouteIndex::RouteIndex(const std::vector<CompiledRoute>& routes)
     RegexBlock& b = regex_blocks_.emplace_back();
     b.ids = lay_out(std::vector<uint32_t>(regex_routes.begin() + static_cast<ptrdiff_t>(start),
                                           regex_routes.begin() + static_cast<ptrdiff_t>(stop)));
-    // The options RouteTable compiles each route's regex with; anchored at both ends, as
-    // RE2::FullMatch is.
-    re2::RE2::Options options;
-    options.set_log_errors(false);
-    auto set = std::make_unique<re2::RE2::Set>(options, re2::RE2::ANCHOR_BOTH);
-    bool ok = true;
-    for (size_t i = start; i < stop && ok; ++i) {
-      ok = set->Add(routes[regex_routes[i]].route->match.path.value, nullptr) >= 0;
+    b.set = regex_set(routes, regex_routes, start, stop);
+    if (stop - start > kRegexLeaf) {
+      for (size_t leaf = start; leaf < stop; leaf += kRegexLeaf) {
+        b.leaves.push_back(
+            regex_set(routes, regex_routes, leaf, std::min(leaf + kRegexLeaf, stop)));
+      }
     }
-    if (ok && set->Compile()) b.set = std::move(set);
   }
 }
 
 void RouteIndex::start(std::string_view host, std::string_view path, Walk& walk) const {
   walk.request_path_ = path;
-  const auto push = [&](Walk::Cursor* lists, size_t& count, Span span, const RegexBlock* gate) {
+  const auto push = [&](Walk::Cursor* lists, size_t& count, Span span, const RegexBlock* block) {
     if (span.begin == span.end) return;
     if (count == Walk::kMaxLists) {
       walk.overflow_ = true;
       return;
     }
-    lists[count++] = {ids_.data() + span.begin, ids_.data() + span.end, gate};
+    const uint32_t* begin = ids_.data() + span.begin;
+    lists[count++] = {begin, ids_.data() + span.end, block, begin, false, SIZE_MAX};
   };
 
   // Host side. When every route takes any host, no other host list exists.
@@ -192,9 +219,11 @@ void RouteIndex::start(std::string_view host, std::string_view path, Walk& walk)
   // every route (a catch-all prefix "/" on all of them, say). Regex blocks a set can rule out
   // do not count: they are candidates only if their set matches.
   uint32_t path_total = 0;
-  const auto push_path = [&](Span span, const RegexBlock* gate) {
-    if (gate == nullptr) path_total += span.end - span.begin;
-    push(walk.path_lists_, walk.path_count_, span, gate);
+  const auto push_path = [&](Span span, const RegexBlock* block) {
+    if (block == nullptr || (block->set == nullptr && block->leaves.empty())) {
+      path_total += span.end - span.begin;
+    }
+    push(walk.path_lists_, walk.path_count_, span, block);
   };
   push_path(any_path_, nullptr);
   if (!exact_paths_.empty()) {
@@ -220,9 +249,7 @@ void RouteIndex::start(std::string_view host, std::string_view path, Walk& walk)
       }
     }
   }
-  for (const RegexBlock& block : regex_blocks_) {
-    push_path(block.ids, block.set ? &block : nullptr);
-  }
+  for (const RegexBlock& block : regex_blocks_) push_path(block.ids, &block);
   walk.path_all_ = path_total == route_count_;
 }
 
@@ -232,30 +259,35 @@ size_t RouteIndex::next(Walk& walk, uint32_t* out, size_t capacity) const {
     while (n < capacity && walk.next_ < route_count_) out[n++] = walk.next_++;
     return n;
   }
-  // The smallest id >= x over a side's lists. A regex block's set is asked only when one of its
-  // routes would be the answer: a block that cannot match drops out whole. The set answers yes
-  // or no, not which of its regexes matched: RE2::Set::Match() with a result vector allocates
-  // (a SparseSet per call), so the routes of a matching block are confirmed one by one, in
-  // order, by the full check with their own RE2.
+  // The smallest id >= x over a side's lists. A regex block's sets are asked only when one of
+  // its routes would be the answer: the block's first, and if it may match, the set of the leaf
+  // holding that route; a leaf that cannot match is skipped whole. The sets answer yes or no,
+  // not which regex matched (RE2::Set::Match() with a result vector allocates a SparseSet per
+  // call), so a matching leaf's routes are confirmed one by one, in order, by the full check.
   const std::string_view path = walk.request_path_;
   const auto seek = [path](Walk::Cursor* lists, size_t count, uint32_t x) {
     uint32_t best = kNone;
     for (size_t i = 0; i < count; ++i) {
       Walk::Cursor& c = lists[i];
       c.it = gallop(c.it, c.end, x);
-      if (c.it == c.end || *c.it >= best) continue;
-      if (c.gate != nullptr) {
-        re2::RE2::Set::ErrorInfo error{};
-        const bool hit =
-            c.gate->set->Match(re2::StringPiece(path.data(), path.size()), nullptr, &error);
-        // Out of DFA memory is not "no match": keep the block and let the full check decide.
-        if (!hit && error.kind == re2::RE2::Set::kNoError) {
-          c.it = c.end;
-          continue;
+      while (c.block != nullptr && c.it != c.end && *c.it < best) {
+        if (!c.block_passed) {
+          if (!may_match(c.block->set.get(), path)) {
+            c.it = c.end;
+            break;
+          }
+          c.block_passed = true;
         }
-        c.gate = nullptr;
+        if (c.block->leaves.empty()) break;
+        const size_t leaf = static_cast<size_t>(c.it - c.begin) / kRegexLeaf;
+        if (leaf == c.leaf_passed) break;
+        if (may_match(c.block->leaves[leaf].get(), path)) {
+          c.leaf_passed = leaf;
+          break;
+        }
+        c.it = c.begin + std::min(static_cast<size_t>(c.end - c.begin), (leaf + 1) * kRegexLeaf);
       }
-      best = *c.it;
+      if (c.it != c.end && *c.it < best) best = *c.it;
     }
     return best;
   };

@@ -39,7 +39,12 @@ class RouteIndex {
     struct Cursor {
       const uint32_t* it;
       const uint32_t* end;
-      const RegexBlock* gate;  // not yet asked; asked once the cursor reaches a candidate
+      // Regex routes only: their block, whose sets are asked once the cursor reaches a
+      // candidate, and how far they have answered yes.
+      const RegexBlock* block;
+      const uint32_t* begin;
+      bool block_passed;
+      size_t leaf_passed;  // SIZE_MAX: none yet
     };
     Cursor host_lists_[kMaxLists];
     Cursor path_lists_[kMaxLists];

@@ -311,8 +311,9 @@ TEST_F(RouteIndexTest, TenThousandRoutesLastOneWins) {
   for (int i = 0; i < 5000; ++i) {
     add("h" + std::to_string(i), {}, {"h" + std::to_string(i) + ".example.com"});
   }
-  for (int i = 0; i < 5000; ++i)
+  for (int i = 0; i < 5000; ++i) {
     add("p" + std::to_string(i), prefix("/p" + std::to_string(i) + "/"));
+  }
   ASSERT_NO_FATAL_FAILURE(build());
   EXPECT_EQ(match("/", "h4999.example.com"), "h4999");
   EXPECT_EQ(match("/p4999/x", "nothing.example.com"), "p4999");
@@ -330,14 +331,20 @@ TEST_F(RouteIndexTest, TenThousandCatchAllsThatAllFailOnMethod) {
 }
 
 TEST_F(RouteIndexTest, ManyRegexRoutesInSeveralSets) {
-  // More regexes than one set block holds; only the last matches.
-  for (int i = 0; i < 1000; ++i)
+  // More regexes than one set holds: 16 blocks of 63, each in leaves of 16 with sets of their
+  // own. Only one regex matches each path.
+  for (int i = 0; i < 1000; ++i) {
     add("re" + std::to_string(i), regex("/n" + std::to_string(i) + "/[0-9]+"));
+  }
   ASSERT_NO_FATAL_FAILURE(build());
   EXPECT_EQ(match("/n999/42"), "re999");
   EXPECT_EQ(match("/n0/1"), "re0");
   EXPECT_EQ(match("/n512/1"), "re512");
   EXPECT_EQ(match("/n512/x"), "");
+  // Routes all through the blocks and their leaves (match() also compares with the scan).
+  for (int i = 0; i < 1000; i += 7) {
+    EXPECT_EQ(match("/n" + std::to_string(i) + "/7"), "re" + std::to_string(i));
+  }
 }
 
 TEST_F(RouteIndexTest, MoreListsThanTheCursorsHoldFallsBackToTheScan) {
