@@ -77,7 +77,9 @@ class Worker {
   void each_listener(Fn fn);
 
   unsigned index_;
-  Context ioc_{1};
+  // One thread runs it and only that thread touches its sockets (others only post), so the
+  // per-socket locks in Asio's reactor are skipped; posting and timers stay locked.
+  Context ioc_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   WorkerStats stats_;
   std::unique_ptr<upstream::ClusterManager> clusters_;
