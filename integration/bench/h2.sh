@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # HTTP/2 over TLS: h2load (10 connections x 20 concurrent streams, GET /) against sluice, nginx,
 # HAProxy and nghttpx, each with 1 worker, TLS on the frontend and HTTP/1.1 keep-alive to the
-# same test backend, all on loopback in one run.
+# same test backend, all on loopback in one run. The proxies' settings are lib.sh's (start_peer
+# ... tls), shared with run.sh and peers.sh; peers.sh runs this and HTTP/1.1 in one table.
 #
 #   integration/bench/h2.sh              install packages, build the release preset, run
 #   integration/bench/h2.sh --no-build   use what is already built
@@ -24,121 +25,7 @@ for tool in h2load nginx haproxy nghttpx openssl curl; do
   command -v "$tool" >/dev/null || die "missing $tool (run scripts/install-deps.sh --bench)"
 done
 
-# One self-signed ECDSA certificate for everyone.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-  -subj /CN=localhost -addext subjectAltName=DNS:localhost \
-  -keyout "$WORK/h2.key" -out "$WORK/h2.crt" 2>/dev/null
-cat "$WORK/h2.crt" "$WORK/h2.key" >"$WORK/h2.pem"
-
-# wait_tls NAME PID PORT: until an HTTPS GET / answers 200 (or the bounded wait ends).
-wait_tls() {
-  local name=$1 pid=$2 port=$3 code deadline=$((SECONDS + READY_TIMEOUT))
-  while ((SECONDS < deadline)); do
-    kill -0 "$pid" 2>/dev/null || {
-      tail -n 20 "$WORK/$name.err" >&2
-      return 1
-    }
-    code=$(curl -sk --http2 -o /dev/null -w '%{http_code}' --max-time 1 \
-      "https://$BENCH_HOST:$port/" || true)
-    [[ $code == 200 ]] && return 0
-    sleep 0.1
-  done
-  tail -n 20 "$WORK/$name.err" >&2
-  return 1
-}
-
-start_sluice_h2() {
-  SLUICE_PORT=$(free_port)
-  cat >"$WORK/sluice-h2.yaml" <<EOF
-workers: 1
-admin: { address: $BENCH_HOST:$(free_port) }
-access_log: { path: "off" }
-listeners:
-  - name: bench
-    address: $BENCH_HOST:$SLUICE_PORT
-    tls: { certificates: [{ cert_file: $WORK/h2.crt, key_file: $WORK/h2.key }] }
-routes: [{ name: all, cluster: backend }]
-clusters: [{ name: backend, endpoints: [$BENCH_HOST:$BACKEND_PORT] }]
-EOF
-  start sluice "$SLUICE_BIN" -c "$WORK/sluice-h2.yaml"
-  SLUICE_PID=$LAST_PID
-  wait_tls sluice "$SLUICE_PID" "$SLUICE_PORT"
-}
-
-start_nginx_h2() {
-  NGINX_PORT=$(free_port)
-  mkdir -p "$WORK/nginx-h2"
-  cat >"$WORK/nginx-h2.conf" <<EOF
-worker_processes 1;
-pid $WORK/nginx-h2/nginx.pid;
-error_log $WORK/nginx-h2/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx-h2;
-  proxy_temp_path $WORK/nginx-h2;
-  fastcgi_temp_path $WORK/nginx-h2;
-  uwsgi_temp_path $WORK/nginx-h2;
-  scgi_temp_path $WORK/nginx-h2;
-  upstream backend { server $BENCH_HOST:$BACKEND_PORT; keepalive 256; keepalive_requests 1000000; }
-  server {
-    listen $BENCH_HOST:$NGINX_PORT ssl http2;
-    ssl_certificate $WORK/h2.crt;
-    ssl_certificate_key $WORK/h2.key;
-    keepalive_requests 1000000;
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-}
-EOF
-  start nginx nginx -p "$WORK/nginx-h2" -c "$WORK/nginx-h2.conf" -g 'daemon off;'
-  NGINX_PID=$LAST_PID
-  wait_tls nginx "$NGINX_PID" "$NGINX_PORT"
-}
-
-start_haproxy_h2() {
-  HAPROXY_PORT=$(free_port)
-  cat >"$WORK/haproxy-h2.cfg" <<EOF
-global
-  nbthread 1
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-frontend bench
-  bind $BENCH_HOST:$HAPROXY_PORT ssl crt $WORK/h2.pem alpn h2,http/1.1
-  default_backend backend
-backend backend
-  http-reuse always
-  server b $BENCH_HOST:$BACKEND_PORT
-EOF
-  start haproxy haproxy -db -f "$WORK/haproxy-h2.cfg"
-  HAPROXY_PID=$LAST_PID
-  wait_tls haproxy "$HAPROXY_PID" "$HAPROXY_PORT"
-}
-
-start_nghttpx() {
-  NGHTTPX_PORT=$(free_port)
-  start nghttpx nghttpx --frontend="$BENCH_HOST,$NGHTTPX_PORT" \
-    --backend="$BENCH_HOST,$BACKEND_PORT" --workers=1 --no-ocsp --log-level=WARN \
-    --accesslog-file=/dev/null --errorlog-file="$WORK/nghttpx.log" --conf=/dev/null \
-    "$WORK/h2.key" "$WORK/h2.crt"
-  NGHTTPX_PID=$LAST_PID
-  wait_tls nghttpx "$NGHTTPX_PID" "$NGHTTPX_PORT"
-}
-
-port_of() {
-  case $1 in
-    sluice) echo "$SLUICE_PORT" ;;
-    nginx) echo "$NGINX_PORT" ;;
-    haproxy) echo "$HAPROXY_PORT" ;;
-    nghttpx) echo "$NGHTTPX_PORT" ;;
-  esac
-}
+port_of() { echo "${PEER_PORT[$1]}"; }
 
 # h2load_run PORT SECONDS OUT
 h2load_run() {
@@ -151,13 +38,12 @@ echo "sluice $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unkn
 echo "$(h2load --version | head -1), $(nginx -v 2>&1 | sed 's/.*: //'), HAProxy" \
   "$(haproxy -v | awk 'NR == 1 { print $3 }'), $(nghttpx --version | head -1)"
 start_backend
-with_retries start_sluice_h2 || die "sluice did not start"
-with_retries start_nginx_h2 || die "nginx did not start"
-with_retries start_haproxy_h2 || die "haproxy did not start"
-with_retries start_nghttpx || die "nghttpx did not start"
+for t in "${TARGETS[@]}"; do
+  with_retries start_peer "$t" tls || die "$t did not start"
+done
 
 for t in "${TARGETS[@]}"; do
-  body=$(curl -sk --http2 --max-time 5 "https://$BENCH_HOST:$(port_of "$t")/") || true
+  body=$(bench_get "$t") || true
   [[ $body == "hello from bench" ]] || die "$t answered '$body', not the backend's body"
   h2load_run "$(port_of "$t")" "$WARMUP" "$WORK/warmup-$t.txt" || die "h2load failed: $t"
 done

@@ -1,8 +1,8 @@
 # shellcheck shell=bash
-# Shared by integration/bench/run.sh, h2.sh and profile.sh: start the test backend, sluice,
-# nginx and HAProxy on ephemeral loopback ports with equivalent settings, run wrk, parse its
-# output, and stop everything on exit. Every wait is bounded. Source it; it defines functions
-# and a trap.
+# Shared by the scripts in integration/bench: start a backend (ours or an nginx), sluice and
+# its peers (nginx, HAProxy, nghttpx; every peer's settings are here, in start_peer) on
+# ephemeral loopback ports, run wrk, parse its output, and stop everything on exit. Every wait
+# is bounded. Source it; it defines functions and a trap.
 
 BENCH_HOST=127.0.0.1
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -56,7 +56,7 @@ trap 'log "command failed (status $?) at ${BASH_SOURCE[0]}:$LINENO: $BASH_COMMAN
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# The arguments run.sh and h2.sh share: --no-build, --help (prints the calling script's header
+# The arguments the benchmark scripts share: --no-build, --help (prints the calling script's header
 # comment). Unless --no-build: installs the packages and builds the release binaries. Leaves
 # the working directory at the repository.
 bench_setup() {
@@ -145,26 +145,33 @@ $cluster
 $top
 YAML
   START_STDOUT=$stdout start "$name" "$binary" -c "$WORK/$name.yaml"
+  # shellcheck disable=SC2004,SC2034  # the caller's associative arrays
   PID[$name]=$LAST_PID
+  # shellcheck disable=SC2004,SC2034
   PORT[$name]=$port
+  # shellcheck disable=SC2004,SC2034
   ADMIN[$name]=$admin
   wait_ready "$name" "$LAST_PID" "$port"
 }
 
-# wait_ready NAME PID PORT: until GET / on PORT answers 200, PID dies, or READY_TIMEOUT passes.
+# wait_ready NAME PID PORT [SCHEME]: until GET / on PORT answers 200 (over HTTP/2 when SCHEME is
+# https), PID dies, or READY_TIMEOUT passes.
 wait_ready() {
-  local name=$1 pid=$2 port=$3 code deadline=$((SECONDS + READY_TIMEOUT))
+  local name=$1 pid=$2 port=$3 scheme=${4:-http} want="200 1.1" got="" deadline=$((SECONDS + READY_TIMEOUT))
+  local -a opts=()
+  [[ $scheme == https ]] && opts=(-k --http2) && want="200 2"
   while ((SECONDS < deadline)); do
     if ! kill -0 "$pid" 2>/dev/null; then
       log "$name exited during startup; stderr:"
       tail -n 20 "$WORK/$name.err" >&2
       return 1
     fi
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://$BENCH_HOST:$port/" || true)
-    [[ $code == 200 ]] && return 0
+    got=$(curl -s "${opts[@]}" -o /dev/null -w '%{http_code} %{http_version}' --max-time 1 \
+      "$scheme://$BENCH_HOST:$port/" || true)
+    [[ $got == "$want" ]] && return 0
     sleep 0.1
   done
-  log "$name did not answer 200 on port $port within ${READY_TIMEOUT}s (last status: $code)"
+  log "$name did not answer '$want' (status, HTTP version) on port $port within ${READY_TIMEOUT}s (last: '$got')"
   tail -n 20 "$WORK/$name.err" >&2
   return 1
 }
@@ -196,38 +203,6 @@ start_backend() {
   wait_ready backend "$BACKEND_PID" "$BACKEND_PORT" || die "backend not ready"
 }
 
-# Wrappers (arrays, e.g. valgrind and its options) run in front of each server's binary.
-SLUICE_WRAPPER=()
-NGINX_WRAPPER=()
-HAPROXY_WRAPPER=()
-# nginx's -g directives; a profiler sets 'daemon off; master_process off;' to get one process.
-NGINX_GLOBALS='daemon off;'
-
-# sluice: one worker, no access log, one listener, one route to one cluster of the backend.
-start_sluice_once() {
-  SLUICE_PORT=$(free_port)
-  local admin_port
-  admin_port=$(free_port)
-  cat >"$WORK/sluice.yaml" <<EOF
-workers: 1
-admin: { address: $BENCH_HOST:$admin_port }
-access_log: { path: "off" }
-listeners:
-  - name: bench
-    address: $BENCH_HOST:$SLUICE_PORT
-routes:
-  - name: all
-    match: { path: { prefix: / } }
-    cluster: backend
-clusters:
-  - name: backend
-    endpoints: [$BENCH_HOST:$BACKEND_PORT]
-EOF
-  start sluice "${SLUICE_WRAPPER[@]}" "$SLUICE_BIN" -c "$WORK/sluice.yaml"
-  SLUICE_PID=$LAST_PID
-  wait_ready sluice "$SLUICE_PID" "$SLUICE_PORT"
-}
-
 # nginx_temp_paths DIR: the *_temp_path directives that keep nginx's temp files inside DIR, so
 # it touches nothing in /var; only for the modules compiled in.
 nginx_temp_paths() {
@@ -247,6 +222,43 @@ run_header() {
     "load average $(cut -d' ' -f1-3 /proc/loadavg), $*"
 }
 
+# ---------------------------------------------------------------------------------------------
+# Backends that are not ours: nginx answering `return 200`.
+
+# nginx_origin_conf DIR SERVERS: the nginx.conf of an nginx backend: 1 worker, access log off,
+# keep-alive with no practical limit of requests per connection, SERVERS (server blocks).
+nginx_origin_conf() {
+  cat <<EOF
+worker_processes 1;
+pid $1/nginx.pid;
+error_log $1/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type text/plain;
+  keepalive_requests 100000000;
+$(nginx_temp_paths "$1")
+$2}
+EOF
+}
+
+# start_nginx_backend: the backend of the comparison with the peers: one nginx (1 worker,
+# keep-alive, access log off) answering every request with 200 "hello from bench\n", the same
+# 17 bytes as `sluice_test_backend --name bench`. Sets BACKEND_PORT and BACKEND_PID like
+# start_backend, and BACKEND_STATUS_PORT (nginx's stub_status, for backend_accepted).
+start_nginx_backend() {
+  local dir=$WORK/nginx-backend
+  mkdir -p "$dir/logs"
+  BACKEND_PORT=$(free_port)
+  BACKEND_STATUS_PORT=$(free_port)
+  nginx_origin_conf "$dir" "  server { listen $BENCH_HOST:$BACKEND_PORT; location / { return 200 \"hello from bench\\n\"; } }
+  server { listen $BENCH_HOST:$BACKEND_STATUS_PORT; location / { stub_status; } }
+" >"$dir/nginx.conf"
+  start nginx-backend nginx -p "$dir" -e "$dir/logs/error.log" -c "$dir/nginx.conf" -g 'daemon off;'
+  BACKEND_PID=$LAST_PID
+  wait_ready nginx-backend "$BACKEND_PID" "$BACKEND_PORT" || return 1
+}
+
 # start_one_backend: one nginx answering `return 200` (a backend that is not ours), or
 # sluice_test_backend when nginx is missing. Sets BACKEND_PORT and BACKEND_KIND.
 start_one_backend() {
@@ -256,6 +268,7 @@ start_one_backend() {
     BACKEND_KIND=nginx
   else
     start_backend
+    # shellcheck disable=SC2034  # for the caller
     BACKEND_KIND=sluice_test_backend
   fi
 }
@@ -272,18 +285,7 @@ start_nginx_backends() {
     BACKEND_PORTS+=("$port")
     servers+="  server { listen $BENCH_HOST:$port; location / { return 200 \"hello from b$i\\n\"; } }"$'\n'
   done
-  cat >"$dir/nginx.conf" <<EOF
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  default_type text/plain;
-  keepalive_requests 100000000;
-$(nginx_temp_paths "$dir")
-$servers}
-EOF
+  nginx_origin_conf "$dir" "$servers" >"$dir/nginx.conf"
   start nginx-backends nginx -p "$dir" -e "$dir/logs/error.log" -c "$dir/nginx.conf" \
     -g 'daemon off;'
   for port in "${BACKEND_PORTS[@]}"; do
@@ -291,14 +293,119 @@ EOF
   done
 }
 
-# nginx: 1 worker, no access log, upstream keep-alive. It forwards Host and the X-Forwarded-*
-# headers sluice adds, so both send the backend the same request. keepalive_requests is raised
-# on both sides because sluice never closes a keep-alive connection after N requests.
-start_nginx_once() {
-  NGINX_PORT=$(free_port)
-  local dir=$WORK/nginx temps
+# Connections the backend has accepted so far, counting the one asking: nginx's stub_status
+# after start_nginx_backend, sluice_test_backend's /stats after start_backend.
+backend_accepted() {
+  if [[ -n ${BACKEND_STATUS_PORT:-} ]]; then
+    curl -s --max-time 5 "http://$BENCH_HOST:$BACKEND_STATUS_PORT/" | awk 'NR == 3 { print $1 }'
+  else
+    curl -s --max-time 5 "http://$BENCH_HOST:$BACKEND_PORT/stats" |
+      sed -n 's/.*"connections_accepted":\([0-9]*\).*/\1/p'
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# The peers: sluice and the proxies it is compared with. Their settings live here and only here;
+# run.sh, h2.sh, peers.sh and profile.sh start them through start_peer. Each peer runs
+#   - 1 worker (process or thread), access log off, errors to a file in $WORK;
+#   - in MODE "http" a plain HTTP/1.1 listener; in MODE "tls" TLS 1.2/1.3 with ALPN h2 and
+#     http/1.1, one self-signed ECDSA P-256 certificate for everyone (bench_cert);
+#   - HTTP/1.1 keep-alive to the one backend at $BENCH_HOST:$BACKEND_PORT, idle upstream
+#     connections kept 60 s (sluice's default idle_timeout), no limit of requests per
+#     connection on either side (sluice has none);
+#   - the backend gets Host as the client sent it plus X-Forwarded-For, X-Forwarded-Proto and
+#     X-Forwarded-Host, as from sluice. sluice's defaults also add X-Real-IP, x-request-id and
+#     traceparent, which no peer is asked to do.
+# sluice's config says workers: 1 and access log off and nothing else beyond its listener, one
+# route and one cluster: never a pool size or a timeout. The other peers are set only where
+# their defaults would differ from the list above.
+
+# Wrappers (arrays, e.g. valgrind and its options) run in front of each server's binary.
+SLUICE_WRAPPER=()
+NGINX_WRAPPER=()
+HAPROXY_WRAPPER=()
+# nginx's -g directives; a profiler sets 'daemon off; master_process off;' to get one process.
+NGINX_GLOBALS='daemon off;'
+
+declare -A PEER_PORT=() PEER_PID=() PEER_SCHEME=()
+
+# bench_cert: the self-signed ECDSA P-256 certificate every TLS peer serves (made once):
+# $WORK/bench.crt, bench.key, and bench.pem (both, for HAProxy).
+bench_cert() {
+  [[ -s $WORK/bench.pem ]] && return 0
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+    -keyout "$WORK/bench.key" -out "$WORK/bench.crt" 2>"$WORK/openssl.err" ||
+    die "openssl could not make the certificate: $(cat "$WORK/openssl.err")"
+  cat "$WORK/bench.crt" "$WORK/bench.key" >"$WORK/bench.pem"
+}
+
+# start_peer PEER MODE [NAME]: starts PEER (sluice, nginx, haproxy or nghttpx) in MODE (http or
+# tls) under NAME (default PEER; logs and configs in $WORK/NAME*), on a fresh port, and waits
+# until it answers GET / with 200 (over HTTP/2 in MODE tls). Sets PEER_PORT[NAME],
+# PEER_PID[NAME] and PEER_SCHEME[NAME] (http or https). Call it through with_retries.
+start_peer() {
+  local peer=$1 mode=$2 name=${3:-$1} port scheme=http
+  case $mode in
+    http) ;;
+    tls) scheme=https && bench_cert ;;
+    *) die "start_peer: mode must be http or tls, not '$mode'" ;;
+  esac
+  port=$(free_port)
+  case $peer in
+    sluice) peer_sluice "$name" "$mode" "$port" ;;
+    nginx) peer_nginx "$name" "$mode" "$port" ;;
+    haproxy) peer_haproxy "$name" "$mode" "$port" ;;
+    nghttpx) peer_nghttpx "$name" "$mode" "$port" ;;
+    *) die "start_peer: unknown peer '$peer'" ;;
+  esac || return 1
+  PEER_PORT[$name]=$port
+  PEER_PID[$name]=$LAST_PID
+  PEER_SCHEME[$name]=$scheme
+  wait_ready "$name" "$LAST_PID" "$port" "$scheme"
+}
+
+# peer_sluice NAME MODE PORT: workers: 1, access log off, one listener, one prefix / route to a
+# one-endpoint cluster; every other key at its default.
+peer_sluice() {
+  local name=$1 mode=$2 port=$3 admin tls=""
+  admin=$(free_port)
+  [[ $mode == tls ]] &&
+    tls="    tls: { certificates: [{ cert_file: \"$WORK/bench.crt\", key_file: \"$WORK/bench.key\" }] }"
+  cat >"$WORK/$name.yaml" <<EOF
+workers: 1
+admin: { address: "$BENCH_HOST:$admin" }
+access_log: { path: "off" }
+listeners:
+  - name: bench
+    address: "$BENCH_HOST:$port"
+$tls
+routes:
+  - name: all
+    match: { path: { prefix: / } }
+    cluster: backend
+clusters:
+  - name: backend
+    endpoints: ["$BENCH_HOST:$BACKEND_PORT"]
+EOF
+  start "$name" "${SLUICE_WRAPPER[@]}" "$SLUICE_BIN" -c "$WORK/$name.yaml"
+}
+
+# peer_nginx NAME MODE PORT: worker_processes 1, access_log off, upstream keepalive (1024 idle
+# connections per worker, sluice's default max_idle_connections; 60 s), proxy_http_version
+# 1.1 with Connection cleared, keepalive_requests raised on both sides (nginx's default closes
+# a connection after 1000 requests; sluice has no such limit). TLS 1.2 and 1.3 (nginx 1.22's
+# default list lacks 1.3), HTTP/2 on the TLS listener.
+peer_nginx() {
+  local name=$1 mode=$2 port=$3 dir=$WORK/$1 listen tls=""
   mkdir -p "$dir/logs"
-  temps=$(nginx_temp_paths "$dir")
+  listen="$BENCH_HOST:$port"
+  if [[ $mode == tls ]]; then
+    listen+=" ssl http2"
+    tls="    ssl_certificate $WORK/bench.crt;
+    ssl_certificate_key $WORK/bench.key;
+    ssl_protocols TLSv1.2 TLSv1.3;"
+  fi
   cat >"$dir/nginx.conf" <<EOF
 worker_processes 1;
 pid $dir/nginx.pid;
@@ -306,14 +413,16 @@ error_log $dir/logs/error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
-$temps
+$(nginx_temp_paths "$dir")
   upstream backend {
     server $BENCH_HOST:$BACKEND_PORT;
-    keepalive 64;
+    keepalive 1024;
+    keepalive_timeout 60s;
     keepalive_requests 100000000;
   }
   server {
-    listen $BENCH_HOST:$NGINX_PORT;
+    listen $listen;
+$tls
     keepalive_requests 100000000;
     location / {
       proxy_pass http://backend;
@@ -327,17 +436,20 @@ $temps
   }
 }
 EOF
-  start nginx "${NGINX_WRAPPER[@]}" nginx -p "$dir" -e "$dir/logs/error.log" -c "$dir/nginx.conf" \
+  start "$name" "${NGINX_WRAPPER[@]}" nginx -p "$dir" -e "$dir/logs/error.log" -c "$dir/nginx.conf" \
     -g "$NGINX_GLOBALS"
-  NGINX_PID=$LAST_PID
-  wait_ready nginx "$NGINX_PID" "$NGINX_PORT"
 }
 
-# HAProxy: 1 thread, HTTP mode, keep-alive both sides, always reuse idle server connections,
-# no logging, the same X-Forwarded-* headers.
-start_haproxy_once() {
-  HAPROXY_PORT=$(free_port)
-  cat >"$WORK/haproxy.cfg" <<EOF
+# peer_haproxy NAME MODE PORT: nbthread 1, mode http, keep-alive on both sides, `http-reuse
+# always`, idle server connections purged after 60 s instead of 5 s, no logging, option
+# forwardfor and the same X-Forwarded-Proto/-Host. TLS with ALPN h2,http/1.1 and the client's
+# cipher preference, as the others (HAProxy's own order picks AES-256-GCM where they use
+# h2load's first choice, AES-128-GCM).
+peer_haproxy() {
+  local name=$1 mode=$2 port=$3 bind proto=http
+  bind="$BENCH_HOST:$port"
+  [[ $mode == tls ]] && bind+=" ssl crt $WORK/bench.pem alpn h2,http/1.1 prefer-client-ciphers" && proto=https
+  cat >"$WORK/$name.cfg" <<EOF
 global
   nbthread 1
   maxconn 4096
@@ -350,43 +462,66 @@ defaults
   timeout server 15s
   timeout http-keep-alive 60s
 frontend bench
-  bind $BENCH_HOST:$HAPROXY_PORT
+  bind $bind
   option forwardfor
-  http-request set-header X-Forwarded-Proto http
+  http-request set-header X-Forwarded-Proto $proto
   http-request set-header X-Forwarded-Host %[req.hdr(host)]
   default_backend backend
 backend backend
-  server s1 $BENCH_HOST:$BACKEND_PORT
+  server s1 $BENCH_HOST:$BACKEND_PORT pool-purge-delay 60s
 EOF
-  haproxy -c -q -f "$WORK/haproxy.cfg" || die "haproxy rejected its config"
-  start haproxy "${HAPROXY_WRAPPER[@]}" haproxy -f "$WORK/haproxy.cfg"
-  HAPROXY_PID=$LAST_PID
-  wait_ready haproxy "$HAPROXY_PID" "$HAPROXY_PORT"
+  haproxy -c -q -f "$WORK/$name.cfg" || die "haproxy rejected $WORK/$name.cfg"
+  start "$name" "${HAPROXY_WRAPPER[@]}" haproxy -f "$WORK/$name.cfg"
 }
 
-# Pids whose CPU time counts for a target (nginx: master and its worker).
+# peer_nghttpx NAME MODE PORT: --workers=1, no access log (no --accesslog-file: a file, even
+# /dev/null, turns it on), backend keep-alive 60 s instead of 2 s, no Via, X-Forwarded-For
+# added (X-Forwarded-Proto is its default). It has no X-Forwarded-Host option: a fixed
+# X-Forwarded-Host with the value every client here sends in Host adds the same bytes. Plain
+# mode is `--frontend='HOST,PORT;no-tls'` (HTTP/1.1, and h2c).
+peer_nghttpx() {
+  local name=$1 mode=$2 port=$3 frontend
+  local -a certs=()
+  frontend="$BENCH_HOST,$port"
+  if [[ $mode == tls ]]; then
+    certs=("$WORK/bench.key" "$WORK/bench.crt")
+  else
+    frontend+=";no-tls"
+  fi
+  start "$name" nghttpx --conf=/dev/null --frontend="$frontend" \
+    --backend="$BENCH_HOST,$BACKEND_PORT" --workers=1 --no-ocsp --log-level=WARN \
+    --errorlog-file="$WORK/$name.log" --backend-keep-alive-timeout=60s --no-via \
+    --add-x-forwarded-for --add-request-header="X-Forwarded-Host: $BENCH_HOST:$port" \
+    "${certs[@]}"
+}
+
+# One of each, for the scripts that start them so (run.sh, profile.sh): NAME is the peer's.
+start_sluice_once() { start_peer sluice http; }
+start_nginx_once() { start_peer nginx http; }
+start_haproxy_once() { start_peer haproxy http; }
+
+# bench_get NAME: the body of GET / from the backend (NAME "backend") or a peer started as
+# NAME, over HTTP/2 when the peer speaks TLS.
+bench_get() {
+  if [[ $1 == backend ]]; then
+    curl -s --max-time 5 "http://$BENCH_HOST:$BACKEND_PORT/"
+  elif [[ ${PEER_SCHEME[$1]} == https ]]; then
+    curl -sk --http2 --max-time 5 "https://$BENCH_HOST:${PEER_PORT[$1]}/"
+  else
+    curl -s --max-time 5 "http://$BENCH_HOST:${PEER_PORT[$1]}/"
+  fi
+}
+
+# target_pids NAME: the pids whose CPU time counts for the backend or a peer: its process and
+# its children (nginx's worker, nghttpx's worker process).
 target_pids() {
-  case $1 in
-    backend) echo "$BACKEND_PID" ;;
-    sluice) echo "$SLUICE_PID" ;;
-    haproxy) echo "$HAPROXY_PID" ;;
-    nginx) echo "$NGINX_PID" "$(pgrep -P "$NGINX_PID" | tr '\n' ' ')" ;;
-  esac
+  local pid
+  if [[ $1 == backend ]]; then pid=$BACKEND_PID; else pid=${PEER_PID[$1]}; fi
+  echo "$pid $(pgrep -P "$pid" | xargs || true)"
 }
 
 target_port() {
-  case $1 in
-    backend) echo "$BACKEND_PORT" ;;
-    sluice) echo "$SLUICE_PORT" ;;
-    nginx) echo "$NGINX_PORT" ;;
-    haproxy) echo "$HAPROXY_PORT" ;;
-  esac
-}
-
-# Connections the backend has accepted so far, counting the one asking.
-backend_accepted() {
-  curl -s --max-time 5 "http://$BENCH_HOST:$BACKEND_PORT/stats" |
-    sed -n 's/.*"connections_accepted":\([0-9]*\).*/\1/p'
+  if [[ $1 == backend ]]; then echo "$BACKEND_PORT"; else echo "${PEER_PORT[$1]}"; fi
 }
 
 # User + system CPU time of the given pids (all threads), in clock ticks.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Throughput and tail latency of sluice against the bare backend, nginx and HAProxy, all on
 # loopback in one run: wrk, HTTP/1.1 keep-alive, 1 thread, 50 connections, GET / (small body).
-# Each proxy runs 1 worker with upstream keep-alive and no access log.
+# Each proxy runs 1 worker with upstream keep-alive and no access log, as lib.sh's start_peer
+# sets them up for every script (peers.sh compares the same proxies over HTTP/1.1 and HTTP/2).
 #
 #   integration/bench/run.sh              install packages, build the release preset, run
 #   integration/bench/run.sh --no-build   use what is already built
@@ -44,7 +45,7 @@ start_backend
 with_retries start_sluice_once || die "sluice did not start"
 with_retries start_nginx_once || die "nginx did not start"
 with_retries start_haproxy_once || die "haproxy did not start"
-log "ports: backend $BACKEND_PORT, sluice $SLUICE_PORT, nginx $NGINX_PORT, haproxy $HAPROXY_PORT"
+log "ports: backend $BACKEND_PORT, sluice ${PEER_PORT[sluice]}, nginx ${PEER_PORT[nginx]}, haproxy ${PEER_PORT[haproxy]}"
 
 # Every target must serve the backend's own answer before it is measured.
 for t in "${TARGETS[@]}"; do
@@ -84,7 +85,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     cpu_us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$n" \
       'BEGIN { printf "%.1f", n ? t / hz * 1e6 / n : 0 }')
     prob=$(wrk_problems "$out")
-    if [[ $t == sluice ]] && ! kill -0 "$SLUICE_PID" 2>/dev/null; then
+    if [[ $t == sluice ]] && ! kill -0 "${PEER_PID[sluice]}" 2>/dev/null; then
       prob+="${prob:+; }sluice exited"
       sluice_died=1
     fi
