@@ -1,6 +1,8 @@
 #pragma once
 // What the admin server needs from the running process. Implemented by proxy/ (the server
 // owner), called on the admin thread; every method must be safe to call from it.
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/config.h"
@@ -30,6 +32,31 @@ class AdminContext {
   virtual std::vector<upstream::SharedClusterPtr> clusters() const { return {}; }
   // Error-log lines dropped because stderr could not keep up (sluice_error_log_dropped_total).
   virtual uint64_t error_log_dropped() const { return 0; }
+
+  // The admin API's actions (POST). Each blocks the admin thread until the control thread has
+  // done the work (a bounded wait, in the implementation): actions are rare and this keeps them
+  // in order. `status` is the reply's HTTP status, `json` its body, `summary` the result as the
+  // admin log line gives it ("ok", "failed: 2 errors").
+  struct ActionResult {
+    unsigned status = 200;
+    std::string json;
+    std::string summary;
+  };
+  // As SIGHUP: reload the config file; a bad config leaves the running one in force.
+  virtual ActionResult reload_config() { return not_supported(); }
+  // As the first half of SIGTERM (/ready fails, connections close as their requests end),
+  // without exiting; `draining == false` undoes it.
+  virtual ActionResult set_draining(bool /*draining*/) { return not_supported(); }
+  // Takes a host ("ip:port", as /clusters shows it) out of rotation or puts it back.
+  virtual ActionResult set_host_disabled(std::string_view /*cluster*/, std::string_view /*host*/,
+                                         bool /*disabled*/) {
+    return not_supported();
+  }
+
+ protected:
+  static ActionResult not_supported() {
+    return {501, "{\"result\": \"error\", \"error\": \"not supported\"}\n", "not supported"};
+  }
 };
 
 }  // namespace admin

@@ -1,5 +1,7 @@
 #include "admin/admin_server.h"
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 
 #include <algorithm>
@@ -21,6 +23,7 @@
 #include "admin/admin_context.h"
 #include "admin/clusters_json.h"
 #include "admin/metrics.h"
+#include "core/log_writer.h"
 #include "filters/rate_limit/rate_limit_filter.h"
 
 namespace sluice::admin {
@@ -35,7 +38,8 @@ using error_code = boost::system::error_code;
 using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
 
-constexpr std::string_view kAllow = "GET, HEAD";
+constexpr std::string_view kAllowRead = "GET, HEAD";
+constexpr std::string_view kAllowAction = "POST";
 constexpr std::chrono::milliseconds kLingerTime{2000};
 constexpr size_t kLingerBytes = 1024 * 1024;
 
@@ -48,13 +52,23 @@ struct Reply {
   http::status status;
   std::string content_type;
   std::string body;
+  std::string_view allow = kAllowRead;  // the Allow header of a 405
 };
 
 Reply text(http::status status, std::string body) {
   return {status, "text/plain; charset=utf-8", std::move(body)};
 }
 
-// Called on the admin thread. The only place that calls into the AdminContext.
+// What an admin request is, as handle() needs it.
+struct RequestInfo {
+  http::verb method;
+  std::string_view target;
+  std::string_view authorization;  // the Authorization header, if any
+  const std::string& peer;         // "ip:port" of the client, for the log
+};
+
+// Called on the admin thread: the read endpoints. handle() and run_action() are the only other
+// places that call into the AdminContext.
 Reply dispatch(const AdminContext& ctx, std::string_view path) {
   if (path == "/healthz") return text(http::status::ok, "ok\n");
   if (path == "/ready") {
@@ -83,19 +97,173 @@ bool known_path(std::string_view path) {
          path == "/ratelimits" || path == "/clusters";
 }
 
-Reply handle(const AdminContext& ctx, http::verb method, std::string_view target) {
-  std::string_view path = target.substr(0, target.find('?'));
-  if (!known_path(path)) return text(http::status::not_found, "not found\n");
-  if (method != http::verb::get && method != http::verb::head) {
-    return text(http::status::method_not_allowed, "method not allowed\n");
+// Probes must work without credentials (kubelet, load balancers); everything else may not.
+bool open_path(std::string_view path) { return path == "/healthz" || path == "/ready"; }
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return (x | 0x20) == (y | 0x20);
+         });
+}
+
+// "Bearer <token>" (RFC 6750; the scheme is case-insensitive) holding `token`. Both sides are
+// hashed first so that the constant-time comparison does not depend on, or reveal, the length.
+bool authorized(std::string_view header, const std::string& token) {
+  constexpr std::string_view kScheme = "Bearer";
+  if (header.size() <= kScheme.size() || !iequals(header.substr(0, kScheme.size()), kScheme)) {
+    return false;
   }
+  std::string_view credentials = header.substr(kScheme.size());
+  if (credentials.front() != ' ') return false;
+  const size_t begin = credentials.find_first_not_of(" \t");
+  if (begin == std::string_view::npos) return false;
+  credentials = credentials.substr(begin, credentials.find_last_not_of(" \t") + 1 - begin);
+  unsigned char given[EVP_MAX_MD_SIZE];
+  unsigned char wanted[EVP_MAX_MD_SIZE];
+  unsigned int given_size = 0;
+  unsigned int wanted_size = 0;
+  if (EVP_Digest(credentials.data(), credentials.size(), given, &given_size, EVP_sha256(),
+                 nullptr) != 1 ||
+      EVP_Digest(token.data(), token.size(), wanted, &wanted_size, EVP_sha256(), nullptr) != 1 ||
+      given_size != wanted_size) {
+    return false;
+  }
+  return CRYPTO_memcmp(given, wanted, given_size) == 0;
+}
+
+// %XX-decodes one path segment; nullopt when malformed or when it would hold a '/' or NUL.
+std::optional<std::string> decode_segment(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    auto hex = [](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') return (c | 0x20) - 'a' + 10;
+      return -1;
+    };
+    if (i + 2 >= s.size()) return std::nullopt;
+    int hi = hex(s[i + 1]);
+    int lo = hex(s[i + 2]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    char c = static_cast<char>(hi * 16 + lo);
+    if (c == '/' || c == '\0') return std::nullopt;
+    out += c;
+    i += 2;
+  }
+  return out;
+}
+
+// The POST endpoints.
+struct Action {
+  enum class Kind { reload, drain, disable_host, enable_host };
+  Kind kind;
+  std::string cluster;  // *_host
+  std::string host;
+};
+
+std::optional<Action> parse_action(std::string_view path) {
+  if (path == "/reload") return Action{Action::Kind::reload, {}, {}};
+  if (path == "/drain") return Action{Action::Kind::drain, {}, {}};
+  // /clusters/{cluster}/hosts/{address}/{disable|enable}
+  std::vector<std::string_view> parts;
+  for (size_t at = 1; at <= path.size();) {
+    size_t slash = path.find('/', at);
+    if (slash == std::string_view::npos) slash = path.size();
+    parts.push_back(path.substr(at, slash - at));
+    at = slash + 1;
+  }
+  if (parts.size() != 5 || parts[0] != "clusters" || parts[2] != "hosts" || parts[1].empty() ||
+      parts[3].empty() || (parts[4] != "disable" && parts[4] != "enable")) {
+    return std::nullopt;
+  }
+  auto cluster = decode_segment(parts[1]);
+  auto host = decode_segment(parts[3]);
+  if (!cluster || !host) return std::nullopt;
+  return Action{parts[4] == "disable" ? Action::Kind::disable_host : Action::Kind::enable_host,
+                std::move(*cluster), std::move(*host)};
+}
+
+// "cancel" in a query string ("cancel", "cancel=1", "a=b&cancel").
+bool has_param(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view param = query.substr(0, amp);
+    if (param.substr(0, param.find('=')) == name) return true;
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return false;
+}
+
+Reply run_action(AdminContext& ctx, const Action& action, std::string_view query,
+                 std::string* summary) {
+  AdminContext::ActionResult r;
+  switch (action.kind) {
+    case Action::Kind::reload:
+      r = ctx.reload_config();
+      break;
+    case Action::Kind::drain:
+      r = ctx.set_draining(!has_param(query, "cancel"));
+      break;
+    case Action::Kind::disable_host:
+    case Action::Kind::enable_host:
+      r = ctx.set_host_disabled(action.cluster, action.host,
+                                action.kind == Action::Kind::disable_host);
+      break;
+  }
+  *summary = r.summary;
+  return {static_cast<http::status>(r.status), "application/json", std::move(r.json)};
+}
+
+Reply handle(AdminContext& ctx, const RequestInfo& req) {
+  const size_t question = req.target.find('?');
+  std::string_view path = req.target.substr(0, question);
+  std::string_view query =
+      question == std::string_view::npos ? std::string_view() : req.target.substr(question + 1);
+  const std::optional<Action> action = parse_action(path);
+  // Every call that could change something is logged, whether or not it was allowed.
+  const bool mutating = action.has_value() && req.method == http::verb::post;
+  auto log = [&](const Reply& reply, std::string_view result) {
+    if (!mutating) return;
+    log_line("admin: " + std::string(http::to_string(req.method)) + " " + std::string(req.target) +
+             " from " + req.peer + ": " + std::to_string(static_cast<unsigned>(reply.status)) +
+             " " + std::string(result));
+  };
   // The admin API is not the data plane: a throwing config or stats accessor becomes a 500
   // instead of taking down the admin thread.
   try {
+    if (!open_path(path)) {
+      config::ConfigPtr cfg = ctx.config();
+      if (cfg && !cfg->admin.token.empty() && !authorized(req.authorization, cfg->admin.token)) {
+        Reply reply = text(http::status::unauthorized, "unauthorized\n");
+        log(reply, req.authorization.empty() ? "no token" : "wrong token");
+        return reply;
+      }
+    }
+    if (action) {
+      if (req.method != http::verb::post) {
+        Reply reply = text(http::status::method_not_allowed, "method not allowed\n");
+        reply.allow = kAllowAction;
+        return reply;
+      }
+      std::string summary;
+      Reply reply = run_action(ctx, *action, query, &summary);
+      log(reply, summary);
+      return reply;
+    }
+    if (!known_path(path)) return text(http::status::not_found, "not found\n");
+    if (req.method != http::verb::get && req.method != http::verb::head) {
+      return text(http::status::method_not_allowed, "method not allowed\n");
+    }
     return dispatch(ctx, path);
   } catch (const std::exception& e) {
-    return text(http::status::internal_server_error,
-                std::string("internal error: ") + e.what() + "\n");
+    Reply reply = text(http::status::internal_server_error,
+                       std::string("internal error: ") + e.what() + "\n");
+    log(reply, "internal error");
+    return reply;
   }
 }
 
@@ -104,7 +272,10 @@ Response make_response(Reply reply, unsigned version, bool head, bool keep_alive
   res.set(http::field::server, "sluice-admin");
   res.set(http::field::content_type, reply.content_type);
   res.set(http::field::cache_control, "no-store");
-  if (reply.status == http::status::method_not_allowed) res.set(http::field::allow, kAllow);
+  if (reply.status == http::status::method_not_allowed) res.set(http::field::allow, reply.allow);
+  if (reply.status == http::status::unauthorized) {
+    res.set(http::field::www_authenticate, "Bearer realm=\"sluice-admin\"");
+  }
   res.keep_alive(keep_alive);
   // HEAD: the same Content-Length as GET, no body.
   res.content_length(reply.body.size());
@@ -120,7 +291,7 @@ bool is_parse_error(const error_code& ec) {
 
 class AdminServer::Impl {
  public:
-  Impl(const AdminContext& ctx, config::SocketAddress address, AdminServerOptions options)
+  Impl(AdminContext& ctx, config::SocketAddress address, AdminServerOptions options)
       : ctx_(ctx), address_(std::move(address)), options_(options) {}
 
   // Owner thread.
@@ -135,7 +306,7 @@ class AdminServer::Impl {
   void do_accept();
   void close_all();
 
-  const AdminContext& ctx_;
+  AdminContext& ctx_;
   const config::SocketAddress address_;
   const AdminServerOptions options_;
   uint16_t port_ = 0;
@@ -159,6 +330,9 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
   Session(Impl& server, tcp::socket socket)
       : server_(server), stream_(std::move(socket)), buffer_(server.options_.max_request_bytes) {
     server_.sessions_.insert(this);
+    error_code ec;
+    tcp::endpoint remote = stream_.socket().remote_endpoint(ec);
+    if (!ec) peer_ = address_str({remote.address().to_string(), remote.port()});
   }
 
   ~Session() {
@@ -197,8 +371,11 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
 
     const Request& req = parser_->get();
     bool head = req.method() == http::verb::head;
-    send(make_response(handle(server_.ctx_, req.method(), req.target()), req.version(), head,
-                       req.keep_alive()));
+    auto auth = req.find(http::field::authorization);
+    RequestInfo info{req.method(), req.target(),
+                     auth == req.end() ? std::string_view() : std::string_view(auth->value()),
+                     peer_};
+    send(make_response(handle(server_.ctx_, info), req.version(), head, req.keep_alive()));
   }
 
   // The parser state is unknown after an error, so the connection ends after the reply.
@@ -246,6 +423,7 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
   std::optional<http::request_parser<http::string_body>> parser_;
   Response response_;
   size_t lingered_ = 0;
+  std::string peer_ = "unknown";
 };
 
 bool AdminServer::Impl::start(std::string* error) {
@@ -331,7 +509,7 @@ void AdminServer::Impl::do_accept() {
   });
 }
 
-AdminServer::AdminServer(const AdminContext& ctx, config::SocketAddress address,
+AdminServer::AdminServer(AdminContext& ctx, config::SocketAddress address,
                          AdminServerOptions options)
     : impl_(std::make_unique<Impl>(ctx, std::move(address), options)) {}
 

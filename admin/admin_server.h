@@ -1,5 +1,8 @@
 #pragma once
-// The admin HTTP/1.1 server: /healthz, /ready, /metrics, /config. It runs on its own thread with
+// The admin HTTP/1.1 server: /healthz, /ready, /metrics, /config, /clusters, /ratelimits, and
+// the actions (POST /reload, /drain, /clusters/{cluster}/hosts/{address}/{disable,enable}),
+// behind a bearer token when the config has admin.token_file (all but /healthz and /ready).
+// Actions are logged with the client's address and their result. It runs on its own thread with
 // its own io_context, so a slow scrape never delays a worker. Not the hot path: plain Beast
 // async_read/async_write, one request at a time per connection.
 #include <chrono>
@@ -27,8 +30,7 @@ struct AdminServerOptions {
 // handling runs on the admin thread, which calls into `ctx`. `ctx` must outlive the server.
 class AdminServer {
  public:
-  AdminServer(const AdminContext& ctx, config::SocketAddress address,
-              AdminServerOptions options = {});
+  AdminServer(AdminContext& ctx, config::SocketAddress address, AdminServerOptions options = {});
   ~AdminServer();  // stop()
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;

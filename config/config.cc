@@ -250,4 +250,17 @@ std::string format_duration(Duration d) {
 }
 
 }  // namespace detail
+
+bool is_loopback(const SocketAddress& a) {
+  if (a.host == "localhost") return true;
+  in_addr a4;
+  in6_addr a6;
+  if (inet_pton(AF_INET, a.host.c_str(), &a4) == 1) {
+    return (ntohl(a4.s_addr) >> 24) == 127;
+  }
+  if (inet_pton(AF_INET6, a.host.c_str(), &a6) != 1) return false;
+  if (IN6_IS_ADDR_LOOPBACK(&a6)) return true;
+  return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
+}
+
 }  // namespace sluice::config

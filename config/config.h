@@ -238,6 +238,13 @@ struct Route {
 
 struct Admin {
   SocketAddress address{"127.0.0.1", 9901};
+  // With a token file, every admin request but /healthz and /ready must carry
+  // "Authorization: Bearer <token>". The file is read at each load (its trailing newline
+  // dropped); `token` is a secret: never logged or shown by /config.
+  std::string token_file;
+  std::string token;
+  // Lets the admin port listen off loopback without a token (a warning, not an error).
+  bool allow_unauthenticated = false;
 };
 
 // Every field an access-log line can have, in the default order (docs/configuration.md says
@@ -315,5 +322,7 @@ LoadResult load_string(std::string_view yaml, const std::string& file_name);
 std::optional<Duration> parse_duration(std::string_view s);  // "250ms", "5s", "1m", "1h"
 std::optional<uint64_t> parse_size(std::string_view s);  // "512", "64KiB", "10MiB", "1GiB", "1KB"
 std::optional<SocketAddress> parse_address(std::string_view s);  // "host:port", "[v6]:port"
+// 127.0.0.0/8, ::1, ::ffff:127.x.x.x or "localhost": reachable from this machine only.
+bool is_loopback(const SocketAddress& a);
 
 }  // namespace sluice::config

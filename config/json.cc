@@ -359,6 +359,9 @@ std::string Config::to_json() const {
   w.key("admin");
   w.begin_object();
   w.field("address", admin.address.str());
+  // The path only: the token itself is a secret.
+  if (!admin.token_file.empty()) w.field("token_file", admin.token_file);
+  if (admin.allow_unauthenticated) w.field("allow_unauthenticated", true);
   w.end_object();
   w.key("access_log");
   w.begin_object();

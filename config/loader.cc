@@ -31,7 +31,7 @@ constexpr std::string_view kLogFormats[] = {"json"};
 constexpr std::string_view kRootKeys[] = {"workers",   "drain_timeout", "admin",    "access_log",
                                           "listeners", "routes",        "clusters", "dns"};
 constexpr std::string_view kDnsKeys[] = {"servers"};
-constexpr std::string_view kAdminKeys[] = {"address"};
+constexpr std::string_view kAdminKeys[] = {"address", "token_file", "allow_unauthenticated"};
 constexpr std::string_view kAccessLogKeys[] = {"path", "format", "fields"};
 constexpr std::string_view kListenerKeys[] = {"name", "address", "limits",          "filters",
                                               "tls",  "http2",   "trusted_proxies", "request_id"};
@@ -94,6 +94,41 @@ std::string canonical_host(const std::string& host) {
 
 bool same_address(const SocketAddress& a, const SocketAddress& b) {
   return a.port == b.port && canonical_host(a.host) == canonical_host(b.host);
+}
+
+// Reads an admin token: the file's text without its trailing line break(s). Returns an error
+// message, or "" with `token` set.
+std::string read_token_file(const std::string& path, std::string& token) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "cannot read " + path + ": " + strerror(errno);
+  std::string text;
+  char buf[4096];
+  constexpr size_t kMaxToken = 4096;
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;  // e.g. EISDIR
+      ::close(fd);
+      return "cannot read " + path + ": " + strerror(err);
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > kMaxToken) break;
+  }
+  ::close(fd);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  if (text.empty()) return path + " is empty";
+  if (text.size() > kMaxToken) return path + " is longer than 4096 bytes";
+  // It travels as "Authorization: Bearer <token>": one header value, no spaces or controls.
+  const bool printable = std::all_of(text.begin(), text.end(), [](char c) {
+    return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
+  });
+  if (!printable) {
+    return path + ": the token must be one line of printable ASCII without spaces";
+  }
+  token = std::move(text);
+  return "";
 }
 
 bool all_digits(std::string_view s) {
@@ -429,11 +464,44 @@ void Loader::load_workers(const Field& f) {
 
 void Loader::load_admin(const Field& f) {
   MapReader m(diag_, f, "admin", kAdminKeys);
+  if (!m.is_map()) return;
+  Admin& admin = config_.admin;
+  bool address_ok = true;
   if (const Field* a = m.get("address")) {
     if (auto addr = read_address(diag_, *a, /*bind=*/true)) {
-      config_.admin.address = *addr;
+      admin.address = *addr;
       admin_address_mark_ = a->mark();
+    } else {
+      address_ok = false;
     }
+  }
+  bool token_ok = true;
+  if (const Field* t = m.get("token_file")) {
+    token_ok = false;
+    if (auto path = read_nonempty(diag_, *t)) {
+      admin.token_file = resolve_path(*path);
+      std::string error = read_token_file(admin.token_file, admin.token);
+      if (error.empty()) {
+        token_ok = true;
+      } else {
+        diag_.error(t->mark(), "token_file: " + error);
+      }
+    }
+  }
+  if (const Field* u = m.get("allow_unauthenticated")) {
+    if (auto b = read_bool(diag_, *u)) admin.allow_unauthenticated = *b;
+  }
+  // Anyone who reaches an unauthenticated admin port can reload, drain and take hosts out of
+  // rotation; off this machine that has to be asked for by name.
+  if (!address_ok || !token_ok || !admin.token_file.empty() || is_loopback(admin.address)) return;
+  const YAML::Mark at = admin_address_mark_.is_null() ? m.mark() : admin_address_mark_;
+  if (admin.allow_unauthenticated) {
+    diag_.warning(at, "address: the admin API on " + admin.address.str() +
+                          " (not loopback) takes requests from anyone who can reach it "
+                          "(allow_unauthenticated: true)");
+  } else {
+    diag_.error(at, "address: the admin API on " + admin.address.str() +
+                        " (not loopback) needs 'token_file' (or 'allow_unauthenticated: true')");
   }
 }
 

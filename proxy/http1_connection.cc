@@ -335,7 +335,9 @@ void Http1Connection::on_request_head(RequestHead& head, bool end_stream) {
   request_complete_ = false;
   response_complete_ = false;
   continue_sent_ = false;
-  if (!w().decoder.keep_alive() || draining_) close_after_response_ = true;
+  if (!w().decoder.keep_alive() || draining_ || listener_->draining()) {
+    close_after_response_ = true;
+  }
 
   StreamInfo info;
   info.listener = listener_->config().name;

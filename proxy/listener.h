@@ -34,6 +34,9 @@ class ListenerRuntime : public std::enable_shared_from_this<ListenerRuntime> {
   void stop_accepting();
   void drain_connections();
   void close_connections();
+  // While set (admin API drain), connections answer every request with "Connection: close".
+  void set_draining(bool draining) { draining_ = draining; }
+  bool draining() const { return draining_; }
   size_t active_connections() const { return active_; }
 
   // The listener's config and snapshot currently in force; connections read them per request.
@@ -62,6 +65,7 @@ class ListenerRuntime : public std::enable_shared_from_this<ListenerRuntime> {
   std::list<std::shared_ptr<Http1Connection>> connections_;
   size_t active_ = 0;
   bool accepting_ = false;
+  bool draining_ = false;
 };
 
 }  // namespace sluice

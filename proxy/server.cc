@@ -5,14 +5,17 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <future>
 #include <iostream>
 #include <thread>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "admin/admin_server.h"
+#include "core/json.h"
 #include "proxy/access_log.h"
 #include "proxy/config_watcher.h"
 #include "proxy/connection_limiter.h"
@@ -169,6 +172,7 @@ std::vector<std::string> files_read(const std::string& config_path, const config
   for (const auto& c : cfg.clusters) {
     if (c.tls && !c.tls->ca_file.empty()) files.push_back(c.tls->ca_file);
   }
+  if (!cfg.admin.token_file.empty()) files.push_back(cfg.admin.token_file);
   return files;
 }
 
@@ -191,36 +195,161 @@ void Server::on_watched_files_changed() {
   reload(now);
 }
 
-bool Server::reload(std::optional<size_t> watched_now) {
+Server::ReloadOutcome Server::reload(std::optional<size_t> watched_now) {
+  ReloadOutcome out;
   // Read before the load, so that a change made while loading is seen as a change after it.
   if (watcher_ && !watched_now) watched_now = fingerprint_files(watched_files_);
   auto result = config::load_file(config_path_);
-  for (const auto& w : result.warnings) log_line("warning: " + w.str());
+  for (const auto& w : result.warnings) {
+    log_line("warning: " + w.str());
+    out.warnings.push_back(w.str());
+  }
   std::string error;
+  // The admin port stays where it was bound until a restart: a config that moves it to
+  // loopback must not drop the token it needs where it still is.
+  if (result.config && !config::is_loopback(started_->admin.address) &&
+      result.config->admin.token.empty() && !result.config->admin.allow_unauthenticated) {
+    error = "admin: the admin API stays on " + started_->admin.address.str() +
+            " (not loopback) until a restart, so the config needs admin.token_file (or "
+            "allow_unauthenticated: true)";
+  }
   SnapshotPtr snapshot;
-  if (result.config) snapshot = Snapshot::build(result.config, runtime_, &clusters_, &error);
+  if (result.config && error.empty()) {
+    snapshot = Snapshot::build(result.config, runtime_, &clusters_, &error);
+  }
   if (!result.config || !snapshot || !install(snapshot, &error)) {
-    for (const auto& e : result.errors) log_line("error: " + e.str());
-    if (!error.empty()) log_line("error: " + error);
+    for (const auto& e : result.errors) {
+      log_line("error: " + e.str());
+      out.errors.push_back(e.str());
+    }
+    if (!error.empty()) {
+      log_line("error: " + error);
+      out.errors.push_back(config_path_ + ": " + error);
+    }
     log_line("config reload failed; the previous config stays in force");
     reloads_failed_.fetch_add(1);
     // Not again for the same bad files: the next change to them is tried.
     if (watcher_) watched_fingerprint_ = *watched_now;
-    return false;
+    return out;
   }
+  out.ok = true;
   if (watcher_) watch_config_files(watched_now);
   reloads_ok_.fetch_add(1);
   log_line("config reloaded from " + config_path_);
   check_open_file_limit(*result.config, open_file_limit_);
   // These are set up once at start; say so rather than pretend they changed. Compared with
   // what is running, not with the previous file: setting a value back needs no restart.
-  if (result.config->workers != started_->workers) {
-    log_line("warning: a change of 'workers' takes effect only after a restart");
-  }
+  auto restart_needed = [&](const std::string& what) {
+    std::string line = "a change of '" + what + "' takes effect only after a restart";
+    log_line("warning: " + line);
+    out.warnings.push_back(config_path_ + ": " + line);
+  };
+  if (result.config->workers != started_->workers) restart_needed("workers");
   if (result.config->admin.address.str() != started_->admin.address.str()) {
-    log_line("warning: a change of 'admin.address' takes effect only after a restart");
+    restart_needed("admin.address");
   }
-  return true;
+  return out;
+}
+
+namespace {
+
+using ActionResult = admin::AdminContext::ActionResult;
+
+std::string json_list(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + json_string(items[i]);
+  return out + "]";
+}
+
+ActionResult action_error(unsigned status, const std::string& message) {
+  return {status, "{\"result\": \"error\", \"error\": " + json_string(message) + "}\n", message};
+}
+
+}  // namespace
+
+ActionResult Server::on_control_thread(std::function<ActionResult()> fn) {
+  constexpr auto kWaitLimit = std::chrono::seconds(30);
+  if (!control_running_.load()) return action_error(503, "starting: try again shortly");
+  auto promise = std::make_shared<std::promise<ActionResult>>();
+  std::future<ActionResult> done = promise->get_future();
+  asio::post(control_, [this, promise, fn = std::move(fn)] {
+    promise->set_value(control_stopped_.load() ? action_error(503, "shutting down") : fn());
+  });
+  // In slices, so that a shutdown (which joins this thread) is not held up by the wait.
+  const auto give_up = std::chrono::steady_clock::now() + kWaitLimit;
+  while (done.wait_for(std::chrono::milliseconds(50)) != std::future_status::ready) {
+    if (control_stopped_.load()) return action_error(503, "shutting down");
+    if (std::chrono::steady_clock::now() >= give_up) {
+      return action_error(503, "the control thread did not get to it within 30s");
+    }
+  }
+  return done.get();
+}
+
+ActionResult Server::reload_config() {
+  return on_control_thread([this]() -> ActionResult {
+    if (draining_) return action_error(409, "shutting down: not reloading");
+    ReloadOutcome r = reload();
+    std::string json = "{\"result\": " + json_string(r.ok ? "ok" : "failed") +
+                       ", \"config\": " + json_string(config_path_) +
+                       ",\n \"errors\": " + json_list(r.errors) +
+                       ",\n \"warnings\": " + json_list(r.warnings) + "}\n";
+    // A failed reload is the config's fault, not the request's; 422 lets `curl --fail` notice.
+    std::string summary =
+        r.ok ? "reloaded" : "failed (" + std::to_string(r.errors.size()) + " error(s))";
+    return {r.ok ? 200u : 422u, std::move(json), std::move(summary)};
+  });
+}
+
+ActionResult Server::set_draining(bool draining) {
+  return on_control_thread([this, draining]() -> ActionResult {
+    if (draining_) return action_error(409, "shutting down: drain state is final");
+    const bool changed = drained_by_admin_ != draining;
+    drained_by_admin_ = draining;
+    ready_ = !draining;
+    if (changed) {
+      for (auto& w : workers_) w->set_draining(draining);
+    }
+    std::string json =
+        "{\"result\": \"ok\", \"draining\": " + std::string(draining ? "true" : "false") +
+        ", \"changed\": " + std::string(changed ? "true" : "false") +
+        ", \"active_connections\": " + std::to_string(active_connections()) + "}\n";
+    std::string summary =
+        std::string(changed ? "" : "already ") + (draining ? "draining" : "not draining");
+    return {200, std::move(json), std::move(summary)};
+  });
+}
+
+ActionResult Server::set_host_disabled(std::string_view cluster, std::string_view host,
+                                       bool disabled) {
+  return on_control_thread(
+      [this, cluster = std::string(cluster), host = std::string(host), disabled]() -> ActionResult {
+        upstream::SharedClusterPtr c = clusters_.find(cluster);
+        if (!c) return action_error(404, "no cluster '" + cluster + "'");
+        upstream::SharedCluster::Membership m = c->membership();
+        upstream::HostPtr found;
+        if (m.hosts) {
+          for (const auto& h : m.hosts->hosts) {
+            if (h->name() == host) found = h;
+          }
+        }
+        if (!found) {
+          return action_error(404, "cluster '" + cluster + "' has no host '" + host +
+                                       "' (hosts are named by address, as GET /clusters shows)");
+        }
+        // The flag lives on the Host, which a reload or DNS refresh keeps while the address stays.
+        const bool changed = found->set_disabled(disabled);
+        m.hosts->refresh_available();
+        std::string json = "{\"result\": \"ok\", \"cluster\": " + json_string(cluster) +
+                           ", \"host\": " + json_string(host) +
+                           ", \"disabled\": " + std::string(disabled ? "true" : "false") +
+                           ", \"changed\": " + std::string(changed ? "true" : "false") +
+                           ", \"available_hosts\": " + std::to_string(m.hosts->available_count()) +
+                           ", \"hosts\": " + std::to_string(m.hosts->size()) + "}\n";
+        std::string summary =
+            std::string(changed ? "" : "already ") + (disabled ? "disabled" : "enabled");
+        return {200, std::move(json), std::move(summary)};
+      });
 }
 
 int Server::run() {
@@ -275,8 +404,9 @@ int Server::run() {
   for (const auto& l : result.config->listeners) {
     log_line("listening on " + l.address.str() + " (" + l.name + ")");
   }
-  log_line("admin on " + result.config->admin.address.str() + ", " + std::to_string(n) +
-           " worker(s)");
+  log_line("admin on " + result.config->admin.address.str() +
+           (result.config->admin.token.empty() ? "" : " (token required)") + ", " +
+           std::to_string(n) + " worker(s)");
   check_open_file_limit(*result.config, open_file_limit_);
   if (watch_) {
     watcher_ = std::make_unique<ConfigWatcher>(control_, [this] { on_watched_files_changed(); });
@@ -334,7 +464,10 @@ int Server::run() {
     });
   };
   wait_signal();
+  control_running_ = true;
   main_ioc.run();
+  // Admin actions still waiting are answered (503) instead of holding up admin.stop().
+  control_stopped_ = true;
 
   for (auto& w : workers_) w->stop();
   admin.stop();

@@ -3,11 +3,13 @@
 // the control plane: it loads and validates configs, builds snapshots, binds listeners and
 // hands the results to the workers.
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -41,10 +43,23 @@ class Server : public admin::AdminContext {
   RuntimeState& runtime() const override { return runtime_; }
   std::vector<upstream::SharedClusterPtr> clusters() const override { return clusters_.all(); }
   uint64_t error_log_dropped() const override { return error_log_dropped_->load(); }
+  // Admin actions: run on the control thread while the admin thread waits (bounded).
+  ActionResult reload_config() override;
+  ActionResult set_draining(bool draining) override;
+  ActionResult set_host_disabled(std::string_view cluster, std::string_view host,
+                                 bool disabled) override;
 
  private:
+  struct ReloadOutcome {
+    bool ok = false;
+    std::vector<std::string> errors;  // "FILE:LINE:COL: message", or "FILE: message"
+    std::vector<std::string> warnings;
+  };
   // With --watch, `watched_now` is what the watched files hold, if the caller has read them.
-  bool reload(std::optional<size_t> watched_now = std::nullopt);
+  ReloadOutcome reload(std::optional<size_t> watched_now = std::nullopt);
+  // Admin thread: runs `fn` on the control thread and waits for its result, or answers 503
+  // when the process is starting or stopping, or the control thread does not get to it.
+  ActionResult on_control_thread(std::function<ActionResult()> fn);
   // --watch: watches the files the running config was read from (the config, certificates and
   // keys) and remembers what they held: `read_before` when the list did not change, else now.
   void watch_config_files(std::optional<size_t> read_before = std::nullopt);
@@ -72,7 +87,11 @@ class Server : public admin::AdminContext {
   std::unique_ptr<ConfigWatcher> watcher_;  // --watch only
   std::vector<std::string> watched_files_;
   size_t watched_fingerprint_ = 0;
-  bool draining_ = false;  // control thread
+  bool draining_ = false;          // control thread: shutting down (SIGTERM/SIGINT)
+  bool drained_by_admin_ = false;  // control thread: POST /drain, until ?cancel
+  // The control loop is running (admin actions are taken) / has ended (they are refused).
+  std::atomic<bool> control_running_{false};
+  std::atomic<bool> control_stopped_{false};
   std::atomic<bool> ready_{false};
   std::atomic<uint64_t> reloads_ok_{0};
   std::atomic<uint64_t> reloads_failed_{0};

@@ -67,6 +67,7 @@ void Worker::apply_here(SnapshotPtr snapshot,
       runtime = std::make_shared<ListenerRuntime>(std::move(it->second), l, ctx_,
                                                   stats_.listener(l.name), limiters.at(l.name));
       runtime->update(l, snapshot);
+      runtime->set_draining(draining_);
       if (started_) runtime->start();
     } else if (auto old = listeners_.find(l.name); old != listeners_.end()) {
       runtime = old->second;
@@ -127,6 +128,16 @@ void Worker::drain() {
   asio::post(ioc_, [this] {
     each_listener([](ListenerRuntime& l) { l.drain_connections(); });
     clusters_->close_idle();
+  });
+}
+
+void Worker::set_draining(bool draining) {
+  asio::post(ioc_, [this, draining] {
+    draining_ = draining;
+    each_listener([draining](ListenerRuntime& l) {
+      l.set_draining(draining);
+      if (draining) l.drain_connections();
+    });
   });
 }
 

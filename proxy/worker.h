@@ -61,6 +61,9 @@ class Worker {
   void stop_accepting();
   // Main thread: idle connections close now, busy ones after their current response.
   void drain();
+  // Main thread (admin API drain): drain() and keep accepting, with every request until
+  // set_draining(false) answered "Connection: close", so clients move on without being refused.
+  void set_draining(bool draining);
   // Main thread: closes every connection, lets the loop finish and joins the thread. Open
   // exchanges are cut off (their responses end visibly incomplete).
   void stop();
@@ -95,6 +98,7 @@ class Worker {
   std::thread thread_;
   std::future<void> finished_;  // ready when the thread's loop has returned
   bool started_ = false;
+  bool draining_ = false;  // worker thread: set_draining()
 };
 
 }  // namespace sluice

@@ -61,6 +61,32 @@ class TestContext : public AdminContext {
   RuntimeState& runtime() const override { return runtime_; }
   mutable RuntimeState runtime_;
 
+  // Actions: recorded as "reload", "drain on|off", "disable|enable CLUSTER HOST"; answered
+  // with `action_result_`. Admin thread only, read by the test after the reply.
+  ActionResult reload_config() override { return act("reload"); }
+  ActionResult set_draining(bool draining) override {
+    return act(draining ? "drain on" : "drain off");
+  }
+  ActionResult set_host_disabled(std::string_view cluster, std::string_view host,
+                                 bool disabled) override {
+    return act(std::string(disabled ? "disable " : "enable ") + std::string(cluster) + " " +
+               std::string(host));
+  }
+  ActionResult act(std::string what) {
+    actions_.push_back(std::move(what));
+    return action_result_;
+  }
+  std::vector<std::string> actions_;
+  ActionResult action_result_{200, "{\"result\": \"ok\"}\n", "ok"};
+
+  // A config whose admin section has `token`.
+  void require_token(std::string token) {
+    auto cfg = std::make_shared<config::Config>(*config_);
+    cfg->admin.token_file = "/run/secrets/admin-token";
+    cfg->admin.token = std::move(token);
+    config_ = cfg;
+  }
+
   WorkerStats& worker(size_t i) { return *workers_[i]; }
 
   std::atomic<bool> ready_{false};
@@ -102,6 +128,20 @@ class Client {
     error_code ec = run([&](auto done) { http::async_read(stream_, buffer_, parser, done); });
     if (!ec) *res = parser.release();
     return ec;
+  }
+
+  // One request with an Authorization header (none when empty).
+  http::response<http::string_body> request_with_auth(http::verb method, const std::string& target,
+                                                      const std::string& authorization) {
+    http::request<http::string_body> req{method, target, 11};
+    req.set(http::field::host, "localhost");
+    if (!authorization.empty()) req.set(http::field::authorization, authorization);
+    req.prepare_payload();
+    stream_.expires_after(kClientTimeout);
+    EXPECT_FALSE(run([&](auto done) { http::async_write(stream_, req, done); })) << target;
+    http::response<http::string_body> res;
+    EXPECT_FALSE(receive(&res, method == http::verb::head)) << target;
+    return res;
   }
 
   http::response<http::string_body> request(http::verb method, const std::string& target) {
@@ -435,6 +475,113 @@ TEST_F(AdminServerTest, StopClosesOpenConnectionsAndReturns) {
   std::string error;
   EXPECT_TRUE(again.start(&error)) << error;
   server_->stop();  // idempotent
+}
+
+TEST_F(AdminServerTest, TokenIsRequiredEverywhereButTheProbes) {
+  ctx_.require_token("t0ken");
+  ctx_.ready_ = true;
+  start();
+  Client client(port());
+  for (const char* target : {"/healthz", "/ready"}) {
+    EXPECT_EQ(client.request_with_auth(http::verb::get, target, "").result(), http::status::ok)
+        << target;
+  }
+  for (const char* target : {"/metrics", "/config", "/clusters", "/ratelimits", "/nope"}) {
+    for (const char* auth : {"", "Bearer", "Bearer ", "Bearer t0ke", "Bearer t0kenn",
+                             "Bearer T0KEN", "Basic t0ken", "Bearert0ken"}) {
+      auto res = client.request_with_auth(http::verb::get, target, auth);
+      EXPECT_EQ(res.result(), http::status::unauthorized) << target << " " << auth;
+      EXPECT_EQ(res[http::field::www_authenticate], "Bearer realm=\"sluice-admin\"");
+      EXPECT_TRUE(res.keep_alive());
+    }
+  }
+  for (const char* auth : {"Bearer t0ken", "bearer t0ken", "BEARER   t0ken  "}) {
+    EXPECT_EQ(client.request_with_auth(http::verb::get, "/metrics", auth).result(),
+              http::status::ok)
+        << auth;
+  }
+  EXPECT_EQ(client.request_with_auth(http::verb::get, "/nope", "Bearer t0ken").result(),
+            http::status::not_found);
+  // /config names the file, never the token.
+  auto config = client.request_with_auth(http::verb::get, "/config", "Bearer t0ken");
+  EXPECT_THAT(config.body(), HasSubstr("/run/secrets/admin-token"));
+  EXPECT_THAT(config.body(), ::testing::Not(HasSubstr("t0ken\"")));
+}
+
+TEST_F(AdminServerTest, ActionsNeedTheTokenAndDoNothingWithoutIt) {
+  ctx_.require_token("t0ken");
+  start();
+  Client client(port());
+  for (const char* target : {"/reload", "/drain", "/clusters/api/hosts/127.0.0.1:80/disable"}) {
+    EXPECT_EQ(client.request_with_auth(http::verb::post, target, "").result(),
+              http::status::unauthorized);
+    EXPECT_EQ(client.request_with_auth(http::verb::post, target, "Bearer x").result(),
+              http::status::unauthorized);
+  }
+  EXPECT_THAT(ctx_.actions_, ::testing::IsEmpty());
+  EXPECT_EQ(client.request_with_auth(http::verb::post, "/reload", "Bearer t0ken").result(),
+            http::status::ok);
+  EXPECT_THAT(ctx_.actions_, ::testing::ElementsAre("reload"));
+}
+
+TEST_F(AdminServerTest, ActionsCallTheContextAndAnswerItsResult) {
+  start();
+  Client client(port());
+  auto res = client.request(http::verb::post, "/reload");
+  EXPECT_EQ(res.result(), http::status::ok);
+  EXPECT_EQ(res[http::field::content_type], "application/json");
+  EXPECT_EQ(res.body(), "{\"result\": \"ok\"}\n");
+  ctx_.action_result_ = {422, "{\"result\": \"failed\"}\n", "failed"};
+  res = client.request(http::verb::post, "/reload");
+  EXPECT_EQ(res.result(), http::status::unprocessable_entity);
+  EXPECT_EQ(res.body(), "{\"result\": \"failed\"}\n");
+  ctx_.action_result_ = {200, "{}\n", "ok"};
+  client.request(http::verb::post, "/drain");
+  client.request(http::verb::post, "/drain?cancel");
+  client.request(http::verb::post, "/drain?x=1&cancel=yes");
+  client.request(http::verb::post, "/clusters/api/hosts/127.0.0.1:80/disable");
+  client.request(http::verb::post, "/clusters/api/hosts/%5B%3A%3A1%5D%3A80/enable");
+  EXPECT_THAT(ctx_.actions_,
+              ::testing::ElementsAre("reload", "reload", "drain on", "drain off", "drain off",
+                                     "disable api 127.0.0.1:80", "enable api [::1]:80"));
+}
+
+TEST_F(AdminServerTest, ActionsAnswerOtherMethodsWith405AllowPost) {
+  start();
+  Client client(port());
+  for (const char* target : {"/reload", "/drain", "/clusters/api/hosts/127.0.0.1:80/disable",
+                             "/clusters/api/hosts/127.0.0.1:80/enable"}) {
+    for (http::verb method : {http::verb::get, http::verb::head, http::verb::put}) {
+      auto res = client.request(method, target);
+      EXPECT_EQ(res.result(), http::status::method_not_allowed) << target;
+      EXPECT_EQ(res[http::field::allow], "POST") << target;
+    }
+  }
+  EXPECT_THAT(ctx_.actions_, ::testing::IsEmpty());
+}
+
+TEST_F(AdminServerTest, MalformedHostActionPathsAre404) {
+  start();
+  Client client(port());
+  for (const char* target :
+       {"/clusters/api/hosts/127.0.0.1:80", "/clusters/api/hosts//disable",
+        "/clusters//hosts/a/disable", "/clusters/api/host/a/disable", "/clusters/api/hosts/a/drain",
+        "/clusters/api/hosts/a%2Fb/disable", "/clusters/api/hosts/a%zz/disable",
+        "/clusters/api/hosts/a%2/disable", "/clusters/api/hosts/a/disable/"}) {
+    EXPECT_EQ(client.request(http::verb::post, target).result(), http::status::not_found) << target;
+  }
+  EXPECT_THAT(ctx_.actions_, ::testing::IsEmpty());
+}
+
+TEST_F(AdminServerTest, DefaultContextSaysActionsAreNotSupported) {
+  struct Minimal : TestContext {
+    ActionResult reload_config() override { return AdminContext::reload_config(); }
+  } minimal;
+  AdminServer server(minimal, config::SocketAddress{"127.0.0.1", 0});
+  std::string error;
+  ASSERT_TRUE(server.start(&error)) << error;
+  EXPECT_EQ(fetch(server.port(), http::verb::post, "/reload").result(),
+            http::status::not_implemented);
 }
 
 }  // namespace
