@@ -59,6 +59,8 @@ CASES = [
      "render_fails": "config.drain_timeout (25s) plus preStopSleepSeconds (5) must be less than terminationGracePeriodSeconds (30)"},
     {"name": "drain-minutes", "values": "drain-minutes.yaml", "release": "release-name",
      "render_fails": "config.drain_timeout (1m) must be less than terminationGracePeriodSeconds (60)"},
+    {"name": "admin-token", "values": "admin-token.yaml", "release": "release-name",
+     "kinds": BASE_KINDS + ["ServiceMonitor", "Service"]},
     {"name": "admin-loopback", "values": "admin-loopback.yaml", "release": "release-name",
      "render_fails": "config.admin.address 127.0.0.1:9901 is a loopback address"},
 ]
@@ -228,13 +230,43 @@ def assertions(case, objs):
         expect("lifecycle" not in c, "preStopSleepSeconds=0: no preStop hook")
         expect(ports == {"p-8080": 8080, "http": 8081, "admin": 9090},
                "a numeric listener name gets a port name with a letter; two listeners on one port share it")
-    expect(cfg == case["config"], "the ConfigMap's sluice.yaml is values.config")
+    if name == "defaults":
+        expect(cfg["admin"].get("allow_unauthenticated") is True and "token_file" not in cfg["admin"]
+               and "/etc/sluice/admin-token" not in mounts,
+               "no admin.tokenSecret: no token mounted, allow_unauthenticated as in values.config")
+    if name == "admin-token":
+        m = mounts.get("/etc/sluice/admin-token")
+        expect(m is not None and m["readOnly"], "admin token Secret mounted read-only at /etc/sluice/admin-token")
+        vol = [v for v in pod["spec"]["volumes"] if v["name"] == m["name"]][0]
+        expect(vol["secret"] == {"secretName": "sluice-admin-token", "defaultMode": 0o440,
+                                 "items": [{"key": "admin-token", "path": "token"}]},
+               "the volume is the Secret's key admin-token as the file token, mode 0440")
+        expect(cfg["admin"].get("token_file") == "/etc/sluice/admin-token/token"
+               and "allow_unauthenticated" not in cfg["admin"],
+               "config.admin.token_file is the mounted token, allow_unauthenticated dropped")
+        ep = one(objs, "ServiceMonitor")["spec"]["endpoints"][0]
+        expect(ep.get("authorization") == {"type": "Bearer", "credentials": {"name": "sluice-admin-token",
+                                                                                  "key": "admin-token"}},
+               "the ServiceMonitor scrapes with the token from the same Secret")
+    expected = case["config"]
+    if (case.get("admin") or {}).get("tokenSecret", {}).get("name"):
+        expected = dict(expected, admin={k: v for k, v in expected["admin"].items()
+                                         if k != "allow_unauthenticated"})
+        expected["admin"]["token_file"] = "/etc/sluice/admin-token/token"
+    expect(cfg == expected, "the ConfigMap's sluice.yaml is values.config (with the token file, if any)")
 
 
 def sluice_check(sluice, config_text, tmp, secrets):
     """`sluice --check` on the rendered config. Certificates under /etc/sluice/tls/NAME/ do not
     exist here, and --check reads them: a self-signed pair per Secret is generated, and those
-    paths in the config are pointed at it (a plain text replacement of the mount prefix)."""
+    paths in the config are pointed at it (a plain text replacement of the mount prefix). The
+    same for the admin token under /etc/sluice/admin-token/."""
+    if "/etc/sluice/admin-token/" in config_text:
+        token_dir = os.path.join(tmp, "admin-token")
+        os.makedirs(token_dir, exist_ok=True)
+        with open(os.path.join(token_dir, "token"), "w") as f:
+            f.write("a-test-token\n")
+        config_text = config_text.replace("/etc/sluice/admin-token/", token_dir + "/")
     if secrets:
         tls_root = os.path.join(tmp, "tls")
         for s in secrets:
@@ -283,6 +315,7 @@ def run_case(case, renderer, node, args, schema, defaults):
     user = yaml.safe_load(open(values_file)) if values_file else {}
     merged = coalesce(user or {}, defaults)
     case["config"] = merged.get("config")
+    case["admin"] = merged.get("admin")
     merged_file = os.path.join(tmp, "values.json")
     with open(merged_file, "w") as f:
         json.dump(merged, f, indent=2)

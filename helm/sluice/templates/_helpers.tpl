@@ -72,10 +72,31 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
-The sluice config file, as written into the ConfigMap (and hashed for checksum/config).
+The sluice config file, as written into the ConfigMap (and hashed for checksum/config):
+values.config, with admin.token_file pointing at the mounted admin.tokenSecret when there is
+one (allow_unauthenticated is then moot and dropped).
 */}}
 {{- define "sluice.configYaml" -}}
+{{- if .Values.admin.tokenSecret.name }}
+{{- $cfg := deepCopy (.Values.config | default dict) }}
+{{- $admin := get $cfg "admin" | default dict }}
+{{- $_ := set $admin "token_file" (include "sluice.adminTokenFile" .) }}
+{{- $_ = unset $admin "allow_unauthenticated" }}
+{{- $_ = set $cfg "admin" $admin }}
+{{- toYaml $cfg }}
+{{- else }}
 {{- toYaml .Values.config }}
+{{- end }}
+{{- end }}
+
+{{/*
+Where the admin token from admin.tokenSecret is mounted (the directory is the Secret volume).
+*/}}
+{{- define "sluice.adminTokenDir" -}}
+/etc/sluice/admin-token
+{{- end }}
+{{- define "sluice.adminTokenFile" -}}
+{{ include "sluice.adminTokenDir" . }}/token
 {{- end }}
 
 {{/*
