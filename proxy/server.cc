@@ -308,7 +308,11 @@ ActionResult Server::set_draining(bool draining) {
     drained_by_admin_ = draining;
     ready_ = !draining;
     if (changed) {
-      for (auto& w : workers_) w->set_draining(draining);
+      std::vector<std::future<void>> switched;
+      for (auto& w : workers_) switched.push_back(w->set_draining(draining));
+      // So that a request sent after the answer meets the new state. Bounded: a worker that
+      // is stuck must not hold the control thread.
+      for (auto& f : switched) f.wait_for(std::chrono::seconds(1));
     }
     std::string json =
         "{\"result\": \"ok\", \"draining\": " + std::string(draining ? "true" : "false") +

@@ -131,14 +131,18 @@ void Worker::drain() {
   });
 }
 
-void Worker::set_draining(bool draining) {
-  asio::post(ioc_, [this, draining] {
+std::future<void> Worker::set_draining(bool draining) {
+  auto done = std::make_shared<std::promise<void>>();
+  std::future<void> switched = done->get_future();
+  asio::post(ioc_, [this, draining, done] {
     draining_ = draining;
     each_listener([draining](ListenerRuntime& l) {
       l.set_draining(draining);
       if (draining) l.drain_connections();
     });
+    done->set_value();
   });
+  return switched;
 }
 
 void Worker::stop() {

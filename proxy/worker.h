@@ -63,7 +63,8 @@ class Worker {
   void drain();
   // Main thread (admin API drain): drain() and keep accepting, with every request until
   // set_draining(false) answered "Connection: close", so clients move on without being refused.
-  void set_draining(bool draining);
+  // The future is ready once the worker thread has switched.
+  std::future<void> set_draining(bool draining);
   // Main thread: closes every connection, lets the loop finish and joins the thread. Open
   // exchanges are cut off (their responses end visibly incomplete).
   void stop();
