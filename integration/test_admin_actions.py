@@ -325,6 +325,27 @@ def test_sigterm_after_an_api_drain_still_exits_cleanly(start_sluice):
     assert s.wait(timeout=10) == 0
 
 
+def test_actions_during_a_shutdown_drain(start_backend, start_sluice):
+    b = start_backend("a")
+    s = start_sluice(config(b))
+    conn = http.client.HTTPConnection(HOST, s.port, timeout=10)
+    try:
+        conn.request("GET", "/delay/1500")  # keeps the drain going
+        time.sleep(0.2)
+        s.stopped = True
+        s.signal(signal.SIGTERM)
+        wait_for(lambda: admin(s, "GET", "/ready", token=None).status == 503, 5,
+                 what="the drain to start")
+        for path in ("/reload", "/drain", "/drain?cancel"):
+            r = admin(s, "POST", path, token=None)
+            assert r.status == 409 and "shutting down" in r.json()["error"], (path, r.text)
+        assert admin(s, "GET", "/ready", token=None).status == 503
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
+    assert s.wait(timeout=10) == 0
+
+
 # ----------------------------------------------------------------------------- hosts
 
 
