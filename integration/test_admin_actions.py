@@ -262,6 +262,15 @@ def test_reload_rotates_the_token(tmp_path, start_sluice):
     assert admin(s, "GET", "/metrics", token="the-new-token").status == 200
 
 
+def test_watch_reloads_when_the_token_file_changes(tmp_path, start_sluice):
+    path = token_file(tmp_path)
+    s = start_sluice(config(token_path=path), args=["--watch"])
+    path.write_text("rotated-token\n")
+    wait_for(lambda: admin(s, "GET", "/metrics", token="rotated-token").status == 200, 10,
+             interval=0.1, what="--watch to pick up the new token")
+    assert admin(s, "GET", "/metrics").status == 401
+
+
 # ----------------------------------------------------------------------------- drain
 
 
