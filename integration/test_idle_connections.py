@@ -82,6 +82,35 @@ def test_requests_after_idle_pauses_pipelined_and_trickled(backend, start_sluice
     assert s.metric("sluice_downstream_connections_total", listener="main") == 1
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_next_request_or_close_arriving_while_a_response_is_pending(backend, start_sluice, pki,
+                                                                   tls):
+    # Bytes that arrive while sluice waits for the backend are noticed once the response is out,
+    # though nothing reads the socket in between: the next request, then the client's FIN.
+    s = start_sluice(config(backend, pki if tls else None))
+    with connect(s, pki if tls else None) as c:
+        for i in range(3):
+            c.send(get(f"/delay/300?i={i}"))
+            time.sleep(0.1)  # the first request is at the backend now
+            c.send(get(f"/echo?after={i}"))
+            r = c.read_response(timeout=5)
+            assert r.status == 200
+            r = c.read_response(timeout=5)
+            assert r.status == 200 and f"after={i}".encode() in r.body
+        if tls:
+            return  # Python's SSLSocket cannot half-close and keep reading TLS
+        # Half-closed right after the request (the FIN likely arrives with it): the response
+        # still comes, then the close, not after the idle timeout.
+        c.send(get("/delay/300"))
+        c.sock.shutdown(socket.SHUT_WR)
+        r = c.read_response(timeout=5)
+        assert r.status == 200
+        c.sock.settimeout(5)
+        assert c.sock.recv(1) == b""
+    wait_for(lambda: s.metric("sluice_downstream_connections_active", listener="main") == 0,
+             timeout=5)
+
+
 def test_tls_records_split_across_idle_waits(backend, start_sluice, pki):
     # The TLS record itself arrives in pieces: the ciphertext kept between waits.
     s = start_sluice(config(backend, pki))

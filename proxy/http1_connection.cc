@@ -105,6 +105,23 @@ void Http1Connection::read() {
     return;
   }
   if (!stream_ && buffered() <= kKeepCapacity) {
+    if (!input_watch_.armed()) {
+      // Often the next request is here already. If not, the recv fails with EAGAIN and the
+      // input watch waits, at no syscall (Asio's async_wait would add an epoll_ctl).
+      prepare_read_space();
+      error_code ec;
+      size_t n = socket_.read_some(  // non-blocking socket
+          asio::buffer(w().read_buf.data() + w().read_end, w().read_buf.size() - w().read_end), ec);
+      if (ec != asio::error::would_block && ec != asio::error::try_again) {
+        // Later, as an async read's completion: read() runs inside on_read's own callees.
+        reading_ = true;
+        asio::post(socket_.get_executor(),
+                   [self = shared_from_this(), ec, n] { self->on_read(ec, n); });
+        return;
+      }
+      watch_owner_ = shared_from_this();
+      input_watch_.arm(socket_);
+    }
     // Idle between requests, or the start of a request head waiting for the rest: wait for
     // readability holding no buffers (a partial head moves aside), then take one.
     if (buffered() > 0) {
@@ -112,18 +129,7 @@ void Http1Connection::read() {
     }
     release_idle();
     reading_ = true;
-    idle_wait_ = true;
-    socket_.async_wait(asio::socket_base::wait_read,
-                       [self = shared_from_this()](const error_code& ec) {
-                         self->reading_ = false;
-                         self->idle_wait_ = false;
-                         if (self->closed_) return;
-                         if (ec) {
-                           self->close();
-                           return;
-                         }
-                         self->read_ready();
-                       });
+    idle_wait_ = true;  // the input watch calls read_ready()
     return;
   }
   prepare_read_space();
@@ -195,10 +201,27 @@ void Http1Connection::read_ready() {
   size_t n = socket_.read_some(  // non-blocking socket
       asio::buffer(w().read_buf.data() + w().read_end, w().read_buf.size() - w().read_end), ec);
   if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    // A stale edge, or a TLS record still incomplete: wait again.
+    watch_owner_ = shared_from_this();
+    input_watch_.arm(socket_);
     read();
     return;
   }
   on_read(ec, n);
+}
+
+void Http1Connection::on_input_watch(void* target, ReadinessWatch::Outcome outcome) {
+  auto* self = static_cast<Http1Connection*>(target);
+  std::shared_ptr<Http1Connection> keep = std::move(self->watch_owner_);
+  // Armed only on the way into an idle wait, which ends here or by closing.
+  if (outcome == ReadinessWatch::Outcome::destroyed || self->closed_ || !self->idle_wait_) return;
+  self->reading_ = false;
+  self->idle_wait_ = false;
+  if (outcome == ReadinessWatch::Outcome::aborted) {
+    self->close();
+    return;
+  }
+  self->read_ready();
 }
 
 std::string Http1Connection::take_buffer() {

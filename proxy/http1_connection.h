@@ -12,6 +12,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "core/lazy_timer.h"
+#include "core/readiness_watch.h"
 #include "core/tls_session.h"
 #include "proxy/connection_limiter.h"
 #include "proxy/http1_codec.h"
@@ -65,6 +66,7 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   // TLS: turns the n ciphertext bytes just read into plaintext in place (n becomes its
   // length). False when the connection was closed (bad handshake or record, close_notify).
   bool tls_receive(size_t& n);
+  static void on_input_watch(void* self, ReadinessWatch::Outcome outcome);
   // Writes queued TLS records (an alert, close_notify) at once, without waiting: the
   // connection is about to close.
   void send_tls_output_now();
@@ -144,6 +146,9 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   boost::asio::ip::tcp::endpoint peer_;         // IPv4-mapped addresses as IPv4
   std::unique_ptr<Tls> tls_;
   std::unique_ptr<Http2Codec> h2_;  // set when the connection speaks HTTP/2
+  // The idle wait for the next request, armed after a recv found nothing: no syscall.
+  ReadinessWatch input_watch_{&Http1Connection::on_input_watch, this};
+  std::shared_ptr<Http1Connection> watch_owner_;  // keeps this alive while the watch is armed
 
   Framing framing_ = Framing::none;
   uint8_t request_version_ = 11;

@@ -112,6 +112,10 @@ Http1ClientConnection::Http1ClientConnection(asio::ip::tcp::socket socket,
       reused_(reused_before),
       tls_(std::move(tls)) {
   read_buf_.resize(kReadSize);
+  // Reads are made here, not by Asio (wait_for_input): they must fail with EAGAIN, where
+  // Asio's synchronous read_some would block in poll().
+  error_code ignored;
+  socket_.non_blocking(true, ignored);
 }
 
 Http1ClientConnection::~Http1ClientConnection() = default;
@@ -267,9 +271,50 @@ void Http1ClientConnection::read_more() {
     asio::post(socket_.get_executor(), [self = shared_from_this()] { self->on_read({}, 0); });
     return;
   }
-  socket_.async_read_some(
-      asio::buffer(read_buf_.data() + read_len_, read_buf_.size() - read_len_),
-      [self = shared_from_this()](const error_code& ec, size_t n) { self->on_read(ec, n); });
+  wait_for_input(/*idle=*/false);
+}
+
+void Http1ClientConnection::wait_for_input(bool idle) {
+  if (!(idle && short_read_)) {
+    // Asio's async read would try this same recv first. EAGAIN means drained, FIN included,
+    // so the watch sees whatever comes next.
+    error_code ec;
+    size_t n = socket_.read_some(
+        asio::buffer(read_buf_.data() + read_len_, read_buf_.size() - read_len_), ec);
+    if (ec != asio::error::would_block && ec != asio::error::try_again) {
+      asio::post(socket_.get_executor(),
+                 [self = shared_from_this(), ec, n] { self->on_read(ec, n); });
+      return;
+    }
+  }
+  watch_owner_ = shared_from_this();
+  input_watch_.arm(socket_);
+}
+
+void Http1ClientConnection::on_input_watch(void* target, ReadinessWatch::Outcome outcome) {
+  auto* self = static_cast<Http1ClientConnection*>(target);
+  std::shared_ptr<Http1ClientConnection> keep = std::move(self->watch_owner_);
+  switch (outcome) {
+    case ReadinessWatch::Outcome::destroyed:
+      return;
+    case ReadinessWatch::Outcome::aborted:
+      self->on_read(asio::error::operation_aborted, 0);
+      return;
+    case ReadinessWatch::Outcome::readable:
+      break;
+  }
+  error_code ec;
+  const size_t space = self->read_buf_.size() - self->read_len_;
+  size_t n = self->socket_.read_some(asio::buffer(self->read_buf_.data() + self->read_len_, space),
+                                     ec);  // non-blocking socket
+  if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    self->watch_owner_ = std::move(keep);  // a stale edge: still drained, wait again
+    self->input_watch_.arm(self->socket_);
+    return;
+  }
+  self->short_read_ = !ec && n < space;
+  self->on_read(ec, n);
+  self->short_read_ = false;
 }
 
 void Http1ClientConnection::on_read(const error_code& ec, size_t n) {
@@ -485,14 +530,12 @@ void Http1ClientConnection::detach(ResponseHandler& handler) {
 }
 
 void Http1ClientConnection::watch_idle() {
-  // A read, not a wait for readability: Asio re-registers the socket with epoll for every
-  // wait (an epoll_ctl per request), while a read after an exhausted one just queues. The
-  // buffer is the connection's own, held anyway.
+  // Right after the response's last read (the usual case) the input watch waits without a
+  // syscall; otherwise a recv comes first. The watch's wait stays pending and reads the next
+  // response too. Asio's async_wait would cost an epoll_ctl each time.
   idle_watch_ = true;
   reading_ = true;
-  socket_.async_read_some(
-      asio::buffer(read_buf_.data() + read_len_, read_buf_.size() - read_len_),
-      [self = shared_from_this()](const error_code& ec, size_t n) { self->on_read(ec, n); });
+  wait_for_input(/*idle=*/true);
 }
 
 void Http1ClientConnection::on_idle_read(const error_code& ec, size_t n) {

@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "core/http.h"
+#include "core/readiness_watch.h"
 #include "core/tls_session.h"
 #include "upstream/upstream_request.h"
 
@@ -64,6 +65,14 @@ class Http1ClientConnection : public UpstreamRequest,
   void read_more();
   void on_read(const boost::system::error_code& ec, size_t n);
   void on_idle_read(const boost::system::error_code& ec, size_t n);
+  // Waits for the next bytes: a recv first, then, if it found nothing, the input watch. When
+  // `idle` (the exchange is over), a short read just before is trusted to have drained the
+  // socket and the recv is skipped. It is not exact: a FIN that came with the last bytes goes
+  // unseen. That is safe only while idle: the pool probes the socket before handing it to a
+  // request that could not be resent, and a resendable one is resent when the connection
+  // turns out closed.
+  void wait_for_input(bool idle);
+  static void on_input_watch(void* self, ReadinessWatch::Outcome outcome);
   // Decrypts the n bytes just read at read_len_ in place (n becomes the plaintext length).
   TlsSession::Result tls_receive(size_t& n);
   void parse_buffered();
@@ -100,6 +109,11 @@ class Http1ClientConnection : public UpstreamRequest,
   bool writing_ = false;
   bool want_writable_ = false;
   bool idle_watch_ = false;
+  // True only inside on_input_watch, after a read that returned less than asked for: no
+  // epoll_wait has run since (see wait_for_input).
+  bool short_read_ = false;
+  ReadinessWatch input_watch_{&Http1ClientConnection::on_input_watch, this};
+  std::shared_ptr<Http1ClientConnection> watch_owner_;  // alive while the watch is armed
   uint64_t body_bytes_written_ = 0;
   std::string out_;        // queued, not yet handed to the socket
   std::string in_flight_;  // being written
