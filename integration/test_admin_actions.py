@@ -490,6 +490,22 @@ def test_a_disabled_host_stays_disabled_across_reloads_while_it_exists(tmp_path,
     assert "a" in {s.get("/").header("x-backend") for _ in range(20)}
 
 
+def test_disabled_hosts_stay_out_when_most_are_disabled(start_backend, start_sluice):
+    a, b, c = start_backend("a"), start_backend("b"), start_backend("c")
+    s = start_sluice(config(a, b, c))
+    for h in (a, b):
+        assert admin(s, "POST", f"/clusters/be/hosts/{h.address}/disable", token=None).status == 200
+    # Two of three out of rotation is not panic (they are not failing): all goes to c.
+    assert {s.get("/").header("x-backend") for _ in range(30)} == {"c"}
+    cluster = admin(s, "GET", "/clusters", token=None).json()["clusters"][0]
+    assert cluster["panic_total"] == 0
+    # With every host disabled there is nothing to pick: 503 at once.
+    assert admin(s, "POST", f"/clusters/be/hosts/{c.address}/disable", token=None).status == 200
+    assert s.get("/").status == 503
+    assert admin(s, "GET", "/clusters", token=None).json()["clusters"][0][
+        "no_healthy_host_total"] >= 1
+
+
 def test_unknown_cluster_or_host_is_404(start_backend, start_sluice):
     a = start_backend("a")
     s = start_sluice(config(a))

@@ -167,11 +167,18 @@ ClusterState::Pick ClusterState::pick(const PickContext& ctx) {
   if (!lb_ || !hosts_ || hosts_->size() == 0) return out;
   PickContext c = ctx;
   // Panic mode (Envoy's): with too few hosts available, spread over all rather than crush the
-  // few that are left.
+  // few that are left. Hosts disabled through the admin API are out of rotation, not failing:
+  // they count on neither side and are never picked.
+  // The disabled count is read only when the first test says panic may be due.
   const uint64_t available = hosts_->available_count();
-  if (available * 100 < uint64_t{config->panic_threshold_percent} * hosts_->size()) {
-    c.ignore_health = true;
-    out.panic = true;
+  const uint64_t threshold = config->panic_threshold_percent;
+  if (available * 100 < threshold * hosts_->size()) {
+    const uint64_t eligible =
+        hosts_->size() - std::min<uint64_t>(hosts_->disabled_count(), hosts_->size());
+    if (available * 100 < threshold * eligible) {
+      c.ignore_health = true;
+      out.panic = true;
+    }
   }
   Host* host = lb_->pick(c);
   if (!host) return out;

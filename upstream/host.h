@@ -99,16 +99,24 @@ using HostPtr = std::shared_ptr<Host>;
 // a hostname's addresses in the order the resolver gave them.
 struct HostSet {
   std::vector<HostPtr> hosts;
-  // How many hosts are available(), kept by the control thread (refresh_available() after it
-  // changes a host's flags) so a worker can tell panic mode without a scan.
+  // How many hosts are available() and how many disabled(), kept by the control thread
+  // (refresh_available() after it changes a host's flags) so a worker can tell panic mode
+  // without a scan.
   mutable std::atomic<uint32_t> available{0};
+  mutable std::atomic<uint32_t> disabled{0};
 
   size_t size() const { return hosts.size(); }
   uint32_t available_count() const { return available.load(std::memory_order_relaxed); }
+  uint32_t disabled_count() const { return disabled.load(std::memory_order_relaxed); }
   void refresh_available() const {
     uint32_t n = 0;
-    for (const auto& h : hosts) n += h->available() ? 1 : 0;
+    uint32_t off = 0;
+    for (const auto& h : hosts) {
+      n += h->available() ? 1 : 0;
+      off += h->disabled() ? 1 : 0;
+    }
     available.store(n, std::memory_order_relaxed);
+    disabled.store(off, std::memory_order_relaxed);
   }
 };
 

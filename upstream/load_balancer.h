@@ -22,7 +22,8 @@ struct PickContext {
   std::optional<uint64_t> hash;
   // A host to avoid when another is available (a retry goes elsewhere).
   const Host* avoid = nullptr;
-  // Panic mode: too few hosts are available, so unavailable ones are picked too.
+  // Panic mode: too few hosts are available, so unhealthy and ejected ones are picked too
+  // (never a disabled one).
   bool ignore_health = false;
 };
 
@@ -30,7 +31,7 @@ class LoadBalancer {
  public:
   virtual ~LoadBalancer() = default;
   // A host to send the request to; null only when no host can take it (none available and
-  // ignore_health not set, or the set is empty).
+  // ignore_health not set, every host disabled, or the set is empty).
   virtual Host* pick(const PickContext& ctx) = 0;
 };
 using LoadBalancerPtr = std::unique_ptr<LoadBalancer>;

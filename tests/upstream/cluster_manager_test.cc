@@ -526,6 +526,39 @@ TEST_F(ClusterManagerTest, PanicModeBalancesOverAllHosts) {
   EXPECT_TRUE(p.host) << "all unhealthy: every host is tried rather than none";
 }
 
+TEST_F(ClusterManagerTest, DisabledHostsStayOutAndDoNotCountTowardsPanic) {
+  config::Config cfg;
+  cfg.clusters.push_back(
+      make_cluster("c", {{"127.0.0.1:1", 1}, {"127.0.0.1:2", 1}, {"127.0.0.1:3", 1}}));
+  update(cfg);  // panic_threshold 50%
+  ClusterStatePtr s = cm_.find("c");
+  auto hosts = shared_.find("c")->membership().hosts;
+  // Two of three disabled: one available of one eligible is no panic, and only it is picked.
+  hosts->hosts[0]->set_disabled(true);
+  hosts->hosts[1]->set_disabled(true);
+  hosts->refresh_available();
+  EXPECT_EQ(hosts->disabled_count(), 2u);
+  for (int i = 0; i < 6; ++i) {
+    ClusterState::Pick p = s->pick({});
+    EXPECT_FALSE(p.panic);
+    ASSERT_TRUE(p.host);
+    EXPECT_EQ(p.host->name(), "127.0.0.1:3");
+  }
+  // The last one fails too: panic, but the disabled ones are still not picked.
+  hosts->hosts[2]->set_healthy(false);
+  hosts->refresh_available();
+  ClusterState::Pick p = s->pick({});
+  EXPECT_TRUE(p.panic);
+  ASSERT_TRUE(p.host);
+  EXPECT_EQ(p.host->name(), "127.0.0.1:3");
+  // Every host disabled: nothing to pick (503 no healthy host), and not counted as panic.
+  hosts->hosts[2]->set_disabled(true);
+  hosts->refresh_available();
+  p = s->pick({});
+  EXPECT_FALSE(p.host);
+  EXPECT_FALSE(p.panic);
+}
+
 TEST_F(ClusterManagerTest, UpdateKeepsPoolsAndHostStateOfUnchangedHosts) {
   auto cfg1 = std::make_unique<config::Config>();
   cfg1->clusters.push_back(make_cluster("c", {{"127.0.0.1:1", 1}}));

@@ -109,7 +109,9 @@ Host* HostTable::scan_least(uint64_t start, const PickContext& ctx) const {
 }
 
 Host* HostTable::last_resort(const PickContext& ctx) const {
-  if (!ctx.avoid || !(ctx.ignore_health || ctx.avoid->available())) return nullptr;
+  if (!ctx.avoid || !(ctx.ignore_health ? !ctx.avoid->disabled() : ctx.avoid->available())) {
+    return nullptr;
+  }
   for (Host* h : hosts) {
     if (h == ctx.avoid) return h;
   }

@@ -41,10 +41,10 @@ inline uint64_t worker_seed(uint64_t seed, uint32_t worker) {
   return mix64(seed ^ mix64(static_cast<uint64_t>(worker) + 1));
 }
 
-// A host may take this pick: it is not the one to avoid, and it is available or health is
-// ignored (panic mode).
+// A host may take this pick: it is not the one to avoid, and it is available, or, when health
+// is ignored (panic mode), not disabled: a host an operator took out of rotation stays out.
 inline bool usable(const Host* host, const PickContext& ctx) {
-  return host != ctx.avoid && (ctx.ignore_health || host->available());
+  return host != ctx.avoid && (ctx.ignore_health ? !host->disabled() : host->available());
 }
 
 struct HostTable {

@@ -48,6 +48,39 @@ TEST(MakeLoadBalancerFactory, EveryPolicyPicksNothingFromAnEmptyOrDownSet) {
   }
 }
 
+TEST(MakeLoadBalancerFactory, EveryPolicySkipsDisabledHostsEvenInPanicMode) {
+  // Host 0 is disabled (the admin API), 1 unhealthy, 2 ejected: panic may pick 1 and 2, never
+  // 0; with every host disabled nothing is picked.
+  auto set = lb::testing::make_set({1, 1, 1});
+  set->hosts[0]->set_disabled(true);
+  set->hosts[1]->set_healthy(false);
+  set->hosts[2]->set_ejected(true);
+  auto off = lb::testing::make_set({1, 1});
+  for (const HostPtr& h : off->hosts) h->set_disabled(true);
+  for (std::string_view name : {"round_robin", "least_request", "random", "ring_hash", "maglev"}) {
+    auto lb = make_load_balancer_factory(name, set)->create(0, 1);
+    PickContext ctx;
+    EXPECT_EQ(lb->pick(ctx), nullptr) << name;
+    ctx.ignore_health = true;
+    for (uint64_t i = 0; i < 200; ++i) {
+      ctx.hash = i * 0x9E3779B97F4A7C15ull;
+      const Host* h = lb->pick(ctx);
+      ASSERT_NE(h, nullptr) << name;
+      EXPECT_NE(h, set->hosts[0].get()) << name;
+      // The host to avoid is taken only when nothing else can be: never when it is disabled.
+      ctx.avoid = set->hosts[0].get();
+      EXPECT_NE(lb->pick(ctx), set->hosts[0].get()) << name;
+      ctx.avoid = nullptr;
+    }
+    auto none = make_load_balancer_factory(name, off)->create(0, 1);
+    ctx.hash = 7;
+    EXPECT_EQ(none->pick(ctx), nullptr) << name;
+    ctx.avoid = off->hosts[1].get();
+    EXPECT_EQ(none->pick(ctx), nullptr)
+        << name << ": a disabled host to avoid is not a last resort";
+  }
+}
+
 TEST(MakeLoadBalancerFactory, BalancersOutliveTheirFactory) {
   auto set = lb::testing::make_set({1, 1});
   for (std::string_view name : {"round_robin", "least_request", "random", "ring_hash", "maglev"}) {

@@ -93,7 +93,7 @@ TEST(Maglev, NoAvailableHostPicksNothingUnlessHealthIsIgnored) {
   MaglevFactory factory(set);
   auto lb = factory.create(0, 1);
   const Host* home = lb->pick(with_hash(9));
-  for (const HostPtr& h : set->hosts) h->set_disabled(true);
+  for (const HostPtr& h : set->hosts) h->set_healthy(false);
   EXPECT_EQ(lb->pick(with_hash(9)), nullptr);
   EXPECT_EQ(lb->pick({}), nullptr);
   PickContext panic = with_hash(9);

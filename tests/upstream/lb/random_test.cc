@@ -53,7 +53,7 @@ TEST(Random, SkipsUnavailableHostsKeepingWeightsOfOthers) {
 TEST(Random, NoAvailableHostPicksNothingUnlessHealthIsIgnored) {
   auto set = make_set({1, 1});
   set->hosts[0]->set_healthy(false);
-  set->hosts[1]->set_disabled(true);
+  set->hosts[1]->set_ejected(true);
   auto lb = RandomFactory(set).create(0, 1);
   EXPECT_EQ(lb->pick({}), nullptr);
   PickContext panic;

@@ -87,7 +87,8 @@ TEST(RoundRobin, SkipsUnavailableHeavyHostAndKeepsRatiosOfOthers) {
 
 TEST(RoundRobin, NoAvailableHostPicksNothingUnlessHealthIsIgnored) {
   auto set = make_set({1, 2});
-  for (const HostPtr& h : set->hosts) h->set_disabled(true);
+  set->hosts[0]->set_healthy(false);
+  set->hosts[1]->set_ejected(true);
   auto lb = RoundRobinFactory(set).create(0, 1);
   EXPECT_EQ(lb->pick({}), nullptr);
   PickContext panic;
