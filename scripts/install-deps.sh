@@ -16,7 +16,7 @@ packages=(
   zlib1g-dev libbrotli-dev libzstd-dev python3-brotli python3-zstandard python3-websockets
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(nginx-light haproxy nghttp2-proxy linux-perf valgrind)
+  packages+=(nginx-light haproxy nghttp2-proxy linux-perf valgrind strace)
 fi
 
 missing=()

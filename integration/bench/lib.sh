@@ -307,7 +307,8 @@ backend_accepted() {
 # ---------------------------------------------------------------------------------------------
 # The peers: sluice and the proxies it is compared with. Their settings live here and only here;
 # run.sh, h2.sh, peers.sh and profile.sh start them through start_peer. Each peer runs
-#   - 1 worker (process or thread), access log off, errors to a file in $WORK;
+#   - $WORKERS workers (processes or threads; default 1), access log off, errors to a file in
+#     $WORK;
 #   - in MODE "http" a plain HTTP/1.1 listener; in MODE "tls" TLS 1.2/1.3 with ALPN h2 and
 #     http/1.1, one self-signed ECDSA P-256 certificate for everyone (bench_cert);
 #   - HTTP/1.1 keep-alive to the one backend at $BENCH_HOST:$BACKEND_PORT, idle upstream
@@ -319,6 +320,8 @@ backend_accepted() {
 # sluice's config says workers: 1 and access log off and nothing else beyond its listener, one
 # route and one cluster: never a pool size or a timeout. The other peers are set only where
 # their defaults would differ from the list above.
+
+WORKERS=${WORKERS:-1}
 
 # Wrappers (arrays, e.g. valgrind and its options) run in front of each server's binary.
 SLUICE_WRAPPER=()
@@ -365,7 +368,7 @@ start_peer() {
   wait_ready "$name" "$LAST_PID" "$port" "$scheme"
 }
 
-# peer_sluice NAME MODE PORT: workers: 1, access log off, one listener, one prefix / route to a
+# peer_sluice NAME MODE PORT: workers: $WORKERS, access log off, one listener, one prefix / route to a
 # one-endpoint cluster; every other key at its default.
 peer_sluice() {
   local name=$1 mode=$2 port=$3 admin tls=""
@@ -373,7 +376,7 @@ peer_sluice() {
   [[ $mode == tls ]] &&
     tls="    tls: { certificates: [{ cert_file: \"$WORK/bench.crt\", key_file: \"$WORK/bench.key\" }] }"
   cat >"$WORK/$name.yaml" <<EOF
-workers: 1
+workers: $WORKERS
 admin: { address: "$BENCH_HOST:$admin" }
 access_log: { path: "off" }
 listeners:
@@ -391,7 +394,7 @@ EOF
   start "$name" "${SLUICE_WRAPPER[@]}" "$SLUICE_BIN" -c "$WORK/$name.yaml"
 }
 
-# peer_nginx NAME MODE PORT: worker_processes 1, access_log off, upstream keepalive (1024 idle
+# peer_nginx NAME MODE PORT: worker_processes $WORKERS, access_log off, upstream keepalive (1024 idle
 # connections per worker, sluice's default max_idle_connections; 60 s), proxy_http_version
 # 1.1 with Connection cleared, keepalive_requests raised on both sides (nginx's default closes
 # a connection after 1000 requests; sluice has no such limit). TLS 1.2 and 1.3 (nginx 1.22's
@@ -407,7 +410,7 @@ peer_nginx() {
     ssl_protocols TLSv1.2 TLSv1.3;"
   fi
   cat >"$dir/nginx.conf" <<EOF
-worker_processes 1;
+worker_processes $WORKERS;
 pid $dir/nginx.pid;
 error_log $dir/logs/error.log warn;
 events { worker_connections 4096; }
@@ -440,7 +443,7 @@ EOF
     -g "$NGINX_GLOBALS"
 }
 
-# peer_haproxy NAME MODE PORT: nbthread 1, mode http, keep-alive on both sides, `http-reuse
+# peer_haproxy NAME MODE PORT: nbthread $WORKERS, mode http, keep-alive on both sides, `http-reuse
 # always`, idle server connections purged after 60 s instead of 5 s, no logging, option
 # forwardfor and the same X-Forwarded-Proto/-Host. TLS with ALPN h2,http/1.1 and the client's
 # cipher preference, as the others (HAProxy's own order picks AES-256-GCM where they use
@@ -451,7 +454,7 @@ peer_haproxy() {
   [[ $mode == tls ]] && bind+=" ssl crt $WORK/bench.pem alpn h2,http/1.1 prefer-client-ciphers" && proto=https
   cat >"$WORK/$name.cfg" <<EOF
 global
-  nbthread 1
+  nbthread $WORKERS
   maxconn 4096
 defaults
   mode http
@@ -474,7 +477,7 @@ EOF
   start "$name" "${HAPROXY_WRAPPER[@]}" haproxy -f "$WORK/$name.cfg"
 }
 
-# peer_nghttpx NAME MODE PORT: --workers=1, no access log (no --accesslog-file: a file, even
+# peer_nghttpx NAME MODE PORT: --workers=$WORKERS, no access log (no --accesslog-file: a file, even
 # /dev/null, turns it on), backend keep-alive 60 s instead of 2 s, no Via, X-Forwarded-For
 # added (X-Forwarded-Proto is its default). It has no X-Forwarded-Host option: a fixed
 # X-Forwarded-Host with the value every client here sends in Host adds the same bytes. Plain
@@ -489,7 +492,7 @@ peer_nghttpx() {
     frontend+=";no-tls"
   fi
   start "$name" nghttpx --conf=/dev/null --frontend="$frontend" \
-    --backend="$BENCH_HOST,$BACKEND_PORT" --workers=1 --no-ocsp --log-level=WARN \
+    --backend="$BENCH_HOST,$BACKEND_PORT" --workers="$WORKERS" --no-ocsp --log-level=WARN \
     --errorlog-file="$WORK/$name.log" --backend-keep-alive-timeout=60s --no-via \
     --add-x-forwarded-for --add-request-header="X-Forwarded-Host: $BENCH_HOST:$port" \
     "${certs[@]}"

@@ -15,7 +15,8 @@
 #
 # Environment: DURATION (seconds per measured run, default 10), WARMUP (seconds per target,
 # default 3), ROUNDS (interleaved rounds, default 2), CONNECTIONS (wrk's, default 50),
-# H2_CLIENTS and H2_STREAMS (h2load's -c and -m, default 10 and 20), KEEP_WORK=1 keeps configs
+# H2_CLIENTS and H2_STREAMS (h2load's -c and -m, default 10 and 20), WORKERS (every proxy's
+# workers, processes or threads, default 1; the backend keeps 1), KEEP_WORK=1 keeps configs
 # and logs, SLUICE_BIN overrides the binary.
 #
 # Each round runs every target once (both protocols, in a fixed order), so slow drift on a

@@ -12,6 +12,10 @@
 #   integration/bench/profile.sh syscalls    syscalls and context switches per request for
 #                                            sluice, nginx and HAProxy (perf stat tracepoints;
 #                                            exact counts, cheap, comparable across proxies)
+#   integration/bench/profile.sh strace      each syscall's count per request for sluice, nginx
+#                                            and HAProxy (strace -c: exact counts; slows the
+#                                            target, so its requests/s mean nothing). For
+#                                            kernels without syscall tracepoints
 #
 # Environment: SECONDS_PROFILED (length of the profiled wrk run, default 10), TOP (rows to
 # print, default 25), CONNECTIONS (default 50), KEEP_WORK=1 keeps the raw profile.
@@ -21,13 +25,13 @@ set -euo pipefail
 
 mode=${1:-callgrind}
 case $mode in
-  callgrind | perf | syscalls) ;;
+  callgrind | perf | syscalls | strace) ;;
   -h | --help)
-    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "usage: $0 callgrind|perf [sluice|nginx|haproxy] | syscalls" >&2
+    echo "usage: $0 callgrind|perf [sluice|nginx|haproxy] | syscalls | strace" >&2
     exit 2
     ;;
 esac
@@ -155,6 +159,52 @@ elif [[ $mode == syscalls ]]; then
         printf "  %-18s %10.2f %10.2f %10.2f\n", ev, v[ev, 1] / sn, v[ev, 2] / nn, v[ev, 3] / hn
       }
     }' "$WORK/stat-sluice.csv" "$WORK/stat-nginx.csv" "$WORK/stat-haproxy.csv"
+elif [[ $mode == strace ]]; then
+  command -v strace >/dev/null || die "missing strace (scripts/install-deps.sh --bench)"
+  with_retries start_sluice_once || die "sluice did not start"
+  with_retries start_nginx_once || die "nginx did not start"
+  with_retries start_haproxy_once || die "haproxy did not start"
+  for t in sluice nginx haproxy; do
+    url="http://$BENCH_HOST:$(target_port "$t")/"
+    wrk_run "$url" 3 "$WORK/warmup-$t.txt" || die "warm-up failed: $(cat "$WORK/warmup-$t.txt")"
+    attach=()
+    for pid in $(target_pids "$t"); do attach+=(-p "$pid"); done
+    # strace stops at SIGINT after wrk is done and prints its table; -f follows every thread.
+    timeout -s INT $((PROFILED + 5)) strace -c -f -o "$WORK/strace-$t.txt" "${attach[@]}" &
+    strace_pid=$!
+    sleep 1 # attached before the load starts
+    wrk_run "$url" "$PROFILED" "$WORK/wrk-$t.txt" || die "wrk failed: $(cat "$WORK/wrk-$t.txt")"
+    kill -INT "$strace_pid" 2>/dev/null || true
+    wait "$strace_pid" || true
+    [[ -s $WORK/strace-$t.txt ]] || die "strace wrote nothing for $t"
+    report_wrk "$WORK/wrk-$t.txt" "$t, under strace"
+  done
+  echo
+  echo "Syscalls per request (errors in brackets, e.g. EAGAIN), ${PROFILED}s of wrk -c$CONNECTIONS:"
+  awk -v sn="$(wrk_requests "$WORK/wrk-sluice.txt")" -v nn="$(wrk_requests "$WORK/wrk-nginx.txt")" \
+    -v hn="$(wrk_requests "$WORK/wrk-haproxy.txt")" '
+    FNR == 1 { file++ }
+    # strace -c rows: % time, seconds, usecs/call, calls, [errors,] syscall
+    $1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" {
+      name = $NF; calls[name, file] = $4; errs[name, file] = (NF == 6 ? $5 : 0)
+      if (!(name in seen)) { seen[name] = 1; order[++k] = name }
+    }
+    END {
+      n[1] = sn; n[2] = nn; n[3] = hn
+      printf "  %-16s %14s %14s %14s\n", "syscall", "sluice", "nginx", "haproxy"
+      for (i = 1; i <= k; i++) {
+        s = order[i]; line = sprintf("  %-16s", s); keep = 0
+        for (f = 1; f <= 3; f++) {
+          c = calls[s, f] / n[f]; e = errs[s, f] / n[f]
+          if (c >= 0.005) keep = 1
+          cell = sprintf("%.2f", c); if (e >= 0.005) cell = cell sprintf(" (%.2f)", e)
+          line = line sprintf(" %14s", cell)
+        }
+        for (f = 1; f <= 3; f++) total[f] += calls[s, f] / n[f]
+        if (keep) print line
+      }
+      printf "  %-16s %14.2f %14.2f %14.2f\n", "all", total[1], total[2], total[3]
+    }' "$WORK/strace-sluice.txt" "$WORK/strace-nginx.txt" "$WORK/strace-haproxy.txt"
 else
   command -v perf >/dev/null || die "missing perf (scripts/install-deps.sh --bench)"
   target=${2:-sluice}
