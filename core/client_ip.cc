@@ -183,15 +183,14 @@ void set_forwarding_headers(HeaderMap& headers, const IpAddress& peer, bool peer
                             std::string_view authority) {
   const std::string hop = address_text(peer);
   if (!peer_trusted) {
-    headers.set("x-forwarded-for", hop);
-    headers.set("x-real-ip", hop);
-    headers.remove("forwarded");
-    headers.set("x-forwarded-proto", scheme);
-    if (authority.empty()) {
-      headers.remove("x-forwarded-host");
-    } else {
-      headers.set("x-forwarded-host", authority);
-    }
+    // Whatever the client said goes, in one pass over the fields (a set() per name was a
+    // pass each, the most of this function's cost).
+    headers.remove_any(
+        {"x-forwarded-for", "x-real-ip", "forwarded", "x-forwarded-proto", "x-forwarded-host"});
+    headers.add("x-forwarded-for", hop);
+    headers.add("x-real-ip", hop);
+    headers.add("x-forwarded-proto", scheme);
+    if (!authority.empty()) headers.add("x-forwarded-host", authority);
     return;
   }
   // Several fields of one name are one list (RFC 9110 §5.3): join them, then append.

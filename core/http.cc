@@ -38,6 +38,17 @@ size_t HeaderMap::remove(std::string_view name) {
   return removed;
 }
 
+void HeaderMap::remove_any(std::initializer_list<std::string_view> names) {
+  fields_.erase(std::remove_if(fields_.begin(), fields_.end(),
+                               [&](const Header& h) {
+                                 for (std::string_view n : names) {
+                                   if (iequals(h.name, n)) return true;
+                                 }
+                                 return false;
+                               }),
+                fields_.end());
+}
+
 std::optional<std::string_view> HeaderMap::get(std::string_view name) const {
   for (const auto& h : fields_) {
     if (iequals(h.name, name)) return std::string_view(h.value);

@@ -2,6 +2,7 @@
 // The codec-independent HTTP message model: request and response heads that HTTP/1.1 and
 // HTTP/2 codecs fill in and filters read and modify. Plain values, owned by their Stream.
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,6 +26,8 @@ class HeaderMap {
   void set(std::string_view name, std::string_view value);
   // Removes every field named `name`; returns how many were removed.
   size_t remove(std::string_view name);
+  // Removes every field with any of these names, in one pass.
+  void remove_any(std::initializer_list<std::string_view> names);
   // First value named `name`, if any.
   std::optional<std::string_view> get(std::string_view name) const;
   size_t count(std::string_view name) const;

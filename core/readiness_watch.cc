@@ -1,9 +1,15 @@
 #include "core/readiness_watch.h"
 
+#include <type_traits>
+
 #include <boost/asio/detail/reactor.hpp>
 
 namespace sluice {
 namespace asio = boost::asio;
+
+// The trick below is the epoll reactor's: its start_op queues a read that declines speculation
+// without touching epoll. Another reactor (io_uring, kqueue) would need its own look.
+static_assert(std::is_same_v<asio::detail::reactor, asio::detail::epoll_reactor>);
 
 namespace {
 

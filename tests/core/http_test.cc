@@ -89,6 +89,18 @@ TEST(HeaderMap, SetReplacesEveryFieldWithOne) {
   EXPECT_LT(a, b);
 }
 
+TEST(HeaderMap, RemoveAnyTakesEveryFieldOfEveryNameAndKeepsTheRest) {
+  HeaderMap h;
+  h.add("A", "1");
+  h.add("X-Forwarded-For", "x");
+  h.add("B", "2");
+  h.add("forwarded", "y");
+  h.add("x-forwarded-for", "z");
+  h.add("C", "3");
+  h.remove_any({"x-forwarded-for", "Forwarded", "absent"});
+  EXPECT_THAT(fields(h), ElementsAre(P{"A", "1"}, P{"B", "2"}, P{"C", "3"}));
+}
+
 TEST(HeaderMap, SetOnMissingNameAdds) {
   HeaderMap h;
   h.add("A", "1");
