@@ -25,11 +25,12 @@ ReadinessWatch::ReadinessWatch(Callback callback, void* target)
       callback_(callback),
       target_(target) {}
 
-void ReadinessWatch::arm(asio::ip::tcp::socket& socket) {
+void ReadinessWatch::arm(asio::ip::tcp::socket& socket, std::shared_ptr<void> owner) {
   auto& io = socket.*(&SocketInternals::impl_);
   auto& impl = io.get_implementation();
   auto& reactor = asio::use_service<asio::detail::reactor>(static_cast<asio::execution_context&>(
       asio::query(socket.get_executor(), asio::execution::context)));
+  owner_ = std::move(owner);
   ec_ = boost::system::error_code();
   bytes_transferred_ = 0;
   armed_ = true;
@@ -46,12 +47,18 @@ ReadinessWatch::status ReadinessWatch::perform(reactor_op* op) {
   return static_cast<ReadinessWatch*>(op)->queued_ ? done : not_done;
 }
 
-void ReadinessWatch::complete(void* owner, asio::detail::operation* op,
+void ReadinessWatch::complete(void* scheduler, asio::detail::operation* op,
                               const boost::system::error_code&, std::size_t) {
   auto* self = static_cast<ReadinessWatch*>(op);
+  // Released after the callback, which may arm again (a new owner) or drop the last other
+  // reference to the object holding this watch.
+  std::shared_ptr<void> keep_alive = std::move(self->owner_);
   self->armed_ = false;
   self->queued_ = false;
-  Outcome outcome = !owner ? Outcome::destroyed : self->ec_ ? Outcome::aborted : Outcome::readable;
+  // No scheduler: the io_context is destroying the operation instead of running it.
+  Outcome outcome = !scheduler  ? Outcome::destroyed
+                    : self->ec_ ? Outcome::aborted
+                                : Outcome::readable;
   self->callback_(self->target_, outcome);
 }
 

@@ -21,6 +21,8 @@
 // Built on Asio's reactor operations (boost::asio::detail), which Boost keeps stable in
 // practice but does not document; the epoll reactor (Linux) is the only one it supports.
 // The socket's io_context must be run by one thread (the workers' are).
+#include <memory>
+
 #include <boost/asio/detail/reactor_op.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
@@ -40,20 +42,23 @@ class ReadinessWatch : private boost::asio::detail::reactor_op {
   ReadinessWatch& operator=(const ReadinessWatch&) = delete;
 
   // Queues the wait (see the promise above). The socket is open and non-blocking, and has
-  // had an operation before (Asio registers it with epoll on the first). The callback runs
-  // once, from the io_context; the watch can be armed again from inside it.
-  void arm(boost::asio::ip::tcp::socket& socket);
+  // had an operation before (Asio registers it with epoll on the first). `owner` (the object
+  // holding the watch) is kept alive until the callback has returned, as an Asio handler
+  // would keep what it captured. The callback runs once, from the io_context; the watch can
+  // be armed again from inside it.
+  void arm(boost::asio::ip::tcp::socket& socket, std::shared_ptr<void> owner);
   bool armed() const { return armed_; }
 
  private:
   static status perform(reactor_op* op);
-  static void complete(void* owner, boost::asio::detail::operation* op,
+  static void complete(void* scheduler, boost::asio::detail::operation* op,
                        const boost::system::error_code& ec, std::size_t bytes);
 
   Callback callback_;
   void* target_;
-  bool armed_ = false;   // queued on the reactor (or its completion posted)
-  bool queued_ = false;  // past start_op: a perform() now comes from an epoll event
+  std::shared_ptr<void> owner_;  // while armed
+  bool armed_ = false;           // queued on the reactor (or its completion posted)
+  bool queued_ = false;          // past start_op: a perform() now comes from an epoll event
 };
 
 }  // namespace sluice

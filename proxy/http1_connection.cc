@@ -119,8 +119,7 @@ void Http1Connection::read() {
                    [self = shared_from_this(), ec, n] { self->on_read(ec, n); });
         return;
       }
-      watch_owner_ = shared_from_this();
-      input_watch_.arm(socket_);
+      input_watch_.arm(socket_, shared_from_this());
     }
     // Idle between requests, or the start of a request head waiting for the rest: wait for
     // readability holding no buffers (a partial head moves aside), then take one.
@@ -202,8 +201,7 @@ void Http1Connection::read_ready() {
       asio::buffer(w().read_buf.data() + w().read_end, w().read_buf.size() - w().read_end), ec);
   if (ec == asio::error::would_block || ec == asio::error::try_again) {
     // A stale edge, or a TLS record still incomplete: wait again.
-    watch_owner_ = shared_from_this();
-    input_watch_.arm(socket_);
+    input_watch_.arm(socket_, shared_from_this());
     read();
     return;
   }
@@ -212,7 +210,6 @@ void Http1Connection::read_ready() {
 
 void Http1Connection::on_input_watch(void* target, ReadinessWatch::Outcome outcome) {
   auto* self = static_cast<Http1Connection*>(target);
-  std::shared_ptr<Http1Connection> keep = std::move(self->watch_owner_);
   // Armed only on the way into an idle wait, which ends here or by closing.
   if (outcome == ReadinessWatch::Outcome::destroyed || self->closed_ || !self->idle_wait_) return;
   self->reading_ = false;

@@ -148,7 +148,6 @@ class Http1Connection : public std::enable_shared_from_this<Http1Connection>,
   std::unique_ptr<Http2Codec> h2_;  // set when the connection speaks HTTP/2
   // The idle wait for the next request, armed after a recv found nothing: no syscall.
   ReadinessWatch input_watch_{&Http1Connection::on_input_watch, this};
-  std::shared_ptr<Http1Connection> watch_owner_;  // keeps this alive while the watch is armed
 
   Framing framing_ = Framing::none;
   uint8_t request_version_ = 11;

@@ -287,13 +287,11 @@ void Http1ClientConnection::wait_for_input(bool idle) {
       return;
     }
   }
-  watch_owner_ = shared_from_this();
-  input_watch_.arm(socket_);
+  input_watch_.arm(socket_, shared_from_this());
 }
 
 void Http1ClientConnection::on_input_watch(void* target, ReadinessWatch::Outcome outcome) {
   auto* self = static_cast<Http1ClientConnection*>(target);
-  std::shared_ptr<Http1ClientConnection> keep = std::move(self->watch_owner_);
   switch (outcome) {
     case ReadinessWatch::Outcome::destroyed:
       return;
@@ -308,8 +306,8 @@ void Http1ClientConnection::on_input_watch(void* target, ReadinessWatch::Outcome
   size_t n = self->socket_.read_some(asio::buffer(self->read_buf_.data() + self->read_len_, space),
                                      ec);  // non-blocking socket
   if (ec == asio::error::would_block || ec == asio::error::try_again) {
-    self->watch_owner_ = std::move(keep);  // a stale edge: still drained, wait again
-    self->input_watch_.arm(self->socket_);
+    // A stale edge: still drained, wait again.
+    self->input_watch_.arm(self->socket_, self->shared_from_this());
     return;
   }
   self->short_read_ = !ec && n < space;

@@ -113,7 +113,6 @@ class Http1ClientConnection : public UpstreamRequest,
   // epoll_wait has run since (see wait_for_input).
   bool short_read_ = false;
   ReadinessWatch input_watch_{&Http1ClientConnection::on_input_watch, this};
-  std::shared_ptr<Http1ClientConnection> watch_owner_;  // alive while the watch is armed
   uint64_t body_bytes_written_ = 0;
   std::string out_;        // queued, not yet handed to the socket
   std::string in_flight_;  // being written

@@ -44,26 +44,29 @@ class ReadinessWatchTest : public ::testing::Test {
   std::unique_ptr<tcp::socket> client_ = std::make_unique<tcp::socket>(*ioc_);
   std::unique_ptr<tcp::socket> server_;
   std::vector<Outcome> outcomes_;
+  std::shared_ptr<int> owner_ = std::make_shared<int>(0);  // what arm() keeps alive
   ReadinessWatch watch_{&ReadinessWatchTest::record, this};
 };
 
 TEST_F(ReadinessWatchTest, WaitsUntilBytesArriveThenReportsOnce) {
   expect_nothing_to_read();
-  watch_.arm(*server_);
+  watch_.arm(*server_, owner_);
   EXPECT_TRUE(watch_.armed());
+  EXPECT_EQ(owner_.use_count(), 2);  // held while armed
   ioc_->run_for(50ms);
   EXPECT_TRUE(outcomes_.empty());
   asio::write(*client_, asio::buffer("GET", 3));
   ioc_->run_for(1s);
   ASSERT_EQ(outcomes_, std::vector<Outcome>{Outcome::readable});
   EXPECT_FALSE(watch_.armed());
+  EXPECT_EQ(owner_.use_count(), 1);  // and let go once reported
   char buf[8];
   EXPECT_EQ(server_->read_some(asio::buffer(buf)), 3u);
 }
 
 TEST_F(ReadinessWatchTest, SeesThePeersClose) {
   expect_nothing_to_read();
-  watch_.arm(*server_);
+  watch_.arm(*server_, owner_);
   client_->close();
   ioc_->run_for(1s);
   ASSERT_EQ(outcomes_, std::vector<Outcome>{Outcome::readable});
@@ -76,7 +79,7 @@ TEST_F(ReadinessWatchTest, SeesThePeersClose) {
 TEST_F(ReadinessWatchTest, CanBeArmedAgainAfterEachReport) {
   for (int round = 0; round < 3; ++round) {
     expect_nothing_to_read();
-    watch_.arm(*server_);
+    watch_.arm(*server_, owner_);
     asio::write(*client_, asio::buffer("x", 1));
     ioc_->restart();  // it ran out of work after the last report
     ioc_->run_for(1s);
@@ -88,7 +91,7 @@ TEST_F(ReadinessWatchTest, CanBeArmedAgainAfterEachReport) {
 
 TEST_F(ReadinessWatchTest, IsAbortedWhenTheSocketCloses) {
   expect_nothing_to_read();
-  watch_.arm(*server_);
+  watch_.arm(*server_, owner_);
   server_->close();
   ioc_->run_for(1s);
   EXPECT_EQ(outcomes_, std::vector<Outcome>{Outcome::aborted});
@@ -96,12 +99,13 @@ TEST_F(ReadinessWatchTest, IsAbortedWhenTheSocketCloses) {
 
 TEST_F(ReadinessWatchTest, IsDestroyedWithItsContextWhenNeverRun) {
   expect_nothing_to_read();
-  watch_.arm(*server_);
+  watch_.arm(*server_, owner_);
   server_->close();  // the abort is queued, never run
   server_.reset();
   client_.reset();
   ioc_.reset();
   EXPECT_EQ(outcomes_, std::vector<Outcome>{Outcome::destroyed});
+  EXPECT_EQ(owner_.use_count(), 1);
 }
 
 }  // namespace
