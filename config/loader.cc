@@ -96,27 +96,38 @@ bool same_address(const SocketAddress& a, const SocketAddress& b) {
   return a.port == b.port && canonical_host(a.host) == canonical_host(b.host);
 }
 
-// Reads an admin token: the file's text without its trailing line break(s). Returns an error
-// message, or "" with `token` set.
-std::string read_token_file(const std::string& path, std::string& token) {
+// Reads the file at `path` into `text`, stopping once more than `max_bytes` were read (the
+// caller reports that). Returns 0, or the errno of the open or read that failed (a directory
+// fails with EISDIR at the read).
+int read_file_text(const std::string& path, std::string& text,
+                   size_t max_bytes = std::numeric_limits<size_t>::max()) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "cannot read " + path + ": " + strerror(errno);
-  std::string text;
-  char buf[4096];
-  constexpr size_t kMaxToken = 4096;
+  if (fd < 0) return errno;
+  char buf[64 * 1024];
   for (;;) {
     const ssize_t n = ::read(fd, buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      const int err = errno;  // e.g. EISDIR
+      const int err = errno;
       ::close(fd);
-      return "cannot read " + path + ": " + strerror(err);
+      return err;
     }
     if (n == 0) break;
     text.append(buf, static_cast<size_t>(n));
-    if (text.size() > kMaxToken) break;
+    if (text.size() > max_bytes) break;
   }
   ::close(fd);
+  return 0;
+}
+
+// Reads an admin token: the file's text without its trailing line break(s). Returns an error
+// message, or "" with `token` set.
+std::string read_token_file(const std::string& path, std::string& token) {
+  constexpr size_t kMaxToken = 4096;
+  std::string text;
+  if (int err = read_file_text(path, text, kMaxToken)) {
+    return "cannot read " + path + ": " + strerror(err);
+  }
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
   if (text.empty()) return path + " is empty";
   if (text.size() > kMaxToken) return path + " is longer than 4096 bytes";
@@ -993,22 +1004,8 @@ LoadResult load_file(const std::string& path) {
         Diagnostic{path, 0, 0, "cannot read file: " + std::string(strerror(err))});
     return result;
   };
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail(errno);
   std::string text;
-  char buf[64 * 1024];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;  // e.g. EISDIR
-      ::close(fd);
-      return fail(err);
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
+  if (int err = detail::read_file_text(path, text)) return fail(err);
   return load_string(text, path);
 }
 
