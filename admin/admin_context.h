@@ -1,6 +1,8 @@
 #pragma once
 // What the admin server needs from the running process. Implemented by proxy/ (the server
 // owner), called on the admin thread; every method must be safe to call from it.
+#include <chrono>
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,6 +16,16 @@ class RuntimeState;
 
 namespace admin {
 
+// One config reload attempt, for the dashboard's history (GET /stats).
+struct ReloadRecord {
+  std::chrono::system_clock::time_point time;  // when it finished
+  std::chrono::milliseconds duration{0};
+  std::string trigger;  // "signal" (SIGHUP), "file_watch" (--watch), "api" (POST /reload)
+  bool ok = false;
+  size_t error_count = 0;
+  std::vector<std::string> errors;  // the first few, "FILE:LINE:COL: message"
+};
+
 class AdminContext {
  public:
   virtual ~AdminContext() = default;
@@ -26,6 +38,8 @@ class AdminContext {
   // Config reload counters for sluice_config_reloads_total{result}.
   virtual uint64_t reloads_succeeded() const = 0;
   virtual uint64_t reloads_failed() const = 0;
+  // The last few reloads, oldest first.
+  virtual std::vector<ReloadRecord> recent_reloads() const { return {}; }
   // State that outlives snapshots (rate-limit tables), for status endpoints.
   virtual RuntimeState& runtime() const = 0;
   // The clusters' shared hosts (health, ejection, counters), for /clusters and metrics.

@@ -192,10 +192,11 @@ void Server::on_watched_files_changed() {
   size_t now = fingerprint_files(watched_files_);
   if (now == watched_fingerprint_) return;
   log_line("config files changed: reloading");
-  reload(now);
+  reload("file_watch", now);
 }
 
-Server::ReloadOutcome Server::reload(std::optional<size_t> watched_now) {
+Server::ReloadOutcome Server::reload(std::string_view trigger, std::optional<size_t> watched_now) {
+  const auto started = std::chrono::steady_clock::now();
   ReloadOutcome out;
   // Read before the load, so that a change made while loading is seen as a change after it.
   if (watcher_ && !watched_now) watched_now = fingerprint_files(watched_files_);
@@ -228,6 +229,7 @@ Server::ReloadOutcome Server::reload(std::optional<size_t> watched_now) {
     }
     log_line("config reload failed; the previous config stays in force");
     reloads_failed_.fetch_add(1);
+    reload_history_.add(trigger, started, false, out.errors);
     // Not again for the same bad files: the next change to them is tried.
     if (watcher_) watched_fingerprint_ = *watched_now;
     return out;
@@ -235,6 +237,7 @@ Server::ReloadOutcome Server::reload(std::optional<size_t> watched_now) {
   out.ok = true;
   if (watcher_) watch_config_files(watched_now);
   reloads_ok_.fetch_add(1);
+  reload_history_.add(trigger, started, true, {});
   log_line("config reloaded from " + config_path_);
   check_open_file_limit(*result.config, open_file_limit_);
   // These are set up once at start; say so rather than pretend they changed. Compared with
@@ -289,7 +292,7 @@ ActionResult Server::on_control_thread(std::function<ActionResult()> fn) {
 ActionResult Server::reload_config() {
   return on_control_thread([this]() -> ActionResult {
     if (draining_) return action_error(409, "shutting down: not reloading");
-    ReloadOutcome r = reload();
+    ReloadOutcome r = reload("api");
     std::string json = "{\"result\": " + json_string(r.ok ? "ok" : "failed") +
                        ", \"config\": " + json_string(config_path_) +
                        ",\n \"errors\": " + json_list(r.errors) +
@@ -445,7 +448,7 @@ int Server::run() {
         if (draining_) {
           log_line("SIGHUP ignored while draining");
         } else {
-          reload();
+          reload("signal");
         }
       } else if (!draining_) {
         draining_ = true;

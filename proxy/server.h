@@ -15,6 +15,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "admin/admin_context.h"
+#include "admin/reload_history.h"
 #include "core/log_writer.h"
 #include "core/runtime_state.h"
 #include "proxy/snapshot.h"
@@ -40,6 +41,9 @@ class Server : public admin::AdminContext {
   std::vector<const WorkerStats*> worker_stats() const override;
   uint64_t reloads_succeeded() const override { return reloads_ok_.load(); }
   uint64_t reloads_failed() const override { return reloads_failed_.load(); }
+  std::vector<admin::ReloadRecord> recent_reloads() const override {
+    return reload_history_.recent();
+  }
   RuntimeState& runtime() const override { return runtime_; }
   std::vector<upstream::SharedClusterPtr> clusters() const override { return clusters_.all(); }
   uint64_t error_log_dropped() const override { return error_log_dropped_->load(); }
@@ -55,8 +59,9 @@ class Server : public admin::AdminContext {
     std::vector<std::string> errors;  // "FILE:LINE:COL: message", or "FILE: message"
     std::vector<std::string> warnings;
   };
-  // With --watch, `watched_now` is what the watched files hold, if the caller has read them.
-  ReloadOutcome reload(std::optional<size_t> watched_now = std::nullopt);
+  // `trigger` names the cause for the reload history: "signal", "file_watch" or "api". With
+  // --watch, `watched_now` is what the watched files hold, if the caller has read them.
+  ReloadOutcome reload(std::string_view trigger, std::optional<size_t> watched_now = std::nullopt);
   // Admin thread: runs `fn` on the control thread and waits for its result, or answers 503
   // when the process is starting or stopping, or the control thread does not get to it.
   ActionResult on_control_thread(std::function<ActionResult()> fn);
@@ -95,6 +100,7 @@ class Server : public admin::AdminContext {
   std::atomic<bool> ready_{false};
   std::atomic<uint64_t> reloads_ok_{0};
   std::atomic<uint64_t> reloads_failed_{0};
+  admin::ReloadHistory reload_history_;
 };
 
 }  // namespace sluice
