@@ -18,7 +18,7 @@ struct Totals {
 
 }  // namespace
 
-std::string clusters_json(const AdminContext& ctx) {
+std::string clusters_json_array(const AdminContext& ctx) {
   std::map<std::string, Totals> totals;
   for (const WorkerStats* w : ctx.worker_stats()) {
     if (!w) continue;
@@ -38,7 +38,7 @@ std::string clusters_json(const AdminContext& ctx) {
     });
   }
   config::ConfigPtr cfg = ctx.config();
-  std::string out = "{\"clusters\": [";
+  std::string out = "[";
   bool first_cluster = true;
   for (const upstream::SharedClusterPtr& c : ctx.clusters()) {
     const config::Cluster* settings = cfg ? cfg->find_cluster(c->name()) : nullptr;
@@ -82,8 +82,12 @@ std::string clusters_json(const AdminContext& ctx) {
     }
     out += "]}";
   }
-  out += first_cluster ? "]}\n" : "\n]}\n";
+  out += first_cluster ? "]" : "\n]";
   return out;
+}
+
+std::string clusters_json(const AdminContext& ctx) {
+  return "{\"clusters\": " + clusters_json_array(ctx) + "}\n";
 }
 
 }  // namespace sluice::admin

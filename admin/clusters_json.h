@@ -9,4 +9,7 @@ class AdminContext;
 
 std::string clusters_json(const AdminContext& ctx);
 
+// The array of clusters alone, as /stats embeds it: "[{...}, ...]".
+std::string clusters_json_array(const AdminContext& ctx);
+
 }  // namespace sluice::admin

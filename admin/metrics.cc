@@ -12,6 +12,7 @@
 
 #include "admin/admin_context.h"
 #include "admin/process_metrics.h"
+#include "admin/totals.h"
 #include "core/stats.h"
 
 namespace sluice::admin {
@@ -20,147 +21,6 @@ namespace {
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
-
-constexpr std::array<const char*, 5> kStatusClasses = {"1xx", "2xx", "3xx", "4xx", "5xx"};
-constexpr size_t kBuckets = Histogram::kBounds.size() + 1;  // + the +Inf bucket
-
-struct ListenerSum {
-  std::array<uint64_t, 5> requests{};
-  int64_t connections_active = 0;
-  uint64_t connections_total = 0;
-  uint64_t rejected_max_connections = 0, rejected_max_connections_per_ip = 0;
-  uint64_t tls_ok = 0, tls_failed = 0, tls_timed_out = 0;
-  bool tls = false;
-};
-
-struct ClusterSum {
-  std::array<uint64_t, 5> requests{};
-  uint64_t connect_failures = 0;
-  uint64_t timeouts = 0;
-  uint64_t connections_created = 0;
-  // connect_failure, reset, refused_stream, per_try_timeout, status, budget_exhausted
-  std::array<uint64_t, 6> retries{};
-  // connections, pending, requests
-  std::array<uint64_t, 3> overflow{};
-  uint64_t no_healthy_host = 0;
-  uint64_t panic = 0;
-};
-
-struct HistogramSum {
-  std::array<uint64_t, kBuckets> buckets{};  // non-cumulative, like Histogram
-  double sum = 0;
-  bool empty() const {
-    for (uint64_t n : buckets) {
-      if (n != 0) return false;
-    }
-    return true;
-  }
-};
-
-// Per status class, indexed like kStatusClasses.
-struct RouteSum {
-  std::array<HistogramSum, 5> by_class;
-  uint64_t upgrades = 0;
-  bool configured = false;  // a named route of the active config
-};
-
-// Sorted maps keep the exposition order stable between scrapes.
-struct Totals {
-  std::map<std::string, ListenerSum> listeners;
-  std::map<std::string, ClusterSum> clusters;
-  std::map<std::string, RouteSum> routes;
-  // Per rule: allowed, limited, would_limit, skipped, error.
-  std::map<std::string, std::array<uint64_t, 5>> rate_limits;
-  uint64_t redis_errors = 0;
-  uint64_t access_log_dropped = 0;
-  std::map<std::pair<std::string, std::string>, uint64_t> sanitize_rejections;
-  struct Compression {
-    uint64_t responses = 0, bytes_in = 0, bytes_out = 0;
-  };
-  std::array<Compression, 3> compression;  // gzip, br, zstd (compression::Algorithm)
-};
-
-void add_status(std::array<uint64_t, 5>& to, const StatusCounters& from) {
-  for (size_t i = 0; i < to.size(); ++i) to[i] += from.by_class[i].value();
-}
-
-Totals sum_workers(const AdminContext& ctx, const std::vector<const WorkerStats*>& workers) {
-  Totals totals;
-  if (config::ConfigPtr cfg = ctx.config()) {
-    for (const auto& l : cfg->listeners) {
-      totals.listeners.try_emplace(l.name).first->second.tls = l.tls.has_value();
-    }
-    for (const auto& c : cfg->clusters) totals.clusters.try_emplace(c.name);
-    for (const auto& r : cfg->routes) {
-      if (!r.name.empty()) totals.routes.try_emplace(r.name).first->second.configured = true;
-    }
-  }
-  for (const WorkerStats* worker : workers) {
-    if (worker == nullptr) continue;
-    worker->visit([&](const std::map<std::string, ListenerStats>& listeners,
-                      const std::map<std::string, ClusterStats>& clusters,
-                      const std::map<std::string, RouteStats>& routes) {
-      for (const auto& [name, s] : listeners) {
-        ListenerSum& sum = totals.listeners[name];
-        add_status(sum.requests, s.requests);
-        sum.connections_active += s.connections_active.value();
-        sum.connections_total += s.connections_total.value();
-        sum.rejected_max_connections += s.connections_rejected_max_connections.value();
-        sum.rejected_max_connections_per_ip +=
-            s.connections_rejected_max_connections_per_ip.value();
-        sum.tls_ok += s.tls_handshakes_ok.value();
-        sum.tls_failed += s.tls_handshakes_failed.value();
-        sum.tls_timed_out += s.tls_handshakes_timed_out.value();
-      }
-      for (const auto& [name, s] : clusters) {
-        ClusterSum& sum = totals.clusters[name];
-        add_status(sum.requests, s.requests);
-        sum.connect_failures += s.connect_failures.value();
-        sum.timeouts += s.timeouts.value();
-        sum.connections_created += s.connections_created.value();
-        const Counter* retries[] = {&s.retry_connect_failure, &s.retry_reset,
-                                    &s.retry_refused_stream,  &s.retry_per_try_timeout,
-                                    &s.retry_status,          &s.retry_budget_exhausted};
-        for (size_t i = 0; i < sum.retries.size(); ++i) sum.retries[i] += retries[i]->value();
-        sum.overflow[0] += s.overflow_connections.value();
-        sum.overflow[1] += s.overflow_pending.value();
-        sum.overflow[2] += s.overflow_requests.value();
-        sum.no_healthy_host += s.no_healthy_host.value();
-        sum.panic += s.panic.value();
-      }
-      for (const auto& [name, s] : routes) {
-        RouteSum& sum = totals.routes[name];
-        for (size_t c = 0; c < sum.by_class.size(); ++c) {
-          HistogramSum& h = sum.by_class[c];
-          for (size_t i = 0; i < kBuckets; ++i) h.buckets[i] += s.duration[c].bucket(i);
-          h.sum += s.duration[c].sum();
-        }
-        sum.upgrades += s.upgrades.value();
-      }
-    });
-    worker->visit_rate_limits([&](const std::map<std::string, RateLimitStats>& rules) {
-      for (const auto& [name, s] : rules) {
-        auto& sum = totals.rate_limits[name];
-        sum[0] += s.allowed.value();
-        sum[1] += s.limited.value();
-        sum[2] += s.would_limit.value();
-        sum[3] += s.skipped.value();
-        sum[4] += s.error.value();
-      }
-    });
-    totals.redis_errors += worker->redis_errors.value();
-    totals.access_log_dropped += worker->access_log_dropped->load(std::memory_order_relaxed);
-    for (size_t i = 0; i < totals.compression.size(); ++i) {
-      totals.compression[i].responses += worker->compression[i].responses.value();
-      totals.compression[i].bytes_in += worker->compression[i].bytes_in.value();
-      totals.compression[i].bytes_out += worker->compression[i].bytes_out.value();
-    }
-    worker->visit_sanitize([&](const WorkerStats::SanitizeRejections& rejections) {
-      for (const auto& [key, c] : rejections) totals.sanitize_rejections[key] += c.value();
-    });
-  }
-  return totals;
-}
 
 MetricFamily family(std::string name, std::string help, MetricType type) {
   MetricFamily f;
@@ -211,7 +71,7 @@ ClientMetric histogram_sample(const std::string& route, const char* code, const 
 
 std::vector<MetricFamily> collect_metrics(const AdminContext& ctx) {
   const std::vector<const WorkerStats*> worker_stats = ctx.worker_stats();
-  const Totals totals = sum_workers(ctx, worker_stats);
+  const StatsTotals totals = sum_stats(ctx, worker_stats);
 
   MetricFamily workers =
       family("sluice_workers", "Number of worker threads serving traffic.", MetricType::Gauge);
