@@ -11,6 +11,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <charconv>
 #include <chrono>
 #include <exception>
 #include <optional>
@@ -23,6 +24,8 @@
 #include "admin/admin_context.h"
 #include "admin/clusters_json.h"
 #include "admin/metrics.h"
+#include "admin/stats.h"
+#include "admin/totals.h"
 #include "core/log_writer.h"
 #include "filters/rate_limit/rate_limit_filter.h"
 
@@ -67,9 +70,35 @@ struct RequestInfo {
   const std::string& peer;         // "ip:port" of the client, for the log
 };
 
+int64_t unix_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The value of `name` in a query string ("since=123&x"), if it is a whole integer.
+std::optional<int64_t> query_int(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    std::string_view param = query.substr(0, amp);
+    const size_t eq = param.find('=');
+    if (eq != std::string_view::npos && param.substr(0, eq) == name) {
+      std::string_view value = param.substr(eq + 1);
+      int64_t n = 0;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+      if (ec == std::errc() && end == value.data() + value.size()) return n;
+      return std::nullopt;
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return std::nullopt;
+}
+
 // Called on the admin thread: the read endpoints. handle() and run_action() are the only other
 // places that call into the AdminContext.
-Reply dispatch(const AdminContext& ctx, std::string_view path) {
+Reply dispatch(const AdminContext& ctx, const StatsSeries& series, std::string_view path,
+               std::string_view query) {
   if (path == "/healthz") return text(http::status::ok, "ok\n");
   if (path == "/ready") {
     return ctx.ready() ? text(http::status::ok, "ready\n")
@@ -89,12 +118,18 @@ Reply dispatch(const AdminContext& ctx, std::string_view path) {
     return {http::status::ok, "application/json", rate_limit::status_json(*cfg, ctx.runtime())};
   }
   if (path == "/clusters") return {http::status::ok, "application/json", clusters_json(ctx)};
+  if (path == "/stats") {
+    StatsOptions options;
+    if (std::optional<int64_t> since = query_int(query, "since")) options.since_ms = *since;
+    return {http::status::ok, "application/json",
+            stats_json(ctx, sum_stats(ctx, ctx.worker_stats()), series, unix_now_ms(), options)};
+  }
   return text(http::status::not_found, "not found\n");
 }
 
 bool known_path(std::string_view path) {
   return path == "/healthz" || path == "/ready" || path == "/metrics" || path == "/config" ||
-         path == "/ratelimits" || path == "/clusters";
+         path == "/ratelimits" || path == "/clusters" || path == "/stats";
 }
 
 // Probes must work without credentials (kubelet, load balancers); everything else may not.
@@ -218,7 +253,7 @@ Reply run_action(AdminContext& ctx, const Action& action, std::string_view query
   return {static_cast<http::status>(r.status), "application/json", std::move(r.json)};
 }
 
-Reply handle(AdminContext& ctx, const RequestInfo& req) {
+Reply handle(AdminContext& ctx, const StatsSeries& series, const RequestInfo& req) {
   const size_t question = req.target.find('?');
   std::string_view path = req.target.substr(0, question);
   std::string_view query =
@@ -258,7 +293,7 @@ Reply handle(AdminContext& ctx, const RequestInfo& req) {
     if (req.method != http::verb::get && req.method != http::verb::head) {
       return text(http::status::method_not_allowed, "method not allowed\n");
     }
-    return dispatch(ctx, path);
+    return dispatch(ctx, series, path, query);
   } catch (const std::exception& e) {
     Reply reply = text(http::status::internal_server_error,
                        std::string("internal error: ") + e.what() + "\n");
@@ -305,6 +340,8 @@ class AdminServer::Impl {
   // Admin thread from here on.
   void do_accept();
   void close_all();
+  // Adds a point to series_ and sets the timer for the next one, a kInterval later.
+  void take_sample();
 
   AdminContext& ctx_;
   const config::SocketAddress address_;
@@ -316,10 +353,13 @@ class AdminServer::Impl {
   std::unordered_set<Session*> sessions_;
   bool accepting_ = false;
   bool stopping_ = false;
+  StatsSeries series_;
+  std::chrono::steady_clock::time_point next_sample_;
 
   asio::io_context io_{1};
   tcp::acceptor acceptor_{io_};
   asio::steady_timer accept_retry_{io_};
+  asio::steady_timer sample_timer_{io_};
   std::thread thread_;
 };
 
@@ -375,7 +415,8 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
     RequestInfo info{req.method(), req.target(),
                      auth == req.end() ? std::string_view() : std::string_view(auth->value()),
                      peer_};
-    send(make_response(handle(server_.ctx_, info), req.version(), head, req.keep_alive()));
+    send(make_response(handle(server_.ctx_, server_.series_, info), req.version(), head,
+                       req.keep_alive()));
   }
 
   // The parser state is unknown after an error, so the connection ends after the reply.
@@ -465,6 +506,10 @@ bool AdminServer::Impl::start(std::string* error) {
   io_.restart();
   stopping_ = false;
   do_accept();
+  asio::post(io_, [this] {
+    next_sample_ = std::chrono::steady_clock::now();
+    take_sample();
+  });
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "sluice-admin");
     io_.run();
@@ -485,9 +530,27 @@ void AdminServer::Impl::close_all() {
   error_code ignored;
   acceptor_.close(ignored);
   accept_retry_.cancel();
+  sample_timer_.cancel();
   // close() does not destroy a session (its handler still holds it), so iterating is safe; copy
   // anyway so the loop does not depend on that.
   for (Session* s : std::vector<Session*>(sessions_.begin(), sessions_.end())) s->close();
+}
+
+void AdminServer::Impl::take_sample() {
+  if (stopping_) return;
+  const auto now = std::chrono::steady_clock::now();
+  // Like a request, a throwing accessor costs this sample, not the admin thread.
+  try {
+    series_.add(now, unix_now_ms(), sample_counts(sum_stats(ctx_, ctx_.worker_stats())));
+  } catch (const std::exception&) {
+  }
+  // On a fixed beat; after a stall, from now rather than a burst of catch-up samples.
+  next_sample_ += StatsSeries::kInterval;
+  if (next_sample_ <= now) next_sample_ = now + StatsSeries::kInterval;
+  sample_timer_.expires_at(next_sample_);
+  sample_timer_.async_wait([this](error_code ec) {
+    if (!ec) take_sample();
+  });
 }
 
 void AdminServer::Impl::do_accept() {

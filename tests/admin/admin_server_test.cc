@@ -18,7 +18,9 @@
 #include <fstream>
 #include <future>
 #include <memory>
+#include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "admin/admin_context.h"
@@ -486,7 +488,8 @@ TEST_F(AdminServerTest, TokenIsRequiredEverywhereButTheProbes) {
     EXPECT_EQ(client.request_with_auth(http::verb::get, target, "").result(), http::status::ok)
         << target;
   }
-  for (const char* target : {"/metrics", "/config", "/clusters", "/ratelimits", "/nope"}) {
+  for (const char* target :
+       {"/metrics", "/config", "/clusters", "/ratelimits", "/stats", "/nope"}) {
     for (const char* auth : {"", "Bearer", "Bearer ", "Bearer t0ke", "Bearer t0kenn",
                              "Bearer T0KEN", "Basic t0ken", "Bearert0ken"}) {
       auto res = client.request_with_auth(http::verb::get, target, auth);
@@ -506,6 +509,36 @@ TEST_F(AdminServerTest, TokenIsRequiredEverywhereButTheProbes) {
   auto config = client.request_with_auth(http::verb::get, "/config", "Bearer t0ken");
   EXPECT_THAT(config.body(), HasSubstr("/run/secrets/admin-token"));
   EXPECT_THAT(config.body(), ::testing::Not(HasSubstr("t0ken\"")));
+}
+
+TEST_F(AdminServerTest, StatsSamplesTheCountersEverySecond) {
+  ctx_.require_token("t0ken");
+  start();
+  Client client(port());
+  auto first = client.request_with_auth(http::verb::get, "/stats", "Bearer t0ken");
+  EXPECT_EQ(first.result(), http::status::ok);
+  EXPECT_EQ(first[http::field::content_type], "application/json");
+  EXPECT_EQ(first[http::field::cache_control], "no-store");
+  EXPECT_THAT(first.body(), HasSubstr("\"reloads\": {\"succeeded\": 4, \"failed\": 2"));
+  // 7 responses between samples: a point of 7/s arrives within a few seconds (bounded).
+  for (int i = 0; i < 7; ++i) ctx_.worker(i % 2).listener("public").requests.add(200);
+  const std::regex point(R"(\[[0-9]{13},(7|6\.9[0-9]*|7\.0[0-9]*),0,null,null\])");
+  std::string body;
+  const auto give_up = std::chrono::steady_clock::now() + 5s;
+  while (std::chrono::steady_clock::now() < give_up) {
+    body = client.request_with_auth(http::verb::get, "/stats", "Bearer t0ken").body();
+    if (std::regex_search(body, point)) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_THAT(body, HasSubstr("\"requests\": {\"total\": 7,"));
+  EXPECT_TRUE(std::regex_search(body, point)) << body;
+  // ?since= a point's time leaves that point out.
+  auto at = body.rfind("\n  [");
+  ASSERT_NE(at, std::string::npos);
+  std::string last_time = body.substr(at + 4, 13);
+  auto newer =
+      client.request_with_auth(http::verb::get, "/stats?since=" + last_time, "Bearer t0ken");
+  EXPECT_THAT(newer.body(), ::testing::Not(HasSubstr("[" + last_time + ",")));
 }
 
 TEST_F(AdminServerTest, ActionsNeedTheTokenAndDoNothingWithoutIt) {

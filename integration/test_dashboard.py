@@ -1,0 +1,240 @@
+"""The live dashboard against the real binary: GET /stats (behind the admin token; its numbers
+agree with /metrics after a known number of requests; recent reloads with their trigger and
+result; a per-second series of requests/s and p50/p99; bounded with 100 routes). Loopback only."""
+
+import re
+import signal
+import time
+
+from helpers import http_request, metric_value, wait_for
+
+TOKEN = "dash-board-token"
+CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+
+
+def token_file(tmp_path, token=TOKEN):
+    path = tmp_path / "admin-token"
+    path.write_text(token + "\n")
+    return path
+
+
+def bearer(token=TOKEN):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def config(tmp_path, *backends, workers=2, routes=None, **top):
+    """Listener "main"; route "canned" (respond 200) at /canned, route "limited" (respond, rule
+    "tight": 3 per hour per client) at /limited, route "be" (cluster "be") for the rest."""
+    c = {
+        "workers": workers,
+        "admin": {"token_file": str(token_file(tmp_path))},
+        "listeners": [{"name": "main"}],
+        "routes": routes if routes is not None else [
+            {"name": "canned", "match": {"path": {"exact": "/canned"}},
+             "respond": {"status": 200, "body": "canned\n"}},
+            {"name": "limited", "match": {"path": {"exact": "/limited"}},
+             "respond": {"status": 200, "body": "limited\n"}, "rate_limits": ["tight"]},
+            {"name": "be", "match": {"path": {"prefix": "/"}}, "cluster": "be"},
+        ],
+        "rate_limits": [{"name": "tight", "key": ["client_ip"], "rate": "3/h", "burst": 3}],
+        "clusters": [{"name": "be", "endpoints": [b.address for b in backends] or
+                      ["127.0.0.1:9"]}],
+        "access_log": {"path": "off"},
+    }
+    c.update(top)
+    return c
+
+
+def stats(s, query=""):
+    r = http_request("GET", s.admin_url("/stats" + query), headers=bearer())
+    assert r.status == 200, (r.status, r.text[:300])
+    assert r.header("content-type") == "application/json"
+    return r.json()
+
+
+def metrics(s):
+    r = http_request("GET", s.admin_url("/metrics"), headers=bearer())
+    assert r.status == 200, r.status
+    return r.text
+
+
+def test_stats_needs_the_token(tmp_path, start_sluice):
+    s = start_sluice(config(tmp_path))
+    for headers in ({}, bearer("wrong"), bearer(TOKEN + "x"), {"Authorization": TOKEN}):
+        r = http_request("GET", s.admin_url("/stats"), headers=headers)
+        assert r.status == 401, (headers, r.status)
+        assert r.header("www-authenticate", "").startswith("Bearer")
+        assert "requests" not in r.text
+    body = stats(s)
+    assert body["workers"] == 2
+    assert body["status_classes"] == list(CLASSES)
+
+
+def test_stats_without_a_token_file_on_loopback(tmp_path, start_sluice):
+    c = config(tmp_path)
+    del c["admin"]
+    s = start_sluice(c)
+    r = http_request("GET", s.admin_url("/stats"))
+    assert r.status == 200 and r.json()["workers"] == 2
+
+
+def test_stats_agree_with_metrics(tmp_path, start_backend, start_sluice):
+    a, b = start_backend("a"), start_backend("b")
+    s = start_sluice(config(tmp_path, a, b))
+    statuses = []
+    statuses += [s.get("/be/x").status for _ in range(17)]
+    statuses += [s.get("/canned").status for _ in range(5)]
+    statuses += [s.get("/status/503").status for _ in range(2)]  # the backend answers 503
+    statuses += [s.get("/limited").status for _ in range(5)]  # 3 allowed, 2 refused (429)
+    assert statuses.count(200) == 17 + 5 + 3 and statuses.count(503) == 2
+    assert statuses.count(429) == 2, statuses
+
+    # The counters are written when a stream ends, just after its response: wait for them.
+    wait_for(lambda: stats(s)["requests"]["total"] == 29, what="29 requests in /stats")
+    body, text = stats(s), metrics(s)
+
+    assert body["requests"]["by_class"] == [0, 25, 0, 2, 2]
+    (main,) = body["listeners"]
+    assert main["name"] == "main"
+    for i, code in enumerate(CLASSES):
+        assert main["requests"][i] == metric_value(
+            text, "sluice_downstream_requests_total", listener="main", code=code), code
+
+    routes = {r["name"]: r["requests"] for r in body["routes"]}
+    assert routes == {"canned": [0, 5, 0, 0, 0], "limited": [0, 3, 0, 2, 0],
+                      "be": [0, 17, 0, 0, 2]}, routes
+    for name, counts in routes.items():
+        for i, code in enumerate(CLASSES):
+            assert counts[i] == (metric_value(text, "sluice_request_duration_seconds_count",
+                                              route=name, code=code) or 0), (name, code)
+
+    (rule,) = body["rate_limits"]
+    assert rule["name"] == "tight" and rule["mode"] == "enforce" and rule["rate"] == "3/h"
+    for decision in ("allowed", "limited", "would_limit", "skipped", "error"):
+        assert rule[decision] == metric_value(text, "sluice_ratelimit_decisions_total",
+                                              rule="tight", decision=decision), decision
+    assert (rule["allowed"], rule["limited"]) == (3, 2)
+
+    (cluster,) = body["clusters"]
+    assert cluster["name"] == "be"
+    hosts = {h["address"]: h for h in cluster["hosts"]}
+    assert set(hosts) == {a.address, b.address}
+    for address, h in hosts.items():
+        assert h["healthy"] and not h["ejected"] and not h["disabled"]
+        assert metric_value(text, "sluice_upstream_host_healthy", cluster="be", host=address) == 1
+    assert sum(h["requests_total"] for h in hosts.values()) == 19
+    assert cluster["requests_total"] == metric_value(text, "sluice_upstream_requests_total",
+                                                     cluster="be")
+
+    assert body["reloads"] == {"succeeded": 0, "failed": 0, "recent": []}
+
+
+def test_disabled_host_shows_in_stats(tmp_path, start_backend, start_sluice):
+    a, b = start_backend("a"), start_backend("b")
+    s = start_sluice(config(tmp_path, a, b))
+    r = http_request("POST", s.admin_url(f"/clusters/be/hosts/{b.address}/disable"),
+                     headers=bearer())
+    assert r.status == 200, r.text
+    hosts = {h["address"]: h for h in stats(s)["clusters"][0]["hosts"]}
+    assert hosts[b.address]["disabled"] and not hosts[b.address]["available"]
+    assert not hosts[a.address]["disabled"] and hosts[a.address]["available"]
+
+
+def test_recent_reloads_newest_first_with_trigger_and_errors(tmp_path, start_sluice):
+    c = config(tmp_path)
+    s = start_sluice(c)
+    s.signal(signal.SIGHUP)
+    wait_for(lambda: stats(s)["reloads"]["succeeded"] == 1, what="the SIGHUP reload")
+
+    bad = dict(c, bogus_key=1)
+    s.write_config(bad)
+    r = http_request("POST", s.admin_url("/reload"), headers=bearer())
+    assert r.status == 422, r.text
+
+    s.write_config(c)
+    assert http_request("POST", s.admin_url("/reload"), headers=bearer()).status == 200
+
+    reloads = stats(s)["reloads"]
+    assert (reloads["succeeded"], reloads["failed"]) == (2, 1)
+    text = metrics(s)
+    assert reloads["succeeded"] == metric_value(text, "sluice_config_reloads_total",
+                                                result="success")
+    assert reloads["failed"] == metric_value(text, "sluice_config_reloads_total",
+                                             result="failure")
+    recent = reloads["recent"]
+    assert [(x["trigger"], x["result"]) for x in recent] == [
+        ("api", "ok"), ("api", "failed"), ("signal", "ok")], recent
+    failed = recent[1]
+    assert failed["error_count"] == 1
+    assert re.match(re.escape(str(s.config_path)) + r":\d+:\d+: unknown key 'bogus_key'",
+                    failed["errors"][0]), failed
+    times = [x["time_ms"] for x in recent]
+    assert times == sorted(times, reverse=True)
+    assert all(abs(t / 1000 - time.time()) < 60 for t in times)
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", x["time"]) for x in recent)
+
+
+def test_series_has_the_rate_and_latency_of_each_second(tmp_path, start_sluice):
+    s = start_sluice(config(tmp_path))
+    fields = stats(s)["series"]["fields"]
+    assert fields == ["time_ms", "requests_per_second", "errors_per_second", "p50_ms", "p99_ms"]
+    conn = s.connection()
+    try:
+        # About 3 seconds of requests on one keep-alive connection.
+        end = time.monotonic() + 3
+        sent = 0
+        while time.monotonic() < end:
+            conn.request("GET", "/canned")
+            assert conn.getresponse().read() == b"canned\n"
+            sent += 1
+    finally:
+        conn.close()
+    # The point of the last busy second arrives within about a second.
+    time.sleep(1.5)
+    series = stats(s)["series"]
+    points = [dict(zip(fields, p)) for p in series["points"]]
+    busy = [p for p in points if p["requests_per_second"] > 0]
+    assert len(busy) >= 2, points
+    # Every request is in exactly one second (rate x interval, give or take timer jitter).
+    counted = sum(p["requests_per_second"] * series["interval_ms"] / 1000 for p in busy)
+    assert abs(counted - sent) <= max(2, sent * 0.05), (counted, sent)
+    for p in busy:
+        assert p["errors_per_second"] == 0
+        assert p["p50_ms"] is not None and p["p99_ms"] is not None
+        assert 0 < p["p50_ms"] <= p["p99_ms"] <= 10000, p
+    idle = [p for p in points if p["requests_per_second"] == 0]
+    assert all(p["p50_ms"] is None and p["p99_ms"] is None for p in idle), idle
+    times = [p["time_ms"] for p in points]
+    assert times == sorted(times) and len(set(times)) == len(times)
+
+    # ?since= the newest point: nothing older comes back.
+    newest = times[-1]
+    later = stats(s, f"?since={newest}")["series"]["points"]
+    assert all(p[0] > newest for p in later), later
+
+
+def test_100_routes_stay_bounded(tmp_path, start_sluice):
+    routes = [{"name": f"route-{i:03d}", "match": {"path": {"exact": f"/r/{i}"}},
+               "respond": {"status": 200 if i % 10 else 404, "body": "x"}} for i in range(100)]
+    s = start_sluice(config(tmp_path, routes=routes))
+    conn = s.connection()
+    try:
+        for i in range(100):
+            for _ in range(3):
+                conn.request("GET", f"/r/{i}")
+                conn.getresponse().read()
+    finally:
+        conn.close()
+    wait_for(lambda: stats(s)["requests"]["total"] == 300, what="300 requests in /stats")
+    time.sleep(2.2)  # a few series points
+    full = http_request("GET", s.admin_url("/stats"), headers=bearer())
+    body = full.json()
+    assert len(body["routes"]) == 100 and body["routes_omitted"] == 0
+    assert all(sum(r["requests"]) == 3 for r in body["routes"])
+    assert {r["name"]: r["requests"][3] for r in body["routes"]}["route-010"] == 3
+    # About 60 bytes a route and 40 a series point (600 of them at most, and the page asks
+    # only for the new ones with ?since=).
+    points = body["series"]["points"]
+    assert len(full.body) < 10 * 1024 + 40 * len(points), len(full.body)
+    poll = http_request("GET", s.admin_url(f"/stats?since={points[-1][0]}"), headers=bearer())
+    assert len(poll.body) < 10 * 1024, len(poll.body)
