@@ -23,6 +23,7 @@
 
 #include "admin/admin_context.h"
 #include "admin/clusters_json.h"
+#include "admin/dashboard.h"
 #include "admin/metrics.h"
 #include "admin/stats.h"
 #include "admin/totals.h"
@@ -56,6 +57,7 @@ struct Reply {
   std::string content_type;
   std::string body;
   std::string_view allow = kAllowRead;  // the Allow header of a 405
+  bool page = false;                    // the dashboard: gets its Content-Security-Policy
 };
 
 Reply text(http::status status, std::string body) {
@@ -100,6 +102,11 @@ std::optional<int64_t> query_int(std::string_view query, std::string_view name) 
 Reply dispatch(const AdminContext& ctx, const StatsSeries& series, std::string_view path,
                std::string_view query) {
   if (path == "/healthz") return text(http::status::ok, "ok\n");
+  if (path == "/") {
+    Reply page{http::status::ok, "text/html; charset=utf-8", std::string(dashboard_html())};
+    page.page = true;
+    return page;
+  }
   if (path == "/ready") {
     return ctx.ready() ? text(http::status::ok, "ready\n")
                        : text(http::status::service_unavailable, "not ready\n");
@@ -128,12 +135,16 @@ Reply dispatch(const AdminContext& ctx, const StatsSeries& series, std::string_v
 }
 
 bool known_path(std::string_view path) {
-  return path == "/healthz" || path == "/ready" || path == "/metrics" || path == "/config" ||
-         path == "/ratelimits" || path == "/clusters" || path == "/stats";
+  return path == "/" || path == "/healthz" || path == "/ready" || path == "/metrics" ||
+         path == "/config" || path == "/ratelimits" || path == "/clusters" || path == "/stats";
 }
 
-// Probes must work without credentials (kubelet, load balancers); everything else may not.
-bool open_path(std::string_view path) { return path == "/healthz" || path == "/ready"; }
+// Probes must work without credentials (kubelet, load balancers); everything else may not, but
+// for the dashboard page: a browser cannot send a bearer token when it opens a URL, and the page
+// is the same static file for everyone (it holds no data; the /stats it polls needs the token).
+bool open_path(std::string_view path) {
+  return path == "/healthz" || path == "/ready" || path == "/";
+}
 
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -307,6 +318,12 @@ Response make_response(Reply reply, unsigned version, bool head, bool keep_alive
   res.set(http::field::server, "sluice-admin");
   res.set(http::field::content_type, reply.content_type);
   res.set(http::field::cache_control, "no-store");
+  res.set("X-Content-Type-Options", "nosniff");
+  if (reply.page) {
+    res.set("Content-Security-Policy", dashboard_csp());
+    res.set("Referrer-Policy", "no-referrer");
+    res.set("X-Frame-Options", "DENY");
+  }
   if (reply.status == http::status::method_not_allowed) res.set(http::field::allow, reply.allow);
   if (reply.status == http::status::unauthorized) {
     res.set(http::field::www_authenticate, "Bearer realm=\"sluice-admin\"");

@@ -1,8 +1,9 @@
 #pragma once
-// The admin HTTP/1.1 server: /healthz, /ready, /metrics, /config, /clusters, /ratelimits, /stats
-// (the dashboard's JSON, with a time series the admin thread samples once a second), and the
-// actions (POST /reload, /drain, /clusters/{cluster}/hosts/{address}/{disable,enable}), behind a
-// bearer token when the config has admin.token_file (all but /healthz and /ready).
+// The admin HTTP/1.1 server: / (the dashboard page), /healthz, /ready, /metrics, /config,
+// /clusters, /ratelimits, /stats (the dashboard's JSON, with a time series the admin thread
+// samples once a second), and the actions (POST /reload, /drain,
+// /clusters/{cluster}/hosts/{address}/{disable,enable}), behind a bearer token when the config
+// has admin.token_file (all but /healthz, /ready and the page, which holds no data).
 // Actions are logged with the client's address and their result. It runs on its own thread with
 // its own io_context, so a slow scrape never delays a worker. Not the hot path: plain Beast
 // async_read/async_write, one request at a time per connection.

@@ -1,6 +1,7 @@
-"""The live dashboard against the real binary: GET /stats (behind the admin token; its numbers
+"""The live dashboard against the real binary. GET /stats: behind the admin token; its numbers
 agree with /metrics after a known number of requests; recent reloads with their trigger and
-result; a per-second series of requests/s and p50/p99; bounded with 100 routes). Loopback only."""
+result; a per-second series of requests/s and p50/p99; bounded with 100 routes. GET /: one
+self-contained page with a strict Content-Security-Policy. Loopback only."""
 
 import re
 import signal
@@ -238,3 +239,34 @@ def test_100_routes_stay_bounded(tmp_path, start_sluice):
     assert len(full.body) < 10 * 1024 + 40 * len(points), len(full.body)
     poll = http_request("GET", s.admin_url(f"/stats?since={points[-1][0]}"), headers=bearer())
     assert len(poll.body) < 10 * 1024, len(poll.body)
+
+
+# ----------------------------------------------------------------------------- the page
+
+
+def test_page_is_self_contained_with_a_strict_policy(tmp_path, start_sluice):
+    s = start_sluice(config(tmp_path))
+    # A browser cannot send a bearer token when it opens a URL; the page holds no data.
+    r = http_request("GET", s.admin_url("/"))
+    assert r.status == 200
+    assert r.header("content-type") == "text/html; charset=utf-8"
+    assert r.header("cache-control") == "no-store"
+    assert r.header("x-content-type-options") == "nosniff"
+    csp = r.header("content-security-policy")
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    assert directives["default-src"] == "'none'"
+    assert directives["connect-src"] == "'self'"
+    assert re.fullmatch(r"'sha256-[A-Za-z0-9+/]{43}='", directives["script-src"]), csp
+    assert re.fullmatch(r"'sha256-[A-Za-z0-9+/]{43}='", directives["style-src"]), csp
+    assert directives["frame-ancestors"] == "'none'"
+    page = r.text
+    # No external anything: the only URL is the SVG namespace, which is a name, not a request.
+    urls = set(re.findall(r"[a-z]+://[^\s\"'<>)]+", page))
+    assert urls <= {"http://www.w3.org/2000/svg"}, urls
+    assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=\"(?!data:)", page)
+    assert page.count("<script>") == 1 and page.count("<style>") == 1
+    head = http_request("HEAD", s.admin_url("/"))
+    assert head.status == 200 and head.header("content-length") == str(len(r.body))
+    # Everything else still needs the token.
+    assert http_request("GET", s.admin_url("/stats")).status == 401
+    assert http_request("GET", s.admin_url("/index.html")).status == 401

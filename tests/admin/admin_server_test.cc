@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "admin/admin_context.h"
+#include "admin/dashboard.h"
 #include "core/runtime_state.h"
 #include "core/stats.h"
 
@@ -509,6 +510,26 @@ TEST_F(AdminServerTest, TokenIsRequiredEverywhereButTheProbes) {
   auto config = client.request_with_auth(http::verb::get, "/config", "Bearer t0ken");
   EXPECT_THAT(config.body(), HasSubstr("/run/secrets/admin-token"));
   EXPECT_THAT(config.body(), ::testing::Not(HasSubstr("t0ken\"")));
+}
+
+TEST_F(AdminServerTest, DashboardPageNeedsNoTokenAndCarriesItsPolicy) {
+  ctx_.require_token("t0ken");
+  start();
+  Client client(port());
+  auto page = client.request_with_auth(http::verb::get, "/", "");
+  EXPECT_EQ(page.result(), http::status::ok);
+  EXPECT_EQ(page[http::field::content_type], "text/html; charset=utf-8");
+  EXPECT_EQ(page[http::field::cache_control], "no-store");
+  EXPECT_EQ(page["X-Content-Type-Options"], "nosniff");
+  EXPECT_EQ(page["Content-Security-Policy"], dashboard_csp());
+  EXPECT_EQ(page.body(), std::string(dashboard_html()));
+  // The data it polls does need the token.
+  EXPECT_EQ(client.request_with_auth(http::verb::get, "/stats", "").result(),
+            http::status::unauthorized);
+  // Only the page: other responses carry no policy of a page.
+  auto metrics = client.request_with_auth(http::verb::get, "/metrics", "Bearer t0ken");
+  EXPECT_EQ(metrics["Content-Security-Policy"], "");
+  EXPECT_EQ(metrics["X-Content-Type-Options"], "nosniff");
 }
 
 TEST_F(AdminServerTest, StatsSamplesTheCountersEverySecond) {
