@@ -1,12 +1,21 @@
 """The live dashboard against the real binary. GET /stats: behind the admin token; its numbers
 agree with /metrics after a known number of requests; recent reloads with their trigger and
 result; a per-second series of requests/s and p50/p99; bounded with 100 routes. GET /: one
-self-contained page with a strict Content-Security-Policy. Loopback only."""
+self-contained page with a strict Content-Security-Policy, loaded in a real headless Chromium
+(over the DevTools protocol) against sluice under load: screenshots, the expected numbers in the
+DOM, no console errors or failed requests, no horizontal overflow on a phone-sized screen, a
+visible disconnected state. Loopback only; Chromium is always killed (fixture, finally)."""
 
+import asyncio
+import itertools
 import re
 import signal
+import threading
 import time
 
+import pytest
+
+import cdp
 from helpers import http_request, metric_value, wait_for
 
 TOKEN = "dash-board-token"
@@ -270,3 +279,232 @@ def test_page_is_self_contained_with_a_strict_policy(tmp_path, start_sluice):
     # Everything else still needs the token.
     assert http_request("GET", s.admin_url("/stats")).status == 401
     assert http_request("GET", s.admin_url("/index.html")).status == 401
+
+
+class Load:
+    """Requests on one keep-alive connection from a background thread until stop() or
+    `max_seconds`, at most about `rate` a second, cycling through `paths`."""
+
+    def __init__(self, s, paths, rate=150, max_seconds=120):
+        self.s, self.paths, self.rate, self.max_seconds = s, paths, rate, max_seconds
+        self.sent = 0
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=15)
+        assert not self._thread.is_alive(), "the load thread did not stop"
+
+    def _run(self):
+        deadline = time.monotonic() + self.max_seconds
+        conn = self.s.connection(timeout=5)
+        try:
+            for path in itertools.cycle(self.paths):
+                if self._stop.is_set() or time.monotonic() > deadline:
+                    return
+                try:
+                    conn.request("GET", path)
+                    conn.getresponse().read()
+                    self.sent += 1
+                except OSError as e:
+                    self.errors.append(f"{path}: {e}")
+                    conn.close()
+                    conn = self.s.connection(timeout=5)
+                self._stop.wait(1 / self.rate)
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """Factory for cdp.Browser (call it inside the test's event loop); every browser started is
+    killed at teardown, whatever happened. No chromium is a failure: install-deps installs it."""
+    binary = cdp.chromium_binary()
+    if binary is None:
+        pytest.fail("chromium not found: scripts/install-deps.sh installs Debian's chromium",
+                    pytrace=False)
+    started: list[cdp.Browser] = []
+
+    def make() -> cdp.Browser:
+        b = cdp.Browser(binary, tmp_path / f"chromium-{len(started)}")
+        started.append(b)
+        return b
+
+    try:
+        yield make
+    finally:
+        for b in started:
+            b.close()
+
+
+def text_of(selector):
+    return f"(document.querySelector({selector!r}) || {{}}).textContent"
+
+
+def row_cells(selector):
+    return (f"(() => {{ const r = document.querySelector({selector!r}); "
+            f"return r ? [...r.cells].map(c => c.textContent) : null; }})()")
+
+
+def assert_clean(page, origin):
+    assert page.problems() == [], page.problems()
+    # Nothing but the admin port: no CDN, no font, no favicon from elsewhere.
+    outside = [u for u in page.requests if not u.startswith(origin + "/")]
+    assert outside == [], outside
+
+
+def test_dashboard_in_chromium_under_load(tmp_path, start_backend, start_sluice, browser):
+    a, b = start_backend("a"), start_backend("b")
+    s = start_sluice(config(tmp_path, a, b))
+    for _ in range(7):
+        assert s.get("/canned").status == 200
+    assert [s.get("/limited").status for _ in range(5)] == [200] * 3 + [429] * 2
+    s.signal(signal.SIGHUP)
+    wait_for(lambda: stats(s)["reloads"]["succeeded"] == 1, what="the SIGHUP reload")
+    origin = s.admin_url("")
+
+    async def scenario(load):
+        async with browser() as chrome:
+            page = await chrome.new_page()
+            await page.set_viewport(1280, 900)
+            await page.navigate(s.admin_url("/") + "#token=" + TOKEN)
+            await page.wait_for(f"{text_of('#status')} === 'live'", what="the live state")
+            # The token left the address bar at once and stays in this tab only.
+            assert await page.evaluate("location.hash") == ""
+            assert await page.evaluate("sessionStorage.getItem('sluice.admin.token')") == TOKEN
+
+            # Known numbers: 7 on "canned", the rule's 3 allowed and 2 limited, both hosts.
+            await page.wait_for(f"JSON.stringify({row_cells('tr[data-route=canned]')})"
+                                " === JSON.stringify(['canned','7','7','0','0','0','0',''])",
+                                what="route canned with 7 2xx")
+            cells = await page.evaluate(row_cells("tr[data-rule=tight]"))
+            assert cells[:5] == ["tight", "enforce · local", "3/h", "3", "2"], cells
+            for backend in (a, b):
+                cells = await page.wait_for(row_cells(f"tr[data-host='{backend.address}']"))
+                assert cells[1] == "healthy", cells
+            reload_row = await page.evaluate(row_cells("#reloads tbody tr"))
+            assert reload_row[1:3] == ["signal", "ok"], reload_row
+
+            # Under load: a rate, latencies and lines in both charts.
+            await page.wait_for("document.querySelectorAll('#chart-rps polyline').length > 0 && "
+                                "document.querySelectorAll('#chart-latency polyline').length > 0",
+                                what="lines in both charts")
+            rps = await page.wait_for(
+                f"(() => {{ const v = parseFloat({text_of('#tile-rps')}.replace(/,/g, '')); "
+                "return v > 0 ? v : 0; })()", what="a request rate above 0")
+            assert 0 < rps < 10000
+            assert re.fullmatch(r"[\d.]+ m?s", await page.evaluate(text_of("#tile-p99")))
+            # The last minute, with a few seconds of points drawn.
+            await page.evaluate("document.querySelector('#ranges button[data-min=\"1\"]').click()")
+            assert await page.evaluate(text_of("#range-label")) == "last 1 min, one point a second"
+            await page.wait_for("(document.querySelector('#chart-rps polyline') || "
+                                "{getAttribute: () => ''}).getAttribute('points').split(' ')"
+                                ".length >= 5", what="5 points in the rate chart")
+            be = await page.evaluate(row_cells("tr[data-route=be]"))
+            assert int(be[1].replace(",", "")) > 0, be
+
+            shot = await page.screenshot(tmp_path / "dashboard.png")
+            assert cdp.png_size(shot) == (1280, 900)
+            assert len(shot) > 20_000, len(shot)  # a drawn page, not a blank one
+
+            # Once the load stops, the page shows exactly /stats' total.
+            load.stop()
+            wait_for(lambda: stats(s)["time_ms"] and True, what="/stats")
+            prev = -1
+            for _ in range(50):
+                total = stats(s)["requests"]["total"]
+                if total == prev:
+                    break
+                prev = total
+                await asyncio.sleep(0.2)
+            await page.wait_for(f"document.getElementById('total-requests').dataset.value "
+                                f"=== '{total}'", what=f"total {total} in the page")
+            assert load.sent > 50 and load.errors == [], (load.sent, load.errors)
+            assert_clean(page, origin)
+
+    with Load(s, ["/be/x", "/be/y", "/status/503"] + ["/be/z"] * 7) as load:
+        cdp.run(scenario(load), timeout=120)
+
+
+def test_dashboard_fits_a_phone_with_100_routes(tmp_path, start_sluice, browser):
+    routes = [{"name": f"service-{i:03d}-with-a-rather-long-descriptive-route-name",
+               "match": {"path": {"exact": f"/r/{i}"}},
+               "respond": {"status": (200, 301, 404, 503)[i % 4], "body": "x"}}
+              for i in range(100)]
+    s = start_sluice(config(tmp_path, routes=routes))
+    origin = s.admin_url("")
+
+    async def scenario():
+        async with browser() as chrome:
+            page = await chrome.new_page()
+            await page.set_viewport(390, 844, scale=3, mobile=True)
+            await page.navigate(s.admin_url("/") + "#token=" + TOKEN)
+            await page.wait_for("document.querySelectorAll('#routes tbody tr[data-route]')"
+                                ".length === 100", what="100 route rows")
+            await page.wait_for("document.querySelectorAll('#chart-rps polyline').length > 0",
+                                what="a line in the rate chart")
+            sizes = await page.evaluate(
+                "[document.documentElement.scrollWidth, document.body.scrollWidth, innerWidth]")
+            assert sizes[0] <= sizes[2] and sizes[1] <= sizes[2], sizes
+            # The long table scrolls inside its box; the page itself does not get wider.
+            box = await page.evaluate(
+                "(() => { const t = document.getElementById('routes').parentElement; "
+                "return [t.scrollWidth, t.clientWidth, t.scrollHeight, t.clientHeight]; })()")
+            assert box[0] > box[1] and box[2] > box[3], box
+            cells = await page.evaluate(row_cells("tr[data-route='service-003-with-a-rather-"
+                                                  "long-descriptive-route-name']"))
+            assert cells[1] == "2" and cells[5] == "2", cells  # two 503s
+            shot = await page.screenshot(tmp_path / "dashboard-phone.png")
+            assert cdp.png_size(shot) == (390 * 3, 844 * 3)
+            assert len(shot) > 20_000, len(shot)
+            assert_clean(page, origin)
+
+    with Load(s, [f"/r/{i}" for i in range(100)] * 2, rate=200, max_seconds=60) as load:
+        wait_for(lambda: load.sent >= 200, timeout=30, what="two rounds over the routes")
+        load.stop()
+        cdp.run(scenario(), timeout=120)
+
+
+def test_dashboard_shows_disconnected_and_asks_for_a_token(tmp_path, start_sluice, browser):
+    s = start_sluice(config(tmp_path))
+
+    async def scenario():
+        async with browser() as chrome:
+            page = await chrome.new_page()
+            # No token in the URL: the page asks for one (/stats answered 401).
+            await page.navigate(s.admin_url("/"))
+            await page.wait_for("getComputedStyle(document.getElementById('auth')).display "
+                                "!== 'none'", what="the token form")
+            assert await page.evaluate(text_of("#status")) == "unauthorized"
+            await page.evaluate(f"document.getElementById('token').value = {TOKEN!r}; "
+                                "document.getElementById('auth-form').requestSubmit()")
+            await page.wait_for(f"{text_of('#status')} === 'live'", what="live after the token")
+            assert await page.evaluate(
+                "getComputedStyle(document.getElementById('auth')).display") == "none"
+
+            # The admin port goes away: a visible disconnected state, and polling goes on.
+            s.stop()
+            await page.wait_for(f"{text_of('#status')} === 'disconnected'",
+                                what="the disconnected state")
+            banner = await page.evaluate(text_of("#banner"))
+            assert banner.startswith("Disconnected") and "retrying" in banner, banner
+            assert await page.evaluate(
+                "getComputedStyle(document.getElementById('banner')).display") == "block"
+            before = len(page.requests)
+            await page.wait_for(f"window.performance && true", timeout=1)
+            await asyncio.sleep(4.5)
+            assert len(page.requests) >= before + 2, "the page stopped polling"
+            # Failed requests are expected here; script errors are not.
+            assert page.exceptions == [], page.exceptions
+            assert not [c for c in page.console if c["type"] in ("error", "assert")], page.console
+
+    cdp.run(scenario(), timeout=90)

@@ -15,6 +15,7 @@ packages=(
   golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev
   zlib1g-dev libbrotli-dev libzstd-dev python3-brotli python3-zstandard python3-websockets
   protobuf-compiler python3-protobuf
+  chromium
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(nginx-light haproxy nghttp2-proxy linux-perf valgrind strace)
