@@ -2,14 +2,16 @@
 
 Chromium (Debian's `chromium`, installed by scripts/install-deps.sh) runs with a throw-away profile
 and `--remote-debugging-port=0`; the test talks to it over a websocket (python3-websockets) on
-loopback. Everything is bounded: the start, every command and every wait take a timeout, and
-`Browser.close()` kills the whole process group whatever state it is in.
+loopback. Everything is bounded: the start, every command and every wait take a timeout,
+`Browser.close()` kills the whole process group whatever state it is in, and the browser gets
+SIGKILL if the test process dies first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import ctypes
 import json
 import os
 import shutil
@@ -24,6 +26,14 @@ import websockets
 
 START_TIMEOUT = 30.0
 COMMAND_TIMEOUT = 15.0
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the test process dies, even if it is killed (a
+    ctest timeout) before its fixture can stop the browser. Chromium's own children exit when
+    it does."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def chromium_binary() -> Optional[str]:
@@ -171,7 +181,8 @@ class Browser:
         self.stderr = open(self.stderr_path, "wb")
         # A session of its own, so close() can kill the renderer and GPU processes too.
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.stderr,
-                                     stderr=self.stderr, start_new_session=True)
+                                     stderr=self.stderr, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
         port_file = self.profile / "DevToolsActivePort"
         deadline = time.monotonic() + START_TIMEOUT
         while True:

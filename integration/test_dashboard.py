@@ -205,9 +205,10 @@ def test_series_has_the_rate_and_latency_of_each_second(tmp_path, start_sluice):
     points = [dict(zip(fields, p)) for p in series["points"]]
     busy = [p for p in points if p["requests_per_second"] > 0]
     assert len(busy) >= 2, points
-    # Every request is in exactly one second (rate x interval, give or take timer jitter).
+    # Every request is in one second: rate x interval adds up to what was sent (give or take
+    # the jitter of the sampling timer, by which a rate's interval differs from a second).
     counted = sum(p["requests_per_second"] * series["interval_ms"] / 1000 for p in busy)
-    assert abs(counted - sent) <= max(2, sent * 0.05), (counted, sent)
+    assert abs(counted - sent) <= max(3, sent * 0.1), (counted, sent)
     for p in busy:
         assert p["errors_per_second"] == 0
         assert p["p50_ms"] is not None and p["p99_ms"] is not None
