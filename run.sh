@@ -112,7 +112,7 @@ sluice is running on http://127.0.0.1:8080 (admin on 127.0.0.1:9901). Try:
   curl http://127.0.0.1:9901/ready          # readiness
   curl http://127.0.0.1:9901/config         # the active configuration
 
-Ctrl-C stops everything.
+Open http://127.0.0.1:9901/ in a browser for the live dashboard. Ctrl-C stops everything.
 EOF
 
 # Run until interrupted or until any of the three exits on its own.
