@@ -3,6 +3,7 @@
 // owner), called on the admin thread; every method must be safe to call from it.
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +27,14 @@ struct ReloadRecord {
   std::vector<std::string> errors;  // the first few, "FILE:LINE:COL: message"
 };
 
+// The tracing exporter's counters (sluice_tracing_*).
+struct TracingCounters {
+  uint64_t spans_exported = 0;
+  uint64_t spans_dropped_queue_full = 0;
+  uint64_t spans_dropped_export_failed = 0;
+  uint64_t export_requests_failed = 0;
+};
+
 class AdminContext {
  public:
   virtual ~AdminContext() = default;
@@ -46,6 +55,7 @@ class AdminContext {
   virtual std::vector<upstream::SharedClusterPtr> clusters() const { return {}; }
   // Error-log lines dropped because stderr could not keep up (sluice_error_log_dropped_total).
   virtual uint64_t error_log_dropped() const { return 0; }
+  virtual TracingCounters tracing_counters() const { return {}; }
 
   // The admin API's actions (POST). Each blocks the admin thread until the control thread has
   // done the work (a bounded wait, in the implementation): actions are rare and this keeps them

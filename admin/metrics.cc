@@ -273,6 +273,29 @@ std::vector<MetricFamily> collect_metrics(const AdminContext& ctx) {
   error_log_dropped.metric.push_back(
       sample({}, static_cast<double>(ctx.error_log_dropped()), MetricType::Counter));
 
+  const TracingCounters tracing = ctx.tracing_counters();
+  auto spans_exported = family("sluice_tracing_spans_exported_total",
+                               "Spans the OTLP collector accepted.", MetricType::Counter);
+  spans_exported.metric.push_back(
+      sample({}, static_cast<double>(tracing.spans_exported), MetricType::Counter));
+  auto spans_dropped = family(
+      "sluice_tracing_spans_dropped_total",
+      "Spans dropped: the export queue was full (queue_full) or the collector could not take "
+      "their batch before export_timeout (export_failed).",
+      MetricType::Counter);
+  spans_dropped.metric.push_back(sample({{"reason", "queue_full"}},
+                                        static_cast<double>(tracing.spans_dropped_queue_full),
+                                        MetricType::Counter));
+  spans_dropped.metric.push_back(sample({{"reason", "export_failed"}},
+                                        static_cast<double>(tracing.spans_dropped_export_failed),
+                                        MetricType::Counter));
+  auto export_failures =
+      family("sluice_tracing_export_failures_total",
+             "OTLP export requests that failed (no answer, or not 2xx), retried ones included.",
+             MetricType::Counter);
+  export_failures.metric.push_back(
+      sample({}, static_cast<double>(tracing.export_requests_failed), MetricType::Counter));
+
   auto sanitize = family("sluice_sanitize_rejections_total",
                          "Requests the sanitize filter refused, by listener and reason (a path "
                          "error such as encoded_character, underscore_header, or deny:RULE).",
@@ -310,7 +333,8 @@ std::vector<MetricFamily> collect_metrics(const AdminContext& ctx) {
         &retries,           &overflow,         &no_healthy,         &panic,
         &healthy,           &ejected,          &host_active,        &ejections,
         &dns_failures,      &redis_errors,     &access_log_dropped, &error_log_dropped,
-        &compressed,        &compression_in,   &compression_out}) {
+        &compressed,        &compression_in,   &compression_out,    &spans_exported,
+        &spans_dropped,     &export_failures}) {
     out.push_back(std::move(*f));
   }
   if (!handshakes.metric.empty()) out.push_back(std::move(handshakes));  // no TLS: no family

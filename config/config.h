@@ -247,13 +247,57 @@ struct Admin {
   bool allow_unauthenticated = false;
 };
 
+// OpenTelemetry tracing (docs/operations.md): one server span per request and one client span
+// per upstream attempt, exported as OTLP/HTTP JSON on a background thread.
+struct Tracing {
+  // "http://collector:4318/v1/traces" as written; empty: tracing is off.
+  std::string otlp_endpoint;
+  // Parsed from otlp_endpoint.
+  std::string endpoint_host;
+  uint16_t endpoint_port = 0;
+  std::string endpoint_target;  // path and query
+  std::string service_name = "sluice";
+  // Share of new traces recorded (0 to 1). A request that carries a sampled traceparent is
+  // always recorded, one that carries an unsampled one never (parent-based, as OpenTelemetry's
+  // default sampler).
+  double sample_rate = 1.0;
+  // Sent with every export (an API key, say): values are secrets, /config shows names only.
+  std::vector<std::pair<std::string, std::string>> headers;
+  size_t max_queue_spans = 2048;                      // beyond it, spans are dropped and counted
+  size_t max_batch_spans = 512;                       // an export holds at most this many spans
+  Duration batch_delay{std::chrono::seconds(1)};      // longest wait before a partial batch goes
+  Duration export_timeout{std::chrono::seconds(10)};  // per export request, retries included
+  bool enabled() const { return !otlp_endpoint.empty(); }
+};
+
 // Every field an access-log line can have, in the default order (docs/configuration.md says
 // what each holds).
 inline constexpr std::string_view kAccessLogFields[] = {
-    "time",       "listener", "client",      "peer",     "method",          "path",
-    "host",       "protocol", "status",      "bytes_in", "bytes_out",       "duration_ms",
-    "request_id", "route",    "cluster",     "upstream", "upstream_status", "upstream_time_ms",
-    "user_agent", "referer",  "tls_version", "upgrade",  "aborted",         "error",
+    "time",
+    "listener",
+    "client",
+    "peer",
+    "method",
+    "path",
+    "host",
+    "protocol",
+    "status",
+    "bytes_in",
+    "bytes_out",
+    "duration_ms",
+    "request_id",
+    "trace_id",
+    "route",
+    "cluster",
+    "upstream",
+    "upstream_status",
+    "upstream_time_ms",
+    "user_agent",
+    "referer",
+    "tls_version",
+    "upgrade",
+    "aborted",
+    "error",
 };
 
 struct AccessLog {
@@ -284,6 +328,7 @@ struct Config {
   Duration drain_timeout{std::chrono::seconds(15)};
   Admin admin;
   AccessLog access_log;
+  Tracing tracing;
   std::vector<Listener> listeners;
   std::vector<Route> routes;
   std::vector<Cluster> clusters;

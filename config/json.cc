@@ -1,6 +1,7 @@
 // Config::to_json().
 #include "core/json.h"
 
+#include <charconv>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -374,6 +375,28 @@ std::string Config::to_json() const {
     w.end_array();
   }
   w.end_object();
+  if (tracing.enabled()) {
+    w.key("tracing");
+    w.begin_object();
+    w.field("otlp_endpoint", tracing.otlp_endpoint);
+    w.field("service_name", tracing.service_name);
+    w.key("sample_rate");
+    char rate[32];
+    auto end = std::to_chars(rate, rate + sizeof(rate), tracing.sample_rate).ptr;
+    w.raw(std::string_view(rate, static_cast<size_t>(end - rate)));
+    // Names only: header values are often API keys.
+    if (!tracing.headers.empty()) {
+      w.key("headers");
+      w.begin_array();
+      for (const auto& [name, value] : tracing.headers) w.value(name);
+      w.end_array();
+    }
+    w.field("max_queue_spans", uint64_t{tracing.max_queue_spans});
+    w.field("max_batch_spans", uint64_t{tracing.max_batch_spans});
+    w.field("batch_delay", tracing.batch_delay);
+    w.field("export_timeout", tracing.export_timeout);
+    w.end_object();
+  }
 
   w.key("listeners");
   w.begin_array();

@@ -28,8 +28,9 @@ constexpr std::string_view kHashingPolicies[] = {"ring_hash", "maglev"};
 constexpr std::string_view kHashOnValues[] = {"client_ip", "path", "header:NAME", "cookie:NAME"};
 constexpr std::string_view kLogFormats[] = {"json"};
 
-constexpr std::string_view kRootKeys[] = {"workers",   "drain_timeout", "admin",    "access_log",
-                                          "listeners", "routes",        "clusters", "dns"};
+constexpr std::string_view kRootKeys[] = {"workers",    "drain_timeout", "admin",
+                                          "access_log", "tracing",       "listeners",
+                                          "routes",     "clusters",      "dns"};
 constexpr std::string_view kDnsKeys[] = {"servers"};
 constexpr std::string_view kAdminKeys[] = {"address", "token_file", "allow_unauthenticated"};
 constexpr std::string_view kAccessLogKeys[] = {"path", "format", "fields"};
@@ -421,6 +422,7 @@ void Loader::load_root(const YAML::Node& doc) {
   }
   if (const Field* f = root.get("admin")) load_admin(*f);
   if (const Field* f = root.get("access_log")) load_access_log(*f);
+  if (const Field* f = root.get("tracing")) load_tracing(*f);
   // Clusters first, so routes can be checked against them wherever they appear in the file.
   if (const Field* f = root.get("clusters"); f && expect_list(diag_, *f)) {
     for (const YAML::Node& node : f->value) load_cluster(node);

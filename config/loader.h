@@ -1,7 +1,8 @@
 #pragma once
 // The loader's schema walk: YAML document → Config plus diagnostics. Internal to config/; one
 // Loader per load, used on the loading thread only. Sections are split over loader.cc
-// (top level, listeners, clusters, cross-checks) and route_loader.cc (routes).
+// (top level, listeners, clusters, cross-checks), route_loader.cc (routes), tls_loader.cc
+// (listener TLS) and tracing_loader.cc (tracing).
 #include <yaml-cpp/yaml.h>
 
 #include <map>
@@ -45,6 +46,9 @@ class Loader {
   void load_tls(const Field& f, ListenerTls& tls);
   void load_certificate(const YAML::Node& node, ListenerTls& tls);
   void load_client_auth(const Field& f, ClientAuth& auth);
+  // tracing_loader.cc
+  void load_tracing(const Field& f);
+  void load_otlp_endpoint(const Field& f, Tracing& tracing);
   // Relative paths in the config are relative to the config file's directory.
   std::string resolve_path(const std::string& path) const;
   void load_cluster(const YAML::Node& node);

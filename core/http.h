@@ -68,6 +68,14 @@ struct ResponseHead {
   HeaderMap headers;
 };
 
+// The host and port of an authority ("example.com:8080", "[::1]:443", "example.com"); the host
+// without IPv6 brackets, the port absent when not given or not a valid port number.
+struct AuthorityParts {
+  std::string_view host;
+  std::optional<uint16_t> port;
+};
+AuthorityParts split_authority(std::string_view authority);
+
 // Standard reason phrase for a status code ("Unknown" when there is none).
 std::string_view reason_phrase(unsigned status);
 

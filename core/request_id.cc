@@ -67,19 +67,26 @@ constexpr std::array<char, 512> kHexPairs = [] {
   return t;
 }();
 
-// Writes n random lowercase hex digits to out, 16 per 64-bit draw.
+Xoshiro256& rng() {
+  static thread_local Xoshiro256 generator;
+  return generator;
+}
+
+}  // namespace
+
+uint64_t random_u64() { return rng().next(); }
+
+// 16 digits per 64-bit draw.
 void fill_random_hex(char* out, size_t n) {
-  static thread_local Xoshiro256 rng;
+  Xoshiro256& gen = rng();
   for (; n >= 16; n -= 16) {
-    uint64_t bits = rng.next();
+    uint64_t bits = gen.next();
     for (int i = 0; i < 8; ++i, bits >>= 8, out += 2)
       std::memcpy(out, &kHexPairs[2 * (bits & 0xff)], 2);
   }
   if (n == 0) return;
-  for (uint64_t bits = rng.next(); n > 0; --n, bits >>= 4) *out++ = kDigits[bits & 0xf];
+  for (uint64_t bits = gen.next(); n > 0; --n, bits >>= 4) *out++ = kDigits[bits & 0xf];
 }
-
-}  // namespace
 
 std::string random_hex(size_t n) {
   std::string out(n, '0');
@@ -99,7 +106,7 @@ bool is_valid_traceparent(std::string_view v) {
          !all_zero(parent);
 }
 
-std::string assign_request_ids(HeaderMap& headers, bool peer_trusted) {
+std::string assign_request_ids(HeaderMap& headers, bool peer_trusted, TraceContext& trace) {
   std::string id;
   if (auto given = headers.get("x-request-id");
       given && peer_trusted && looks_like_request_id(*given)) {
@@ -109,11 +116,18 @@ std::string assign_request_ids(HeaderMap& headers, bool peer_trusted) {
     headers.set("x-request-id", id);
   }
   auto traceparent = headers.get("traceparent");
-  if (!traceparent || !is_valid_traceparent(*traceparent)) {
-    // A new trace, not sampled: sluice records no spans of its own (yet).
+  if (traceparent && is_valid_traceparent(*traceparent)) {
+    std::memcpy(trace.trace_id.data(), traceparent->data() + 3, trace.trace_id.size());
+    std::memcpy(trace.parent_id.data(), traceparent->data() + 36, trace.parent_id.size());
+    trace.has_parent = true;
+    const char flags_low = (*traceparent)[54];  // the sampled flag is the lowest bit
+    trace.parent_sampled = ((flags_low >= 'a' ? flags_low - 'a' + 10 : flags_low - '0') & 1) != 0;
+  } else {
+    // A new trace, not sampled (the stream samples it when tracing is on).
     std::string traceparent_value = "00-________________________________-________________-00";
     fill_random_hex(traceparent_value.data() + 3, 32);
     fill_random_hex(traceparent_value.data() + 36, 16);
+    std::memcpy(trace.trace_id.data(), traceparent_value.data() + 3, trace.trace_id.size());
     headers.set("traceparent", traceparent_value);
     headers.remove("tracestate");  // belongs to the trace that was dropped
   }

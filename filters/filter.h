@@ -17,6 +17,7 @@
 #include "core/cancellation.h"
 #include "core/client_ip.h"
 #include "core/http.h"
+#include "core/trace.h"
 
 namespace sluice {
 class WorkerStats;
@@ -42,6 +43,7 @@ struct StreamInfo {
   IpAddress client_ip;           // the peer, or who it forwards for (core/client_ip.h)
   bool peer_trusted = false;     // the peer is one of the listener's trusted_proxies
   std::string request_id;        // x-request-id as forwarded upstream (core/request_id.h)
+  TraceContext trace;            // from traceparent; `sampled` when spans are recorded
   std::string route;             // name of the matched route, empty if none
   std::string upstream_host;     // "ip:port" of the host that answered, empty if none
   std::string cluster;           // the cluster the router sent the request to, if any

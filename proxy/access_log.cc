@@ -67,6 +67,7 @@ enum class LogField : uint8_t {
   bytes_out,
   duration_ms,
   request_id,
+  trace_id,
   route,
   cluster,
   upstream,
@@ -176,6 +177,11 @@ void append_field(std::string& out, LogField f, const LineInput& in, const Field
     case LogField::request_id:
       append_key(out, f);
       return append_json_string(out, info.request_id);
+    case LogField::trace_id:
+      append_key(out, f);
+      // Empty for a request that never got as far as its headers.
+      return append_json_string(
+          out, info.trace.trace_id[0] == '\0' ? std::string_view() : to_view(info.trace.trace_id));
     case LogField::route:
       append_key(out, f);
       return append_json_string(out, info.route);

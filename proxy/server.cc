@@ -148,6 +148,8 @@ bool Server::install(SnapshotPtr snapshot, std::string* error) {
       per_worker[i].emplace(l.name, std::move(acceptor));
     }
   }
+  // Before the workers see the snapshot: its first sampled request finds the exporter set up.
+  tracer_.configure(cfg.tracing);
   for (size_t i = 0; i < workers_.size(); ++i)
     workers_[i]->apply(snapshot, std::move(per_worker[i]), limiters);
   bound_ = std::move(wanted);
@@ -359,6 +361,11 @@ ActionResult Server::set_host_disabled(std::string_view cluster, std::string_vie
       });
 }
 
+admin::TracingCounters Server::tracing_counters() const {
+  const tracing::ExporterCounters c = tracer_.counters();
+  return {c.exported, c.dropped_queue_full, c.dropped_export_failed, c.failed_requests};
+}
+
 int Server::run() {
   // Registered first: a signal that arrives while starting waits here instead of killing the
   // process (SIGHUP's default action) or being lost.
@@ -392,7 +399,8 @@ int Server::run() {
   started_ = result.config;
   unsigned n = result.config->workers;
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
-  for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i, n, log_writer_));
+  for (unsigned i = 0; i < n; ++i)
+    workers_.push_back(std::make_unique<Worker>(i, n, log_writer_, &tracer_));
   if (!install(snapshot, &error)) {
     log_line("error: " + error);
     return 1;
@@ -477,6 +485,8 @@ int Server::run() {
   control_stopped_ = true;
 
   for (auto& w : workers_) w->stop();
+  // The spans of the last requests, if the collector takes them quickly.
+  tracer_.shutdown(std::chrono::seconds(2));
   admin.stop();
   clusters_.stop();
   log_line("stopped");

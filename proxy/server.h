@@ -19,6 +19,7 @@
 #include "core/log_writer.h"
 #include "core/runtime_state.h"
 #include "proxy/snapshot.h"
+#include "tracing/otlp_exporter.h"
 
 namespace sluice {
 
@@ -47,6 +48,7 @@ class Server : public admin::AdminContext {
   RuntimeState& runtime() const override { return runtime_; }
   std::vector<upstream::SharedClusterPtr> clusters() const override { return clusters_.all(); }
   uint64_t error_log_dropped() const override { return error_log_dropped_->load(); }
+  admin::TracingCounters tracing_counters() const override;
   // Admin actions: run on the control thread while the admin thread waits (bounded).
   ActionResult reload_config() override;
   ActionResult set_draining(bool draining) override;
@@ -83,6 +85,8 @@ class Server : public admin::AdminContext {
   upstream::SharedClusters clusters_;
   // Outlives every snapshot: rate-limit state survives reloads through it.
   mutable RuntimeState runtime_;
+  // Before the workers, so that it outlives them: their streams submit spans to it.
+  tracing::OtlpExporter tracer_;
   std::vector<std::unique_ptr<Worker>> workers_;
   mutable std::mutex snapshot_mutex_;  // guards snapshot_ for the admin thread
   SnapshotPtr snapshot_;

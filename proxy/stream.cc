@@ -2,6 +2,7 @@
 
 #include "core/request_id.h"
 #include "core/stats.h"
+#include "core/trace.h"
 #include "proxy/access_log.h"
 
 namespace sluice {
@@ -29,7 +30,81 @@ Stream::~Stream() {
     auto elapsed = std::chrono::steady_clock::now() - info_.start;
     stats.route(info_.route).observe(info_.status, std::chrono::duration<double>(elapsed).count());
   }
+  if (info_.trace.sampled) record_server_span();
   if (ctx_.access_log) ctx_.access_log->write(request_, info_);
+}
+
+void Stream::sample_trace(const config::Tracing& tracing) {
+  TraceContext& trace = info_.trace;
+  if (!ctx_.spans) return;
+  if (trace.has_parent) {
+    trace.sampled = trace.parent_sampled;  // the caller decided
+  } else {
+    // random_u64() / 2^64 < sample_rate
+    trace.sampled = tracing.sample_rate >= 1.0 ||
+                    static_cast<double>(random_u64()) < tracing.sample_rate * 0x1p64;
+  }
+  if (!trace.sampled) return;
+  trace.span_id = new_span_id();
+  trace.sink = ctx_.spans;
+  // The next hop's parent is this span (the router puts each try's own span there instead).
+  request_.headers.set("traceparent", sampled_traceparent(trace.trace_id, trace.span_id));
+}
+
+void Stream::record_server_span() {
+  const TraceContext& trace = info_.trace;
+  SpanRecord span;
+  span.trace_id = trace.trace_id;
+  span.span_id = trace.span_id;
+  span.parent_id = trace.parent_id;
+  span.has_parent = trace.has_parent;
+  span.kind = SpanKind::server;
+  const std::string_view method = known_http_method(request_.method);
+  span.name = method;
+  if (!info_.route.empty()) {
+    span.name += ' ';
+    span.name += info_.route;
+  }
+  span.start_unix_ns = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(info_.start_wall.time_since_epoch())
+          .count());
+  span.end_unix_ns = span.start_unix_ns +
+                     static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                               std::chrono::steady_clock::now() - info_.start)
+                                               .count());
+  span.attributes.reserve(14);
+  span.add("http.request.method", std::string(method));
+  if (method == "_OTHER") span.add("http.request.method_original", request_.method);
+  span.add("url.scheme", request_.scheme);
+  span.add("url.path", std::string(request_.path()));
+  if (std::string_view query = request_.query(); !query.empty()) {
+    span.add("url.query", std::string(query));
+  }
+  if (!info_.route.empty()) span.add("http.route", info_.route);
+  if (!request_.authority.empty()) {
+    auto [host, port] = split_authority(request_.authority);
+    span.add("server.address", std::string(host));
+    if (port) span.add("server.port", int64_t{*port});
+  }
+  span.add("client.address", info_.client_ip.to_string());
+  span.add("network.peer.address", info_.peer_ip.to_string());
+  span.add("network.peer.port", int64_t{info_.peer_port});
+  span.add("network.protocol.version", request_.version == 20   ? std::string("2")
+                                       : request_.version == 10 ? std::string("1.0")
+                                                                : std::string("1.1"));
+  if (auto ua = request_.headers.get("user-agent"))
+    span.add("user_agent.original", std::string(*ua));
+  if (info_.status != 0) span.add("http.response.status_code", int64_t{info_.status});
+  // A server span fails on a 5xx or a response that could not be completed; 4xx are the
+  // client's errors, not the server's (OpenTelemetry's HTTP conventions).
+  if (info_.status >= 500) {
+    span.error = true;
+    span.add("error.type", std::to_string(info_.status));
+  } else if (info_.status == 0 || info_.response_aborted) {
+    span.error = true;
+    span.add("error.type", info_.error.empty() ? std::string("aborted") : info_.error);
+  }
+  trace.sink->submit(std::move(span));
 }
 
 void Stream::destroy_filters() {
@@ -43,7 +118,10 @@ void Stream::decode_headers(RequestHead&& head, bool end_stream) {
   request_ = std::move(head);
   info_.peer_trusted = chain_.trusted_proxies().contains(info_.peer_ip);
   info_.client_ip = resolve_client_ip(info_.peer_ip, request_.headers, chain_.trusted_proxies());
-  info_.request_id = assign_request_ids(request_.headers, info_.peer_trusted);
+  info_.request_id = assign_request_ids(request_.headers, info_.peer_trusted, info_.trace);
+  if (const config::Tracing& tracing = snapshot_->config->tracing; tracing.enabled()) {
+    sample_trace(tracing);
+  }
   request_ended_ = end_stream;
   headers_end_stream_ = end_stream;
   run_request_headers(0);

@@ -63,6 +63,7 @@ struct StreamContext {
   AccessLog* access_log = nullptr;
   BufferPool* read_buffers = nullptr;  // null: connections allocate their own
   WorkerServices* services = nullptr;
+  SpanSink* spans = nullptr;  // the tracing exporter; spans are recorded when config says so
 };
 
 class Stream : public FilterCallbacks {
@@ -111,6 +112,9 @@ class Stream : public FilterCallbacks {
   void run_request_body(std::string& data, bool end_stream, size_t from);
   void run_request_trailers();
   void destroy_filters();
+  // Tracing is on: decides whether this request is recorded (core/trace.h).
+  void sample_trace(const config::Tracing& tracing);
+  void record_server_span();
 
   StreamContext& ctx_;
   StreamEncoder& encoder_;

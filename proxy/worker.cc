@@ -15,7 +15,7 @@ namespace sluice {
 
 namespace asio = boost::asio;
 
-Worker::Worker(unsigned index, unsigned count, LogWriter& log_writer)
+Worker::Worker(unsigned index, unsigned count, LogWriter& log_writer, SpanSink* spans)
     : index_(index),
       work_(asio::make_work_guard(ioc_)),
       clusters_(std::make_unique<upstream::ClusterManager>(ioc_, stats_, index, count)),
@@ -25,6 +25,7 @@ Worker::Worker(unsigned index, unsigned count, LogWriter& log_writer)
   ctx_.stats = &stats_;
   ctx_.read_buffers = &read_buffers_;
   ctx_.services = &services_;
+  ctx_.spans = spans;
 }
 
 Worker::~Worker() { stop(); }

@@ -33,8 +33,9 @@ class ClusterManager;
 
 class Worker {
  public:
-  // Worker `index` of `count`; its access log goes through `log_writer`.
-  Worker(unsigned index, unsigned count, LogWriter& log_writer);
+  // Worker `index` of `count`; its access log goes through `log_writer`, its spans (when the
+  // config traces) to `spans`.
+  Worker(unsigned index, unsigned count, LogWriter& log_writer, SpanSink* spans);
   ~Worker();
 
   // io_context that can destroy its pending handlers on demand (execution_context::shutdown is

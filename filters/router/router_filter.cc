@@ -155,6 +155,7 @@ void RouterFilter::arm_timeout() {
 
 void RouterFilter::on_timeout() {
   if (done_) return;
+  end_try_span("timeout");
   if (!response_started_) host_done(true);
   if (cluster_) cluster_->stats->timeouts.add();
   fail(Error{ErrorKind::upstream_timeout, ErrorSource::upstream, false, "upstream timeout"});
@@ -221,6 +222,10 @@ void RouterFilter::connect() {
   }
   host_ = pick.pool;
   host_ref_ = pick.host;
+  if (const TraceContext& trace = callbacks().info().trace; trace.sampled) {
+    try_span_.begin(trace, upstream_head_.headers, host_->name(), tries_);
+  }
+  ++tries_;
   host_ref_->request_started();
   last_host_ = host_ref_.get();
   ++connect_attempts_;
@@ -242,6 +247,7 @@ void RouterFilter::connect() {
         }
         stop_pending();
         if (err) {
+          end_try_span(to_string(err->kind));
           if (err->kind == ErrorKind::overflow) {
             fail(*err);  // not the host's doing: no outlier count either way
             return;
@@ -372,6 +378,7 @@ void RouterFilter::retry(RetryReason reason) {
 
 void RouterFilter::on_try_timeout() {
   if (done_ || response_started_) return;
+  end_try_span("timeout");
   host_done(true);
   if (retry_allowed(RetryReason::per_try_timeout)) {
     retry(RetryReason::per_try_timeout);
@@ -486,8 +493,10 @@ void RouterFilter::on_upstream_1xx(ResponseHead& head) { callbacks().encode_1xx(
 
 void RouterFilter::on_upstream_head(ResponseHead& head, bool end_stream) {
   if (try_timer_) try_timer_->cancel();
+  try_span_.set_status(head.status);
   const bool failed = head.status >= 500;
   if (failed && retry_allowed(RetryReason::status, head.status)) {
+    end_try_span();
     // This answer is dropped (its connection closes) and the request goes to another host.
     cluster_->stats->requests.add(head.status);
     host_done(true);
@@ -531,6 +540,7 @@ void RouterFilter::on_upstream_trailers(HeaderMap& trailers) {
 }
 
 void RouterFilter::response_finished() {
+  end_try_span();
   done_ = true;
   if (timer_) timer_->cancel();
   if (try_timer_) try_timer_->cancel();
@@ -539,6 +549,7 @@ void RouterFilter::response_finished() {
 }
 
 void RouterFilter::on_upstream_error(const Error& error, bool response_started) {
+  end_try_span(to_string(error.kind));
   auto conn = std::move(conn_);
   if (response_started) {
     done_ = true;
@@ -575,6 +586,7 @@ void RouterFilter::on_upstream_error(const Error& error, bool response_started) 
 
 void RouterFilter::fail(const Error& error) {
   if (done_) return;
+  end_try_span(to_string(error.kind));
   done_ = true;
   if (timer_) timer_->cancel();
   if (try_timer_) try_timer_->cancel();
@@ -613,7 +625,14 @@ void RouterFilter::release_connection() {
   }
 }
 
+void RouterFilter::end_try_span(std::string_view error_type) {
+  const TraceContext& trace = callbacks().info().trace;
+  if (!trace.sampled) return;
+  try_span_.end(trace, upstream_head_, cluster_ && cluster_->config->tls.has_value(), error_type);
+}
+
 void RouterFilter::on_destroy() {
+  end_try_span("cancelled");
   if (timer_) timer_->cancel();
   if (try_timer_) try_timer_->cancel();
   release_connection();

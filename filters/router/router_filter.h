@@ -9,6 +9,7 @@
 #include "core/lazy_timer.h"
 #include "filters/filter.h"
 #include "filters/registry.h"
+#include "filters/router/attempt_span.h"
 #include "filters/router/route_table.h"
 #include "upstream/upstream_request.h"
 
@@ -64,6 +65,8 @@ class RouterFilter : public Filter, public upstream::ResponseHandler {
   void arm_timeout();
   void on_timeout();
   void on_try_timeout();
+  // Closes the try's client span (tracing), when one is open.
+  void end_try_span(std::string_view error_type = {});
   void fail(const Error& error);
   void release_connection();
   // Retries under the route's policy: why a try failed, and whether another may follow.
@@ -90,6 +93,8 @@ class RouterFilter : public Filter, public upstream::ResponseHandler {
   std::shared_ptr<upstream::Host> host_ref_;   // the try's host while it counts as active on it
   const upstream::Host* last_host_ = nullptr;  // the previous try's host: a retry avoids it
   upstream::UpstreamRequestPtr conn_;
+  AttemptSpan try_span_;                // the try's client span, on a sampled request
+  unsigned tries_ = 0;                  // tries started, for http.request.resend_count
   std::optional<LazyTimer> timer_;      // route timeout, re-armed by each piece of the response
   std::optional<LazyTimer> try_timer_;  // the retry policy's per_try_timeout
   const config::RetryPolicy* retry_policy_ = nullptr;

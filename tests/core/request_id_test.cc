@@ -54,19 +54,20 @@ TEST(RequestId, Traceparent) {
 }
 
 TEST(RequestId, AssignKeepsOnlyATrustedPeersId) {
+  TraceContext trace;
   HeaderMap h;
   h.add("x-request-id", "from-client");
-  std::string id = assign_request_ids(h, false);
+  std::string id = assign_request_ids(h, false, trace);
   EXPECT_NE(id, "from-client");
   EXPECT_EQ(h.get("x-request-id"), id);
 
   HeaderMap trusted;
   trusted.add("x-request-id", "from-lb");
-  EXPECT_EQ(assign_request_ids(trusted, true), "from-lb");
+  EXPECT_EQ(assign_request_ids(trusted, true, trace), "from-lb");
 
   HeaderMap spaces;
   spaces.add("x-request-id", "has space");
-  EXPECT_NE(assign_request_ids(spaces, true), "has space");
+  EXPECT_NE(assign_request_ids(spaces, true, trace), "has space");
 }
 
 TEST(RequestId, AssignStartsATraceOnlyWhenThereIsNoValidOne) {
@@ -74,16 +75,43 @@ TEST(RequestId, AssignStartsATraceOnlyWhenThereIsNoValidOne) {
   HeaderMap h;
   h.add("traceparent", valid);
   h.add("tracestate", "a=1");
-  assign_request_ids(h, false);
+  TraceContext trace;
+  assign_request_ids(h, false, trace);
   EXPECT_EQ(h.get("traceparent"), valid);
   EXPECT_EQ(h.get("tracestate"), "a=1");
+  // The caller's trace, parent and sampled flag, for the stream's sampling decision.
+  EXPECT_EQ(to_view(trace.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(to_view(trace.parent_id), "00f067aa0ba902b7");
+  EXPECT_TRUE(trace.has_parent);
+  EXPECT_TRUE(trace.parent_sampled);
+  EXPECT_FALSE(trace.sampled);  // the stream decides that
 
   HeaderMap none;
   none.add("tracestate", "a=1");
-  assign_request_ids(none, false);
+  TraceContext fresh;
+  assign_request_ids(none, false, fresh);
   ASSERT_TRUE(none.get("traceparent"));
   EXPECT_TRUE(is_valid_traceparent(*none.get("traceparent")));
   EXPECT_FALSE(none.get("tracestate"));
+  EXPECT_EQ(to_view(fresh.trace_id), none.get("traceparent")->substr(3, 32));
+  EXPECT_FALSE(fresh.has_parent);
+}
+
+TEST(RequestId, TheSampledFlagIsTheLowestBitOfTheFlags) {
+  for (auto [flags, sampled] : {std::pair{"00", false},
+                                {"01", true},
+                                {"03", true},
+                                {"0a", false},
+                                {"0b", true},
+                                {"ff", true},
+                                {"fe", false}}) {
+    HeaderMap h;
+    h.add("traceparent",
+          std::string("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-") + flags);
+    TraceContext trace;
+    assign_request_ids(h, false, trace);
+    EXPECT_EQ(trace.parent_sampled, sampled) << flags;
+  }
 }
 
 }  // namespace

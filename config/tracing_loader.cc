@@ -1,0 +1,127 @@
+// YAML → Tracing: the OTLP endpoint (http://host:port/path), sampling, export headers and the
+// exporter's batching bounds.
+#include <boost/url/parse.hpp>
+#include <charconv>
+#include <cmath>
+
+#include "config/loader.h"
+#include "config/values.h"
+
+namespace sluice::config::detail {
+namespace {
+
+constexpr std::string_view kTracingKeys[] = {"otlp_endpoint", "service_name",    "sample_rate",
+                                             "headers",       "max_queue_spans", "max_batch_spans",
+                                             "batch_delay",   "export_timeout"};
+
+// A number from 0 to 1 ("0.01", "1").
+std::optional<double> read_rate(Diagnostics& diag, const Field& f) {
+  const std::string s = f.value.IsScalar() ? f.value.Scalar() : std::string();
+  double rate = -1;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), rate);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size() || !std::isfinite(rate) ||
+      rate < 0 || rate > 1) {
+    diag.error(f.mark(), f.name +
+                             ": expected a number from 0 to 1 (0.01 records 1% of new "
+                             "traces), got " +
+                             describe(f.value));
+    return std::nullopt;
+  }
+  return rate;
+}
+
+}  // namespace
+
+void Loader::load_otlp_endpoint(const Field& f, Tracing& tracing) {
+  std::optional<std::string> s = read_nonempty(diag_, f);
+  if (!s) return;
+  auto fail = [&](std::string_view why) {
+    diag_.error(f.mark(), "otlp_endpoint: " + quote(*s) + " " + std::string(why) +
+                              " (expected a URL like http://collector:4318/v1/traces)");
+  };
+  boost::system::result<boost::urls::url_view> url = boost::urls::parse_absolute_uri(*s);
+  if (!url) return fail("is not a URL");
+  if (url->scheme() != "http") {
+    return fail(url->scheme() == "https"
+                    ? "uses https, which the exporter does not speak yet; send to a collector "
+                      "on this machine or network over http"
+                    : "has an unsupported scheme");
+  }
+  if (url->has_userinfo()) return fail("must not hold credentials; use 'headers'");
+  if (url->has_fragment()) return fail("must not have a fragment");
+  std::string host = url->host_address();
+  if (host.empty() || !is_hostname(host)) return fail("has no valid host");
+  uint16_t port = 4318;  // OTLP/HTTP's registered port
+  if (url->has_port()) {
+    if (url->port_number() == 0) return fail("has an invalid port");
+    port = url->port_number();
+  }
+  std::string target(url->encoded_path());
+  if (target.empty()) target = "/v1/traces";  // where OTLP/HTTP receivers take traces
+  if (url->has_query()) target += "?" + std::string(url->encoded_query());
+  tracing.otlp_endpoint = *s;
+  tracing.endpoint_host = std::move(host);
+  tracing.endpoint_port = port;
+  tracing.endpoint_target = std::move(target);
+}
+
+void Loader::load_tracing(const Field& f) {
+  MapReader m(diag_, f, "tracing", kTracingKeys);
+  if (!m.is_map()) return;
+  Tracing& t = config_.tracing;
+  if (const Field* e = m.require("otlp_endpoint")) load_otlp_endpoint(*e, t);
+  if (const Field* n = m.get("service_name")) {
+    if (auto s = read_nonempty(diag_, *n)) t.service_name = *s;
+  }
+  if (const Field* r = m.get("sample_rate")) {
+    if (auto rate = read_rate(diag_, *r)) t.sample_rate = *rate;
+  }
+  if (const Field* h = m.get("headers")) {
+    if (!h->value.IsMap()) {
+      diag_.error(h->mark(), "headers: expected a map, got " + describe(h->value));
+    } else {
+      for (auto it = h->value.begin(); it != h->value.end(); ++it) {
+        const Field name_field{"header name", it->first, it->first};
+        std::optional<std::string> name = read_nonempty(diag_, name_field);
+        if (name && !is_token(*name)) {
+          diag_.error(name_field.mark(), "header name: " + quote(*name) + " is not a valid name");
+          name.reset();
+        }
+        std::optional<std::string> value =
+            read_string(diag_, Field{name ? *name : "header", it->first, it->second});
+        if (!name || !value) continue;
+        if (value->find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+          diag_.error(it->second.Mark(), *name + ": header values must not contain CR, LF or NUL");
+          continue;
+        }
+        const std::string lower = lowercase(*name);
+        if (lower == "content-type" || lower == "content-length" || lower == "host" ||
+            lower == "transfer-encoding" || lower == "connection") {
+          diag_.error(name_field.mark(),
+                      "header " + quote(*name) + " is set by the exporter; remove it");
+          continue;
+        }
+        t.headers.emplace_back(*name, *value);
+      }
+    }
+  }
+  if (const Field* q = m.get("max_queue_spans")) {
+    if (auto n = read_integer(diag_, *q, 1, 1'000'000)) t.max_queue_spans = static_cast<size_t>(*n);
+  }
+  if (const Field* b = m.get("max_batch_spans")) {
+    if (auto n = read_integer(diag_, *b, 1, 100'000)) t.max_batch_spans = static_cast<size_t>(*n);
+  }
+  if (const Field* d = m.get("batch_delay")) {
+    if (auto v = read_duration(diag_, *d, /*allow_zero=*/false)) t.batch_delay = *v;
+  }
+  if (const Field* d = m.get("export_timeout")) {
+    if (auto v = read_duration(diag_, *d, /*allow_zero=*/false)) t.export_timeout = *v;
+  }
+  if (t.max_batch_spans > t.max_queue_spans) {
+    diag_.error(m.mark(), "tracing: max_batch_spans (" + std::to_string(t.max_batch_spans) +
+                              ") must not exceed max_queue_spans (" +
+                              std::to_string(t.max_queue_spans) + ")");
+  }
+}
+
+}  // namespace sluice::config::detail
