@@ -103,9 +103,9 @@ Reply dispatch(const AdminContext& ctx, const StatsSeries& series, std::string_v
                std::string_view query) {
   if (path == "/healthz") return text(http::status::ok, "ok\n");
   if (path == "/") {
-    Reply page{http::status::ok, "text/html; charset=utf-8", std::string(dashboard_html())};
-    page.page = true;
-    return page;
+    Reply reply{http::status::ok, "text/html; charset=utf-8", std::string(dashboard_html())};
+    reply.page = true;
+    return reply;
   }
   if (path == "/ready") {
     return ctx.ready() ? text(http::status::ok, "ready\n")

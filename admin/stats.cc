@@ -245,8 +245,13 @@ std::string stats_json(const AdminContext& ctx, const StatsTotals& totals,
   out += "{\"version\": ";
   append_json_string(out, kVersion);
   out += ", \"time_ms\": " + std::to_string(now_ms) +
-         ", \"workers\": " + std::to_string(ctx.worker_stats().size()) +
-         ",\n\"status_classes\": [\"1xx\", \"2xx\", \"3xx\", \"4xx\", \"5xx\"]";
+         ", \"workers\": " + std::to_string(ctx.worker_stats().size()) + ",\n\"status_classes\": [";
+  for (size_t i = 0; i < kStatusClasses.size(); ++i) {
+    out += i ? ", \"" : "\"";
+    out += kStatusClasses[i];
+    out += '"';
+  }
+  out += ']';
 
   std::array<uint64_t, 5> requests{};
   int64_t connections = 0;
