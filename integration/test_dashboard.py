@@ -419,7 +419,6 @@ def test_dashboard_in_chromium_under_load(tmp_path, start_backend, start_sluice,
 
             # Once the load stops, the page shows exactly /stats' total.
             load.stop()
-            wait_for(lambda: stats(s)["time_ms"] and True, what="/stats")
             prev = -1
             for _ in range(50):
                 total = stats(s)["requests"]["total"]
@@ -501,7 +500,6 @@ def test_dashboard_shows_disconnected_and_asks_for_a_token(tmp_path, start_sluic
             assert await page.evaluate(
                 "getComputedStyle(document.getElementById('banner')).display") == "block"
             before = len(page.requests)
-            await page.wait_for(f"window.performance && true", timeout=1)
             await asyncio.sleep(4.5)
             assert len(page.requests) >= before + 2, "the page stopped polling"
             # Failed requests are expected here; script errors are not.
