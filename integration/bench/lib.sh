@@ -369,7 +369,8 @@ start_peer() {
 }
 
 # peer_sluice NAME MODE PORT: workers: $WORKERS, access log off, one listener, one prefix / route to a
-# one-endpoint cluster; every other key at its default.
+# one-endpoint cluster; every other key at its default. $SLUICE_EXTRA, if set, is appended as
+# top-level YAML (e.g. a tracing section, to profile what it costs).
 peer_sluice() {
   local name=$1 mode=$2 port=$3 admin tls=""
   admin=$(free_port)
@@ -390,6 +391,7 @@ routes:
 clusters:
   - name: backend
     endpoints: ["$BENCH_HOST:$BACKEND_PORT"]
+${SLUICE_EXTRA:-}
 EOF
   start "$name" "${SLUICE_WRAPPER[@]}" "$SLUICE_BIN" -c "$WORK/$name.yaml"
 }

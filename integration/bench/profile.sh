@@ -18,7 +18,8 @@
 #                                            kernels without syscall tracepoints
 #
 # Environment: SECONDS_PROFILED (length of the profiled wrk run, default 10), TOP (rows to
-# print, default 25), CONNECTIONS (default 50), KEEP_WORK=1 keeps the raw profile.
+# print, default 25), CONNECTIONS (default 50), KEEP_WORK=1 keeps the raw profile, SLUICE_EXTRA
+# (top-level YAML added to sluice's config, e.g. 'tracing: { otlp_endpoint: …, sample_rate: 0 }').
 # Hardware counters (perf stat -e instructions) are often unavailable in VMs; callgrind counts
 # instructions without them, and perf's cpu-clock is a software event.
 set -euo pipefail
