@@ -21,7 +21,7 @@ import h2.settings
 import hyperframe.frame
 import pytest
 
-from helpers import HOST, basic_config, metric_value, wait_for
+from helpers import HOST, basic_config, http_request, metric_value, wait_for
 from pki import Pki
 
 
@@ -390,6 +390,29 @@ def test_sigterm_sends_goaway_and_lets_streams_finish(backend, start_sluice):
                and "END_STREAM" in f.flags for f in after)
     assert s.wait(timeout=10) == 0
     s.expect_clean_exit = False  # checked here: it exited by itself, with 0
+
+
+def test_an_h2_connection_opened_during_an_api_drain_gets_goaway_after_its_first_stream(
+        backend, start_sluice):
+    # POST /drain keeps accepting (it can be cancelled); an HTTP/1.1 connection opened meanwhile
+    # is closed after its request, and an HTTP/2 one must likewise be told to go: GOAWAY naming
+    # the streams it has sent, which still get their whole responses.
+    s = start_sluice(h2c_config(backend))
+    assert http_request("POST", s.admin_url("/drain")).status == 200
+    c = H2Client(s.port)
+    sid = c.request("/delay/300")
+    raw = b""
+    c.sock.settimeout(10)
+    while chunk := c.sock.recv(65536):
+        raw += chunk
+    got = frames(raw)
+    kinds = [type(f).__name__ for f in got]
+    assert "GoAwayFrame" in kinds, kinds
+    goaway = got[kinds.index("GoAwayFrame")]
+    assert goaway.last_stream_id == sid and goaway.error_code == 0
+    assert any(isinstance(f, hyperframe.frame.DataFrame) and f.stream_id == sid
+               and "END_STREAM" in f.flags for f in got)
+    assert b"hello" in b"".join(f.data for f in got if isinstance(f, hyperframe.frame.DataFrame))
 
 
 def test_idle_h2_connection_gets_goaway_then_close(backend, start_sluice):

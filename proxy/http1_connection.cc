@@ -295,6 +295,9 @@ void Http1Connection::process() {
     std::string_view data(w().read_buf.data() + w().read_begin, w().read_end - w().read_begin);
     w().read_begin = w().read_end;
     bool ok = h2_->receive(data);
+    // Opened while the listener drains (POST /drain keeps accepting): as an HTTP/1.1
+    // connection is closed after its request, this one is told to go once it has sent one.
+    if (ok && !draining_ && listener_->draining() && h2_->last_client_stream() > 0) drain();
     flush();
     if (!ok) {
       graceful_close();

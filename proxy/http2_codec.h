@@ -61,6 +61,8 @@ class Http2Codec {
   // Immediate: every stream is reset (the connection is going away).
   void reset_all(std::string_view reason);
   size_t active_streams() const { return streams_.size(); }
+  // The highest stream id the client has opened; 0 before its first request.
+  int32_t last_client_stream() const { return last_client_stream_; }
 
  private:
   friend class Http2Stream;
