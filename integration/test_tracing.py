@@ -6,6 +6,7 @@ retry on 429/503 from the collector, drop-and-count on overload, flush on exit, 
 
 import json
 import re
+import signal
 import time
 
 import pytest
@@ -277,3 +278,33 @@ def test_bad_tracing_config_is_an_error_with_its_position(tmp_path, tracing_yaml
     r = check_config(tmp_path, text)
     assert r.returncode == 1, r.stdout + r.stderr
     assert re.search(r"check\.yaml:2:\d+: .*" + re.escape(message), r.stderr), r.stderr
+
+
+def test_a_reload_moves_or_stops_tracing(start_backend, start_sluice, receiver):
+    s = start(start_backend, start_sluice, receiver)
+    echoed(s)
+    assert len(receiver.wait_for_spans(2)) == 2
+
+    def reload(cfg):
+        before = metric(s, "sluice_config_reloads_total", result="success")
+        s.write_config(cfg)
+        s.signal(signal.SIGHUP)
+        wait_for(lambda: metric(s, "sluice_config_reloads_total", result="success") > before, 10)
+
+    with OtlpReceiver() as second:
+        cfg = dict(s.config)
+        cfg["tracing"] = tracing(second, service_name="moved")
+        reload(cfg)
+        echoed(s)
+        spans = second.wait_for_spans(2)
+        assert {x.resource["service.name"] for x in spans} == {"moved"}
+        assert len(receiver.spans()) == 2  # nothing more to the old collector
+
+        del cfg["tracing"]
+        reload(cfg)
+        seen = echoed(s)
+        time.sleep(0.5)
+        assert len(second.spans()) == 2 and len(receiver.spans()) == 2
+        # Still a trace id for the backend and the log; just nothing recorded.
+        assert TRACEPARENT.fullmatch(seen["traceparent"]).group(3) == "00"
+        second.assert_no_errors()

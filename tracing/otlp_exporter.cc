@@ -150,7 +150,9 @@ OtlpExporter::~OtlpExporter() { shutdown(std::chrono::milliseconds(0)); }
 
 void OtlpExporter::configure(const config::Tracing& settings) {
   std::lock_guard lock(mutex_);
-  if (stopping_) return;
+  // A config without tracing records no more spans; those already queued still go where the
+  // last config said.
+  if (stopping_ || !settings.enabled()) return;
   settings_ = settings;
   if (settings.enabled() && !thread_.joinable()) thread_ = std::thread([this] { run(); });
   wake_.notify_one();

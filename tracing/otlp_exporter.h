@@ -34,7 +34,8 @@ class OtlpExporter final : public SpanSink {
   OtlpExporter& operator=(const OtlpExporter&) = delete;
 
   // Control thread: the settings of the config now installed. The first config with tracing
-  // starts the export thread; later ones change the endpoint, headers and bounds in place.
+  // starts the export thread; later ones change the endpoint, headers and bounds in place. One
+  // without tracing changes nothing (its streams record no spans).
   void configure(const config::Tracing& settings);
   // Any thread.
   void submit(SpanRecord&& span) override;
