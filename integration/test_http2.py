@@ -401,10 +401,8 @@ def test_an_h2_connection_opened_during_an_api_drain_gets_goaway_after_its_first
     assert http_request("POST", s.admin_url("/drain")).status == 200
     c = H2Client(s.port)
     sid = c.request("/delay/300")
-    raw = b""
-    c.sock.settimeout(10)
-    while chunk := c.sock.recv(65536):
-        raw += chunk
+    raw, closed = read_until_closed(c.sock, 10)
+    assert closed  # after the response: the GOAWAY is honoured
     got = frames(raw)
     kinds = [type(f).__name__ for f in got]
     assert "GoAwayFrame" in kinds, kinds
