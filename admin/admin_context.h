@@ -1,6 +1,7 @@
 #pragma once
 // What the admin server needs from the running process. Implemented by proxy/ (the server
-// owner), called on the admin thread; every method must be safe to call from it.
+// owner), called on the admin server's threads (the admin thread, and the actions thread for
+// the actions and the checks before them); every method must be safe to call from them.
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -57,10 +58,11 @@ class AdminContext {
   virtual uint64_t error_log_dropped() const { return 0; }
   virtual TracingCounters tracing_counters() const { return {}; }
 
-  // The admin API's actions (POST). Each blocks the admin thread until the control thread has
-  // done the work (a bounded wait, in the implementation): actions are rare and this keeps them
-  // in order. `status` is the reply's HTTP status, `json` its body, `summary` the result as the
-  // admin log line gives it ("ok", "failed: 2 errors").
+  // The admin API's actions (POST), on the actions thread. Each blocks that thread until the
+  // control thread has done the work (a bounded wait, in the implementation): actions are rare
+  // and this keeps them in order, while the admin thread goes on serving reads. `status` is the
+  // reply's HTTP status, `json` its body, `summary` the result as the admin log line gives it
+  // ("ok", "failed: 2 errors").
   struct ActionResult {
     unsigned status = 200;
     std::string json;

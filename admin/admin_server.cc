@@ -378,6 +378,13 @@ class AdminServer::Impl {
   asio::steady_timer accept_retry_{io_};
   asio::steady_timer sample_timer_{io_};
   std::thread thread_;
+  // Actions (POST) wait for the control thread, a reload for as long as it takes to build the
+  // new snapshot: they run here, one at a time and in order, so that the admin thread goes on
+  // answering scrapes, probes and the dashboard meanwhile. Declared after io_ so that its
+  // pending handlers (which hold sessions, whose sockets belong to io_) go first.
+  asio::io_context actions_io_{1};
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> actions_work_;
+  std::thread actions_thread_;
 };
 
 // One admin connection. Owned by its pending operation's handler; registered in sessions_ so
@@ -432,8 +439,23 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
     RequestInfo info{req.method(), req.target(),
                      auth == req.end() ? std::string_view() : std::string_view(auth->value()),
                      peer_};
-    send(make_response(handle(server_.ctx_, server_.series_, info), req.version(), head,
-                       req.keep_alive()));
+    const unsigned version = req.version();
+    const bool keep_alive = req.keep_alive();
+    if (info.method == http::verb::post &&
+        parse_action(info.target.substr(0, info.target.find('?')))) {
+      // On the actions thread; the reply comes back here. `info` points into parser_, which
+      // stays as it is until the reply has been sent.
+      asio::post(server_.actions_io_, [self = shared_from_this(), info, version, keep_alive] {
+        Reply reply = handle(self->server_.ctx_, self->server_.series_, info);
+        asio::post(
+            self->server_.io_, [self, reply = std::move(reply), version, keep_alive]() mutable {
+              if (self->server_.stopping_) return self->close();
+              self->send(make_response(std::move(reply), version, /*head=*/false, keep_alive));
+            });
+      });
+      return;
+    }
+    send(make_response(handle(server_.ctx_, server_.series_, info), version, head, keep_alive));
   }
 
   // The parser state is unknown after an error, so the connection ends after the reply.
@@ -531,6 +553,12 @@ bool AdminServer::Impl::start(std::string* error) {
     pthread_setname_np(pthread_self(), "sluice-admin");
     io_.run();
   });
+  actions_io_.restart();
+  actions_work_.emplace(asio::make_work_guard(actions_io_));
+  actions_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "sluice-admin-act");
+    actions_io_.run();
+  });
   return true;
 }
 
@@ -539,6 +567,11 @@ void AdminServer::Impl::stop() {
   // Closing everything leaves io_ without work, so run() returns once the aborted handlers ran.
   asio::post(io_, [this] { close_all(); });
   thread_.join();
+  // An action under way returns soon: the owner stops its control loop before this, and the
+  // wait for it gives up then. Actions still queued are dropped with their connections.
+  actions_work_.reset();
+  actions_io_.stop();
+  actions_thread_.join();
   port_ = 0;
 }
 

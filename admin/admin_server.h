@@ -5,7 +5,8 @@
 // /clusters/{cluster}/hosts/{address}/{disable,enable}), behind a bearer token when the config
 // has admin.token_file (all but /healthz, /ready and the page, which holds no data).
 // Actions are logged with the client's address and their result. It runs on its own thread with
-// its own io_context, so a slow scrape never delays a worker. Not the hot path: plain Beast
+// its own io_context, so a slow scrape never delays a worker; actions run on a second thread
+// of its own, so a slow reload never delays a scrape. Not the hot path: plain Beast
 // async_read/async_write, one request at a time per connection.
 #include <chrono>
 #include <cstddef>
@@ -29,7 +30,8 @@ struct AdminServerOptions {
 };
 
 // start(), stop(), port() and the destructor are called by the owner's thread (main); request
-// handling runs on the admin thread, which calls into `ctx`. `ctx` must outlive the server.
+// handling runs on the admin thread and actions on the actions thread, both calling into `ctx`.
+// `ctx` must outlive the server.
 class AdminServer {
  public:
   AdminServer(AdminContext& ctx, config::SocketAddress address, AdminServerOptions options = {});

@@ -18,6 +18,7 @@
 #include <fstream>
 #include <future>
 #include <memory>
+#include <optional>
 #include <regex>
 #include <string>
 #include <thread>
@@ -65,7 +66,7 @@ class TestContext : public AdminContext {
   mutable RuntimeState runtime_;
 
   // Actions: recorded as "reload", "drain on|off", "disable|enable CLUSTER HOST"; answered
-  // with `action_result_`. Admin thread only, read by the test after the reply.
+  // with `action_result_`. Actions thread only, read by the test after the reply.
   ActionResult reload_config() override { return act("reload"); }
   ActionResult set_draining(bool draining) override {
     return act(draining ? "drain on" : "drain off");
@@ -76,9 +77,12 @@ class TestContext : public AdminContext {
                std::string(host));
   }
   ActionResult act(std::string what) {
+    // A reload that takes a while: the test releases it.
+    if (hold_actions_) hold_actions_->wait();
     actions_.push_back(std::move(what));
     return action_result_;
   }
+  std::optional<std::shared_future<void>> hold_actions_;
   std::vector<std::string> actions_;
   ActionResult action_result_{200, "{\"result\": \"ok\"}\n", "ok"};
 
@@ -578,6 +582,22 @@ TEST_F(AdminServerTest, ActionsNeedTheTokenAndDoNothingWithoutIt) {
   EXPECT_THAT(ctx_.actions_, ::testing::IsEmpty());
   EXPECT_EQ(client.request_with_auth(http::verb::post, "/reload", "Bearer t0ken").result(),
             http::status::ok);
+  EXPECT_THAT(ctx_.actions_, ::testing::ElementsAre("reload"));
+}
+
+TEST_F(AdminServerTest, ReadsAreAnsweredWhileAnActionWaits) {
+  std::promise<void> release;
+  ctx_.hold_actions_ = release.get_future().share();
+  start();
+  auto reload = std::async(std::launch::async,
+                           [&] { return Client(port()).request(http::verb::post, "/reload"); });
+  // Answered while the reload is held (before the fix they queued behind it until it ended).
+  EXPECT_EQ(fetch(port(), http::verb::get, "/healthz").result(), http::status::ok);
+  EXPECT_EQ(fetch(port(), http::verb::get, "/metrics").result(), http::status::ok);
+  EXPECT_EQ(fetch(port(), http::verb::get, "/stats").result(), http::status::ok);
+  EXPECT_EQ(reload.wait_for(0s), std::future_status::timeout);
+  release.set_value();
+  EXPECT_EQ(reload.get().result(), http::status::ok);
   EXPECT_THAT(ctx_.actions_, ::testing::ElementsAre("reload"));
 }
 
