@@ -1,7 +1,5 @@
 #include "admin/admin_server.h"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 
 #include <algorithm>
@@ -22,6 +20,7 @@
 #include <vector>
 
 #include "admin/admin_context.h"
+#include "admin/auth.h"
 #include "admin/clusters_json.h"
 #include "admin/dashboard.h"
 #include "admin/metrics.h"
@@ -58,6 +57,7 @@ struct Reply {
   std::string body;
   std::string_view allow = kAllowRead;  // the Allow header of a 405
   bool page = false;                    // the dashboard: gets its Content-Security-Policy
+  std::chrono::seconds retry_after{0};  // a 429's Retry-After
 };
 
 Reply text(http::status status, std::string body) {
@@ -70,6 +70,7 @@ struct RequestInfo {
   std::string_view target;
   std::string_view authorization;  // the Authorization header, if any
   const std::string& peer;         // "ip:port" of the client, for the log
+  const std::string& peer_ip;      // the client's address alone, for the guessing brake
 };
 
 int64_t unix_now_ms() {
@@ -144,37 +145,6 @@ bool known_path(std::string_view path) {
 // is the same static file for everyone (it holds no data; the /stats it polls needs the token).
 bool open_path(std::string_view path) {
   return path == "/healthz" || path == "/ready" || path == "/";
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return (x | 0x20) == (y | 0x20);
-         });
-}
-
-// "Bearer <token>" (RFC 6750; the scheme is case-insensitive) holding `token`. Both sides are
-// hashed first so that the constant-time comparison does not depend on, or reveal, the length.
-bool authorized(std::string_view header, const std::string& token) {
-  constexpr std::string_view kScheme = "Bearer";
-  if (header.size() <= kScheme.size() || !iequals(header.substr(0, kScheme.size()), kScheme)) {
-    return false;
-  }
-  std::string_view credentials = header.substr(kScheme.size());
-  if (credentials.front() != ' ') return false;
-  const size_t begin = credentials.find_first_not_of(" \t");
-  if (begin == std::string_view::npos) return false;
-  credentials = credentials.substr(begin, credentials.find_last_not_of(" \t") + 1 - begin);
-  unsigned char given[EVP_MAX_MD_SIZE];
-  unsigned char wanted[EVP_MAX_MD_SIZE];
-  unsigned int given_size = 0;
-  unsigned int wanted_size = 0;
-  if (EVP_Digest(credentials.data(), credentials.size(), given, &given_size, EVP_sha256(),
-                 nullptr) != 1 ||
-      EVP_Digest(token.data(), token.size(), wanted, &wanted_size, EVP_sha256(), nullptr) != 1 ||
-      given_size != wanted_size) {
-    return false;
-  }
-  return CRYPTO_memcmp(given, wanted, given_size) == 0;
 }
 
 // %XX-decodes one path segment; nullopt when malformed or when it would hold a '/' or NUL.
@@ -264,7 +234,8 @@ Reply run_action(AdminContext& ctx, const Action& action, std::string_view query
   return {static_cast<http::status>(r.status), "application/json", std::move(r.json)};
 }
 
-Reply handle(AdminContext& ctx, const StatsSeries& series, const RequestInfo& req) {
+Reply handle(AdminContext& ctx, const StatsSeries& series, AuthThrottle& throttle,
+             const RequestInfo& req) {
   const size_t question = req.target.find('?');
   std::string_view path = req.target.substr(0, question);
   std::string_view query =
@@ -283,10 +254,23 @@ Reply handle(AdminContext& ctx, const StatsSeries& series, const RequestInfo& re
   try {
     if (!open_path(path)) {
       config::ConfigPtr cfg = ctx.config();
-      if (cfg && !cfg->admin.token.empty() && !authorized(req.authorization, cfg->admin.token)) {
-        Reply reply = text(http::status::unauthorized, "unauthorized\n");
-        log(reply, req.authorization.empty() ? "no token" : "wrong token");
-        return reply;
+      if (cfg && !cfg->admin.token.empty()) {
+        const auto now = AuthThrottle::Clock::now();
+        if (auto wait = throttle.wait_for(req.peer_ip, now); wait.count() > 0) {
+          Reply reply = text(http::status::too_many_requests,
+                             "too many wrong tokens from this address: try again later\n");
+          reply.retry_after = std::chrono::ceil<std::chrono::seconds>(wait);
+          log(reply, "refused: too many wrong tokens");
+          return reply;
+        }
+        if (!bearer_token_matches(req.authorization, cfg->admin.token)) {
+          // A missing token is a client without one (a scrape left unconfigured), not a guess.
+          if (!req.authorization.empty()) throttle.failed(req.peer_ip, now);
+          Reply reply = text(http::status::unauthorized, "unauthorized\n");
+          log(reply, req.authorization.empty() ? "no token" : "wrong token");
+          return reply;
+        }
+        throttle.succeeded(req.peer_ip);
       }
     }
     if (action) {
@@ -325,6 +309,9 @@ Response make_response(Reply reply, unsigned version, bool head, bool keep_alive
     res.set("X-Frame-Options", "DENY");
   }
   if (reply.status == http::status::method_not_allowed) res.set(http::field::allow, reply.allow);
+  if (reply.status == http::status::too_many_requests) {
+    res.set(http::field::retry_after, std::to_string(reply.retry_after.count()));
+  }
   if (reply.status == http::status::unauthorized) {
     res.set(http::field::www_authenticate, "Bearer realm=\"sluice-admin\"");
   }
@@ -344,7 +331,10 @@ bool is_parse_error(const error_code& ec) {
 class AdminServer::Impl {
  public:
   Impl(AdminContext& ctx, config::SocketAddress address, AdminServerOptions options)
-      : ctx_(ctx), address_(std::move(address)), options_(options) {}
+      : ctx_(ctx),
+        address_(std::move(address)),
+        options_(options),
+        auth_throttle_(options.max_token_failures) {}
 
   // Owner thread.
   bool start(std::string* error);
@@ -371,6 +361,7 @@ class AdminServer::Impl {
   bool accepting_ = false;
   bool stopping_ = false;
   StatsSeries series_;
+  AuthThrottle auth_throttle_;  // both threads
   std::chrono::steady_clock::time_point next_sample_;
 
   asio::io_context io_{1};
@@ -396,7 +387,10 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
     server_.sessions_.insert(this);
     error_code ec;
     tcp::endpoint remote = stream_.socket().remote_endpoint(ec);
-    if (!ec) peer_ = address_str({remote.address().to_string(), remote.port()});
+    if (!ec) {
+      peer_ip_ = remote.address().to_string();
+      peer_ = address_str({peer_ip_, remote.port()});
+    }
   }
 
   ~Session() {
@@ -438,7 +432,7 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
     auto auth = req.find(http::field::authorization);
     RequestInfo info{req.method(), req.target(),
                      auth == req.end() ? std::string_view() : std::string_view(auth->value()),
-                     peer_};
+                     peer_, peer_ip_};
     const unsigned version = req.version();
     const bool keep_alive = req.keep_alive();
     if (info.method == http::verb::post &&
@@ -446,7 +440,8 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
       // On the actions thread; the reply comes back here. `info` points into parser_, which
       // stays as it is until the reply has been sent.
       asio::post(server_.actions_io_, [self = shared_from_this(), info, version, keep_alive] {
-        Reply reply = handle(self->server_.ctx_, self->server_.series_, info);
+        Reply reply =
+            handle(self->server_.ctx_, self->server_.series_, self->server_.auth_throttle_, info);
         asio::post(
             self->server_.io_, [self, reply = std::move(reply), version, keep_alive]() mutable {
               if (self->server_.stopping_) return self->close();
@@ -455,7 +450,8 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
       });
       return;
     }
-    send(make_response(handle(server_.ctx_, server_.series_, info), version, head, keep_alive));
+    send(make_response(handle(server_.ctx_, server_.series_, server_.auth_throttle_, info), version,
+                       head, keep_alive));
   }
 
   // The parser state is unknown after an error, so the connection ends after the reply.
@@ -504,6 +500,7 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
   Response response_;
   size_t lingered_ = 0;
   std::string peer_ = "unknown";
+  std::string peer_ip_ = "unknown";
 };
 
 bool AdminServer::Impl::start(std::string* error) {

@@ -27,6 +27,9 @@ struct AdminServerOptions {
   size_t max_request_bytes = 8 * 1024;
   // Further clients wait in the listen backlog until a connection closes.
   size_t max_connections = 64;
+  // Wrong tokens from one address within a minute before it is refused (429) for the rest of
+  // that minute (admin/auth.h).
+  size_t max_token_failures = 10;
 };
 
 // start(), stop(), port() and the destructor are called by the owner's thread (main); request

@@ -518,3 +518,14 @@ def test_unknown_cluster_or_host_is_404(start_backend, start_sluice):
     assert admin(s, "POST", f"/clusters/be/hosts/{enc}/disable", token=None).status == 200
     assert hosts_of(s)[a.address]["disabled"] is True
     assert admin(s, "POST", "/clusters/be/hosts/a%2Fb/disable", token=None).status == 404
+
+
+def test_an_address_that_keeps_guessing_the_token_is_refused_for_a_while(tmp_path, start_sluice):
+    s = start_sluice(config(token_path=token_file(tmp_path)))
+    for _ in range(10):
+        assert admin(s, "GET", "/metrics", token="guess").status == 401
+    r = admin(s, "POST", "/reload")  # the right token, but not checked now
+    assert r.status == 429
+    assert 0 < int(r.header("retry-after")) <= 60
+    assert admin(s, "GET", "/ready", token=None).status == 200  # probes are never refused
+    assert any("429 refused: too many wrong tokens" in line for line in admin_log_lines(s))

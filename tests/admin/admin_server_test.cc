@@ -490,7 +490,9 @@ TEST_F(AdminServerTest, StopClosesOpenConnectionsAndReturns) {
 TEST_F(AdminServerTest, TokenIsRequiredEverywhereButTheProbes) {
   ctx_.require_token("t0ken");
   ctx_.ready_ = true;
-  start();
+  AdminServerOptions options;
+  options.max_token_failures = 1000;  // this test guesses a lot on purpose
+  start(options);
   Client client(port());
   for (const char* target : {"/healthz", "/ready"}) {
     EXPECT_EQ(client.request_with_auth(http::verb::get, target, "").result(), http::status::ok)
@@ -599,6 +601,31 @@ TEST_F(AdminServerTest, ReadsAreAnsweredWhileAnActionWaits) {
   release.set_value();
   EXPECT_EQ(reload.get().result(), http::status::ok);
   EXPECT_THAT(ctx_.actions_, ::testing::ElementsAre("reload"));
+}
+
+TEST_F(AdminServerTest, AnAddressThatKeepsGuessingTheTokenIsRefusedForAWhile) {
+  ctx_.require_token("t0ken");
+  start();
+  Client client(port());
+  // No token at all is not a guess: a scrape without credentials stays a 401.
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(client.request_with_auth(http::verb::get, "/metrics", "").result(),
+              http::status::unauthorized);
+  }
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(client.request_with_auth(http::verb::get, "/metrics", "Bearer guess").result(),
+              http::status::unauthorized);
+  }
+  // Now even the right token is not checked, and actions are not taken.
+  auto res = client.request_with_auth(http::verb::post, "/reload", "Bearer t0ken");
+  EXPECT_EQ(res.result(), http::status::too_many_requests);
+  const int retry_after = std::stoi(std::string(res[http::field::retry_after]));
+  EXPECT_GT(retry_after, 0);
+  EXPECT_LE(retry_after, 60);
+  EXPECT_THAT(ctx_.actions_, ::testing::IsEmpty());
+  // Probes never need the token, so they are never refused.
+  EXPECT_EQ(client.request_with_auth(http::verb::get, "/healthz", "Bearer guess").result(),
+            http::status::ok);
 }
 
 TEST_F(AdminServerTest, ActionsCallTheContextAndAnswerItsResult) {
