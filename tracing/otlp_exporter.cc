@@ -206,10 +206,14 @@ void OtlpExporter::run() {
                      [&] { return stopping_ || queue_.size() >= settings_.max_batch_spans; });
       if (stopping_ && (queue_.empty() || Clock::now() >= flush_deadline_)) break;
       if (queue_.empty()) continue;
-      const size_t n = std::min(queue_.size(), settings_.max_batch_spans);
-      batch.assign(std::make_move_iterator(queue_.begin()),
-                   std::make_move_iterator(queue_.begin() + static_cast<ptrdiff_t>(n)));
-      queue_.erase(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
+      // Under the lock that submit() takes: the whole queue is a swap, the usual case.
+      if (queue_.size() <= settings_.max_batch_spans) {
+        batch.swap(queue_);
+      } else {
+        const auto split = queue_.begin() + static_cast<ptrdiff_t>(settings_.max_batch_spans);
+        batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(split));
+        queue_.erase(queue_.begin(), split);
+      }
       settings = settings_;
       final = stopping_;
     }
