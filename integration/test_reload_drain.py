@@ -115,9 +115,17 @@ def test_two_workers_both_serve(start_sluice):
         assert after[tid] > before[tid], (names[tid], before, after)
 
 
-def test_workers_auto_uses_hardware_threads(start_sluice):
+def test_workers_auto_uses_the_cpus_the_process_may_run_on(start_sluice):
     s = start_sluice(respond_config("hi\n", workers="auto"))
-    assert s.metric("sluice_workers") == os.cpu_count()
+    assert s.metric("sluice_workers") == len(os.sched_getaffinity(0))
+    # Pinned to one CPU (taskset, a cpuset), it starts one worker, not one per CPU of the host.
+    mine = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(mine)})  # inherited by the child
+    try:
+        pinned = start_sluice(respond_config("hi\n", workers="auto"))
+    finally:
+        os.sched_setaffinity(0, mine)
+    assert pinned.metric("sluice_workers") == 1
 
 
 # ----------------------------------------------------------------------------- reload

@@ -19,6 +19,7 @@
 #include "proxy/access_log.h"
 #include "proxy/config_watcher.h"
 #include "proxy/connection_limiter.h"
+#include "proxy/cpu_limit.h"
 #include "proxy/listener.h"
 #include "proxy/worker.h"
 
@@ -398,7 +399,7 @@ int Server::run() {
   }
   started_ = result.config;
   unsigned n = result.config->workers;
-  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+  if (n == 0) n = usable_cpus();
   for (unsigned i = 0; i < n; ++i)
     workers_.push_back(std::make_unique<Worker>(i, n, log_writer_, &tracer_));
   if (!install(snapshot, &error)) {
