@@ -345,3 +345,45 @@ def test_max_pending_requests_breaker_answers_503_at_once(start_sluice):
                         breaker="max_pending_requests") == 1
     finally:
         silent.close()
+
+
+@pytest.mark.parametrize("second", ["silent", "closes"])
+def test_a_503_retried_to_a_host_that_does_not_answer_ends_in_502_or_504(start_sluice,
+                                                                         fixed_server, second):
+    import socket
+    import threading
+    sick = fixed_server(status=503, name="sick")
+    other = socket.socket()
+    other.bind((HOST, 0))
+    other.listen(16)
+    held = []
+
+    def accept_loop():
+        while True:
+            try:
+                conn, _ = other.accept()
+            except OSError:
+                return
+            if second == "closes":
+                conn.close()  # before any response byte
+            else:
+                held.append(conn)  # never answered
+
+    threading.Thread(target=accept_loop, daemon=True).start()
+    try:
+        s = start_sluice(config_with(
+            [sick.address, f"{HOST}:{other.getsockname()[1]}"],
+            route_extra={"timeout": "1s", "retry": {"attempts": 1, "on": ["503"]}}))
+        statuses = []
+        for _ in range(4):
+            t0 = time.monotonic()
+            statuses.append(s.get("/").status)
+            assert time.monotonic() - t0 < 5, "bounded by the route timeout"
+        # Whichever host round robin tried first, the client gets the outcome of a host that
+        # did not answer, never the sick host's 503 (dropped when it was retried) nor a hang.
+        assert statuses == [504 if second == "silent" else 502] * 4, statuses
+        assert sick.count >= 1
+    finally:
+        other.close()
+        for c in held:
+            c.close()
