@@ -200,27 +200,32 @@ void append_last_chunk(const HeaderMap& trailers, std::string& out) {
   out += "\r\n";
 }
 
-AuthorityParts split_authority(std::string_view authority) {
-  std::string_view host = authority;
-  std::string_view port;
+std::string_view authority_host(std::string_view authority) {
   if (authority.starts_with('[')) {
-    const size_t close = authority.find(']');
-    if (close == std::string_view::npos) return {authority, std::nullopt};
-    host = authority.substr(1, close - 1);
-    if (close + 1 < authority.size() && authority[close + 1] == ':') {
-      port = authority.substr(close + 2);
-    }
-  } else if (const size_t colon = authority.rfind(':'); colon != std::string_view::npos) {
-    host = authority.substr(0, colon);
-    port = authority.substr(colon + 1);
+    size_t close = authority.find(']');
+    return close == std::string_view::npos ? authority : authority.substr(0, close + 1);
   }
-  std::optional<uint16_t> number;
-  if (!port.empty() && port.size() <= 5 &&
-      port.find_first_not_of("0123456789") == std::string_view::npos) {
-    const unsigned n = static_cast<unsigned>(std::stoul(std::string(port)));
-    if (n > 0 && n <= 65535) number = static_cast<uint16_t>(n);
+  size_t colon = authority.find(':');
+  // More than one colon: an unbracketed IPv6 literal, which has no port to strip.
+  if (colon == std::string_view::npos || authority.find(':', colon + 1) != std::string_view::npos) {
+    return authority;
   }
-  return {host, number};
+  return authority.substr(0, colon);
+}
+
+AuthorityParts split_authority(std::string_view authority) {
+  std::string_view host = authority_host(authority);
+  std::string_view rest = authority.substr(host.size());
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  std::optional<uint16_t> port;
+  if (rest.size() >= 2 && rest.size() <= 6 && rest.front() == ':' &&
+      rest.find_first_not_of("0123456789", 1) == std::string_view::npos) {
+    const unsigned n = static_cast<unsigned>(std::stoul(std::string(rest.substr(1))));
+    if (n > 0 && n <= 65535) port = static_cast<uint16_t>(n);
+  }
+  return {host, port};
 }
 
 }  // namespace sluice

@@ -68,8 +68,14 @@ struct ResponseHead {
   HeaderMap headers;
 };
 
-// The host and port of an authority ("example.com:8080", "[::1]:443", "example.com"); the host
-// without IPv6 brackets, the port absent when not given or not a valid port number.
+// The host part of an authority, as written: "example.com:8080" -> "example.com", "[::1]:443" ->
+// "[::1]" (brackets kept). An unbracketed IPv6 literal (more than one colon) has no port to
+// strip and is returned whole.
+std::string_view authority_host(std::string_view authority);
+
+// The host and port of an authority ("example.com:8080", "[::1]:443", "example.com"): the host
+// as authority_host() finds it, without IPv6 brackets; the port absent when not given or not a
+// valid port number.
 struct AuthorityParts {
   std::string_view host;
   std::optional<uint16_t> port;

@@ -209,7 +209,7 @@ class RateLimitFilter : public Filter {
         case KeyPart::Kind::host: {
           // Lowered in place in the key: no copy of the host per request.
           const size_t start = key_.size() + 4;  // after the length
-          append_part(key_, router::authority_host(head.authority));
+          append_part(key_, authority_host(head.authority));
           for (size_t i = start; i < key_.size(); ++i) {
             key_[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(key_[i])));
           }

@@ -110,19 +110,6 @@ uint16_t default_port(std::string_view scheme) {
 
 }  // namespace
 
-std::string_view authority_host(std::string_view authority) {
-  if (authority.starts_with('[')) {
-    size_t close = authority.find(']');
-    return close == std::string_view::npos ? authority : authority.substr(0, close + 1);
-  }
-  size_t colon = authority.find(':');
-  // More than one colon: an unbracketed IPv6 literal, which has no port to strip.
-  if (colon == std::string_view::npos || authority.find(':', colon + 1) != std::string_view::npos) {
-    return authority;
-  }
-  return authority.substr(0, colon);
-}
-
 bool host_matches(std::string_view pattern, std::string_view authority) {
   return host_pattern_matches(pattern, comparable_host(authority_host(authority)));
 }

@@ -81,10 +81,6 @@ class RouteTable {
   RouteIndex index_;  // over routes_, built once they are all in place
 };
 
-// The host part of an authority, port removed: "a.com:80" → "a.com", "[::1]:8080" → "[::1]"
-// (brackets kept). A view into `authority`.
-std::string_view authority_host(std::string_view authority);
-
 // Host matching: `pattern` is a name compared case-insensitively, "*.suffix" (any host with at
 // least one label before ".suffix": "*.example.com" matches "a.example.com" and
 // "a.b.example.com", not "example.com"), or "*" (any host). The authority's port is ignored,

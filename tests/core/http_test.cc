@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -231,6 +232,44 @@ TEST(HopByHop, RemoveKeepsEndToEndFieldsInOrder) {
   remove_hop_by_hop(h);
   EXPECT_THAT(fields(h),
               ElementsAre(P{"Host", "a"}, P{"Content-Type", "text/plain"}, P{"X-Custom", "1"}));
+}
+
+TEST(AuthorityHost, StripsPort) {
+  EXPECT_EQ(authority_host("example.com"), "example.com");
+  EXPECT_EQ(authority_host("example.com:8080"), "example.com");
+  EXPECT_EQ(authority_host("example.com:"), "example.com");
+  EXPECT_EQ(authority_host("127.0.0.1:80"), "127.0.0.1");
+  EXPECT_EQ(authority_host(""), "");
+}
+
+TEST(AuthorityHost, Ipv6Literals) {
+  EXPECT_EQ(authority_host("[::1]:8080"), "[::1]");
+  EXPECT_EQ(authority_host("[::1]"), "[::1]");
+  EXPECT_EQ(authority_host("[2001:db8::1]:443"), "[2001:db8::1]");
+  // Unbracketed (malformed) IPv6: no port can be told apart, so nothing is stripped.
+  EXPECT_EQ(authority_host("::1"), "::1");
+}
+
+TEST(SplitAuthority, HostWithoutBracketsAndAValidPort) {
+  auto check = [](std::string_view authority, std::string_view host, std::optional<uint16_t> port) {
+    AuthorityParts p = split_authority(authority);
+    EXPECT_EQ(p.host, host) << authority;
+    EXPECT_EQ(p.port, port) << authority;
+  };
+  check("example.com", "example.com", std::nullopt);
+  check("example.com:8080", "example.com", 8080);
+  check("[::1]:443", "::1", 443);
+  check("[::1]", "::1", std::nullopt);
+  check("127.0.0.1:1", "127.0.0.1", 1);
+  check("h:0", "h", std::nullopt);
+  check("h:65536", "h", std::nullopt);
+  check("h:99999999999", "h", std::nullopt);
+  check("h:", "h", std::nullopt);
+  check("h:8a", "h", std::nullopt);
+  check("[::1", "[::1", std::nullopt);
+  // Unbracketed (malformed) IPv6: the whole is the host, as authority_host() says.
+  check("::1", "::1", std::nullopt);
+  check("2001:db8::1:80", "2001:db8::1:80", std::nullopt);
 }
 
 }  // namespace

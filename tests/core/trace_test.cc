@@ -4,7 +4,6 @@
 
 #include <set>
 
-#include "core/http.h"
 #include "core/request_id.h"
 
 namespace sluice {
@@ -45,25 +44,6 @@ TEST(Trace, UnixNowIsNanosecondsSinceTheEpoch) {
   const uint64_t now = unix_now_ns();
   EXPECT_GT(now, 1'700'000'000'000'000'000ull);  // after November 2023
   EXPECT_LT(now, 4'100'000'000'000'000'000ull);  // before 2100
-}
-
-TEST(Http, SplitAuthority) {
-  auto check = [](std::string_view authority, std::string_view host, std::optional<uint16_t> port) {
-    AuthorityParts p = split_authority(authority);
-    EXPECT_EQ(p.host, host) << authority;
-    EXPECT_EQ(p.port, port) << authority;
-  };
-  check("example.com", "example.com", std::nullopt);
-  check("example.com:8080", "example.com", 8080);
-  check("[::1]:443", "::1", 443);
-  check("[::1]", "::1", std::nullopt);
-  check("127.0.0.1:1", "127.0.0.1", 1);
-  check("h:0", "h", std::nullopt);
-  check("h:65536", "h", std::nullopt);
-  check("h:99999999999", "h", std::nullopt);
-  check("h:", "h", std::nullopt);
-  check("h:8a", "h", std::nullopt);
-  check("[::1", "[::1", std::nullopt);
 }
 
 }  // namespace

@@ -67,23 +67,7 @@ class RouteTableTest : public ::testing::Test {
   std::shared_ptr<const RouteTable> table_;
 };
 
-// ---- authority / host ----------------------------------------------------------------------
-
-TEST(AuthorityHost, StripsPort) {
-  EXPECT_EQ(authority_host("example.com"), "example.com");
-  EXPECT_EQ(authority_host("example.com:8080"), "example.com");
-  EXPECT_EQ(authority_host("example.com:"), "example.com");
-  EXPECT_EQ(authority_host("127.0.0.1:80"), "127.0.0.1");
-  EXPECT_EQ(authority_host(""), "");
-}
-
-TEST(AuthorityHost, Ipv6Literals) {
-  EXPECT_EQ(authority_host("[::1]:8080"), "[::1]");
-  EXPECT_EQ(authority_host("[::1]"), "[::1]");
-  EXPECT_EQ(authority_host("[2001:db8::1]:443"), "[2001:db8::1]");
-  // Unbracketed (malformed) IPv6: no port can be told apart, so nothing is stripped.
-  EXPECT_EQ(authority_host("::1"), "::1");
-}
+// ---- host ----------------------------------------------------------------------
 
 TEST(HostMatches, ExactIsCaseInsensitiveAndIgnoresPort) {
   EXPECT_TRUE(host_matches("api.example.com", "api.example.com"));
