@@ -124,11 +124,8 @@ std::string assign_request_ids(HeaderMap& headers, bool peer_trusted, TraceConte
     trace.parent_sampled = ((flags_low >= 'a' ? flags_low - 'a' + 10 : flags_low - '0') & 1) != 0;
   } else {
     // A new trace, not sampled (the stream samples it when tracing is on).
-    std::string traceparent_value = "00-________________________________-________________-00";
-    fill_random_hex(traceparent_value.data() + 3, 32);
-    fill_random_hex(traceparent_value.data() + 36, 16);
-    std::memcpy(trace.trace_id.data(), traceparent_value.data() + 3, trace.trace_id.size());
-    headers.set("traceparent", traceparent_value);
+    trace.trace_id = new_trace_id();
+    headers.set("traceparent", format_traceparent(trace.trace_id, new_span_id(), false));
     headers.remove("tracestate");  // belongs to the trace that was dropped
   }
   return id;

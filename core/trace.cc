@@ -13,18 +13,29 @@ uint64_t unix_now_ns() {
                                    .count());
 }
 
-SpanId new_span_id() {
-  SpanId id;
+namespace {
+
+// Random hex digits, drawn again in the unlikely case they are all zeros (an invalid id).
+template <typename Id>
+Id new_id() {
+  Id id;
   do {
     fill_random_hex(id.data(), id.size());
   } while (to_view(id).find_first_not_of('0') == std::string_view::npos);
   return id;
 }
 
-std::string sampled_traceparent(const TraceId& trace, const SpanId& span) {
-  std::string value = "00-________________________________-________________-01";
+}  // namespace
+
+SpanId new_span_id() { return new_id<SpanId>(); }
+
+TraceId new_trace_id() { return new_id<TraceId>(); }
+
+std::string format_traceparent(const TraceId& trace, const SpanId& span, bool sampled) {
+  std::string value = "00-________________________________-________________-00";
   std::memcpy(value.data() + 3, trace.data(), trace.size());
   std::memcpy(value.data() + 36, span.data(), span.size());
+  if (sampled) value.back() = '1';
   return value;
 }
 

@@ -70,8 +70,12 @@ uint64_t unix_now_ns();
 // A new random span id (never all zeros).
 SpanId new_span_id();
 
-// "00-<trace id>-<span id>-01": the traceparent that names `span` as the parent of the next hop.
-std::string sampled_traceparent(const TraceId& trace, const SpanId& span);
+// "00-<trace id>-<span id>-<flags>": the traceparent that names `span` as the parent of the
+// next hop, flags 01 when `sampled`, else 00.
+std::string format_traceparent(const TraceId& trace, const SpanId& span, bool sampled);
+
+// A new random trace id (never all zeros).
+TraceId new_trace_id();
 
 // The method as the conventions want it in http.request.method: one of the registered methods
 // of RFC 9110 and RFC 5789, or "_OTHER" (the original then goes in

@@ -48,7 +48,7 @@ void Stream::sample_trace(const config::Tracing& tracing) {
   trace.span_id = new_span_id();
   trace.sink = ctx_.spans;
   // The next hop's parent is this span (the router puts each try's own span there instead).
-  request_.headers.set("traceparent", sampled_traceparent(trace.trace_id, trace.span_id));
+  request_.headers.set("traceparent", format_traceparent(trace.trace_id, trace.span_id, true));
 }
 
 void Stream::record_server_span() {

@@ -154,7 +154,7 @@ void OtlpExporter::configure(const config::Tracing& settings) {
   // last config said.
   if (stopping_ || !settings.enabled()) return;
   settings_ = settings;
-  if (settings.enabled() && !thread_.joinable()) thread_ = std::thread([this] { run(); });
+  if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
   wake_.notify_one();
 }
 

@@ -10,7 +10,7 @@ void AttemptSpan::begin(const TraceContext& trace, HeaderMap& upstream_headers,
   host_ = host;
   span_id_ = new_span_id();
   start_unix_ns_ = unix_now_ns();
-  upstream_headers.set("traceparent", sampled_traceparent(trace.trace_id, span_id_));
+  upstream_headers.set("traceparent", format_traceparent(trace.trace_id, span_id_, true));
 }
 
 void AttemptSpan::end(const TraceContext& trace, const RequestHead& upstream_head, bool tls,

@@ -21,16 +21,18 @@ TEST(Trace, SpanIdsAreSixteenHexDigitsAndDiffer) {
   EXPECT_EQ(seen.size(), 1000u);
 }
 
-TEST(Trace, SampledTraceparentNamesTheSpanAsParent) {
+TEST(Trace, FormattedTraceparentNamesTheSpanAsParent) {
   TraceId trace;
   std::string_view t = "4bf92f3577b34da6a3ce929d0e0e4736";
   std::copy(t.begin(), t.end(), trace.begin());
   SpanId span;
   std::string_view s = "00f067aa0ba902b7";
   std::copy(s.begin(), s.end(), span.begin());
-  std::string value = sampled_traceparent(trace, span);
+  std::string value = format_traceparent(trace, span, true);
   EXPECT_EQ(value, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
   EXPECT_TRUE(is_valid_traceparent(value));
+  EXPECT_EQ(format_traceparent(trace, span, false),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00");
 }
 
 TEST(Trace, MethodsOutsideTheRegisteredOnesAreOther) {
