@@ -68,7 +68,12 @@ class Loader {
   void load_path(const Field& f, PathMatch& path);
   void load_header_match(const YAML::Node& node, std::vector<HeaderMatch>& headers);
   void load_respond(const Field& f, Respond& respond);
-  void load_respond_headers(const Field& f, Respond& respond);
+  // A map of header names to values (respond.headers, tracing.headers): names are tokens,
+  // values have no CR, LF or NUL, no name twice (case-insensitive), and none of `reserved`
+  // (lower case), which are refused with "header 'X' <reserved_why>; remove it".
+  void load_header_map(const Field& f, std::span<const std::string_view> reserved,
+                       std::string_view reserved_why,
+                       std::vector<std::pair<std::string, std::string>>& headers);
   void load_redirect(const Field& f, Redirect& redirect);
   void load_rewrite(const Field& f, Route& route, bool has_cluster);
   void load_retry(const Field& f, Route& route, bool has_cluster);

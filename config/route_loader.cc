@@ -383,10 +383,14 @@ void Loader::load_respond(const Field& f, Respond& respond) {
   if (const Field* b = m.get("body")) {
     if (auto s = read_string(diag_, *b)) respond.body = *s;
   }
-  if (const Field* h = m.get("headers")) load_respond_headers(*h, respond);
+  if (const Field* h = m.get("headers")) {
+    load_header_map(*h, kFramingHeaders, "is set by sluice from the body", respond.headers);
+  }
 }
 
-void Loader::load_respond_headers(const Field& f, Respond& respond) {
+void Loader::load_header_map(const Field& f, std::span<const std::string_view> reserved,
+                             std::string_view reserved_why,
+                             std::vector<std::pair<std::string, std::string>>& headers) {
   if (!f.value.IsMap()) {
     diag_.error(f.mark(), "headers: expected a map, got " + describe(f.value));
     return;
@@ -398,23 +402,22 @@ void Loader::load_respond_headers(const Field& f, Respond& respond) {
         read_string(diag_, Field{name ? *name : "header", it->first, it->second});
     if (!name || !value) continue;
     const std::string lower = lowercase(*name);
-    if (std::find(std::begin(kFramingHeaders), std::end(kFramingHeaders), lower) !=
-        std::end(kFramingHeaders)) {
+    if (std::find(reserved.begin(), reserved.end(), lower) != reserved.end()) {
       diag_.error(name_field.mark(),
-                  "header " + quote(*name) + " is set by sluice from the body; remove it");
+                  "header " + quote(*name) + " " + std::string(reserved_why) + "; remove it");
       continue;
     }
     if (value->find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
       diag_.error(it->second.Mark(), *name + ": header values must not contain CR, LF or NUL");
       continue;
     }
-    const bool duplicate = std::any_of(respond.headers.begin(), respond.headers.end(),
+    const bool duplicate = std::any_of(headers.begin(), headers.end(),
                                        [&](const auto& h) { return lowercase(h.first) == lower; });
     if (duplicate) {
       diag_.error(name_field.mark(), "duplicate header " + quote(*name));
       continue;
     }
-    respond.headers.emplace_back(*name, *value);
+    headers.emplace_back(*name, *value);
   }
 }
 

@@ -14,6 +14,10 @@ constexpr std::string_view kTracingKeys[] = {"otlp_endpoint", "service_name",   
                                              "headers",       "max_queue_spans", "max_batch_spans",
                                              "batch_delay",   "export_timeout"};
 
+// Headers the exporter writes itself, which tracing.headers may not set.
+constexpr std::string_view kExporterHeaders[] = {"content-type", "content-length", "host",
+                                                 "transfer-encoding", "connection"};
+
 // A number from 0 to 1 ("0.01", "1").
 std::optional<double> read_rate(Diagnostics& diag, const Field& f) {
   const std::string s = f.value.IsScalar() ? f.value.Scalar() : std::string();
@@ -77,33 +81,7 @@ void Loader::load_tracing(const Field& f) {
     if (auto rate = read_rate(diag_, *r)) t.sample_rate = *rate;
   }
   if (const Field* h = m.get("headers")) {
-    if (!h->value.IsMap()) {
-      diag_.error(h->mark(), "headers: expected a map, got " + describe(h->value));
-    } else {
-      for (auto it = h->value.begin(); it != h->value.end(); ++it) {
-        const Field name_field{"header name", it->first, it->first};
-        std::optional<std::string> name = read_nonempty(diag_, name_field);
-        if (name && !is_token(*name)) {
-          diag_.error(name_field.mark(), "header name: " + quote(*name) + " is not a valid name");
-          name.reset();
-        }
-        std::optional<std::string> value =
-            read_string(diag_, Field{name ? *name : "header", it->first, it->second});
-        if (!name || !value) continue;
-        if (value->find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
-          diag_.error(it->second.Mark(), *name + ": header values must not contain CR, LF or NUL");
-          continue;
-        }
-        const std::string lower = lowercase(*name);
-        if (lower == "content-type" || lower == "content-length" || lower == "host" ||
-            lower == "transfer-encoding" || lower == "connection") {
-          diag_.error(name_field.mark(),
-                      "header " + quote(*name) + " is set by the exporter; remove it");
-          continue;
-        }
-        t.headers.emplace_back(*name, *value);
-      }
-    }
+    load_header_map(*h, kExporterHeaders, "is set by the exporter", t.headers);
   }
   if (const Field* q = m.get("max_queue_spans")) {
     if (auto n = read_integer(diag_, *q, 1, 1'000'000)) t.max_queue_spans = static_cast<size_t>(*n);
