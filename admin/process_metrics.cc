@@ -12,6 +12,7 @@
 #include <string_view>
 #include <utility>
 
+#include "core/file.h"
 #include "core/version.h"
 
 namespace sluice::admin {
@@ -20,14 +21,6 @@ namespace {
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
-
-std::optional<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return std::nullopt;
-  return text;
-}
 
 std::optional<uint64_t> to_u64(std::string_view s) {
   uint64_t v = 0;

@@ -4,20 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <sstream>
 #include <thread>
 
+#include "core/file.h"
+
 namespace sluice {
 namespace {
-
-std::optional<std::string> read_small_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 std::optional<double> parse_number(std::string_view s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.remove_suffix(1);
@@ -47,7 +40,7 @@ std::optional<double> smallest_up_to(std::string dir, const std::string& top, Re
 
 // "max 100000" or "150000 100000".
 std::optional<double> read_cpu_max(const std::string& dir) {
-  std::optional<std::string> text = read_small_file(dir + "/cpu.max");
+  std::optional<std::string> text = read_file(dir + "/cpu.max");
   if (!text) return std::nullopt;
   std::istringstream in(*text);
   std::string quota, period;
@@ -59,8 +52,8 @@ std::optional<double> read_cpu_max(const std::string& dir) {
 
 // cpu.cfs_quota_us is -1 without a limit.
 std::optional<double> read_cfs_quota(const std::string& dir) {
-  std::optional<std::string> quota = read_small_file(dir + "/cpu.cfs_quota_us");
-  std::optional<std::string> period = read_small_file(dir + "/cpu.cfs_period_us");
+  std::optional<std::string> quota = read_file(dir + "/cpu.cfs_quota_us");
+  std::optional<std::string> period = read_file(dir + "/cpu.cfs_period_us");
   if (!quota || !period) return std::nullopt;
   std::optional<double> q = parse_number(*quota), p = parse_number(*period);
   if (!q || !p || *q <= 0 || *p <= 0) return std::nullopt;
@@ -115,7 +108,7 @@ unsigned usable_cpus() {
   if (sched_getaffinity(0, sizeof(set), &set) == 0) {
     cpus = std::max(1, std::min(static_cast<int>(cpus), CPU_COUNT(&set)));
   }
-  if (std::optional<std::string> self = read_small_file("/proc/self/cgroup")) {
+  if (std::optional<std::string> self = read_file("/proc/self/cgroup")) {
     if (std::optional<double> quota = cgroup_cpu_quota(*self, "/sys/fs/cgroup")) {
       cpus = std::min(cpus, std::max(1u, static_cast<unsigned>(std::ceil(*quota - 1e-9))));
     }
