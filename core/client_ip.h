@@ -60,6 +60,8 @@ IpAddress resolve_client_ip(const IpAddress& peer, const HeaderMap& headers,
 // would otherwise pass as if true). From a trusted proxy its fields are kept, the peer is
 // appended to X-Forwarded-For (and to Forwarded, if present), and absent ones are filled in
 // (X-Real-IP with `client`, the resolved client).
+// At most this many fields more than `headers` had.
+inline constexpr size_t kForwardingFields = 4;
 void set_forwarding_headers(HeaderMap& headers, const IpAddress& peer, bool peer_trusted,
                             const IpAddress& client, std::string_view scheme,
                             std::string_view authority);

@@ -186,11 +186,20 @@ void set_forwarded_client_cert(HeaderMap& headers, std::string_view verified) {
 }
 
 void append_fields(const HeaderMap& fields, std::string& out) {
+  // One growth and plain copies: four appends per field each checked the capacity and could
+  // reallocate, the largest cost of writing a head.
+  size_t size = 0;
+  for (const auto& h : fields) size += h.name.size() + h.value.size() + 4;
+  size_t at = out.size();
+  out.resize(at + size);
+  char* p = out.data() + at;
   for (const auto& h : fields) {
-    out += h.name;
-    out += ": ";
-    out += h.value;
-    out += "\r\n";
+    p = std::copy(h.name.begin(), h.name.end(), p);
+    *p++ = ':';
+    *p++ = ' ';
+    p = std::copy(h.value.begin(), h.value.end(), p);
+    *p++ = '\r';
+    *p++ = '\n';
   }
 }
 

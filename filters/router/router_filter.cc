@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/client_ip.h"
 #include "core/stats.h"
 #include "upstream/cluster_manager.h"
 
@@ -134,8 +135,11 @@ void RouterFilter::build_upstream_head(const CompiledRoute& route, const Request
   upstream_head_.target =
       route.route->rewrite_prefix ? RouteTable::rewrite_target(route, head) : head.target;
   upstream_head_.authority = head.authority;
-  upstream_head_.headers = head.headers;
   auto& h = upstream_head_.headers;
+  // Room for the forwarding fields, so adding them does not reallocate the copy (twice, moving
+  // every field, with an exact-size copy).
+  h.fields().reserve(head.headers.size() + kForwardingFields);
+  h = head.headers;
   const StreamInfo& info = callbacks().info();
   set_forwarding_headers(h, info.peer_ip, info.peer_trusted, info.client_ip, head.scheme,
                          head.authority);

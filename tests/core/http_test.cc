@@ -124,6 +124,27 @@ TEST(HeaderMap, RemoveReturnsCountAndKeepsOrderOfRest) {
   EXPECT_TRUE(h.empty());
 }
 
+TEST(AppendFields, WritesEachFieldInOrderAfterWhatIsThere) {
+  HeaderMap h;
+  h.add("Host", "example.com");
+  h.add("x-empty", "");
+  h.add("x-long", std::string(300, 'v'));
+  std::string out = "GET / HTTP/1.1\r\n";
+  append_fields(h, out);
+  EXPECT_EQ(out, "GET / HTTP/1.1\r\nHost: example.com\r\nx-empty: \r\nx-long: " +
+                     std::string(300, 'v') + "\r\n");
+}
+
+TEST(AppendFields, NoFieldsWritesNothingAndLastChunkEndsTheBody) {
+  std::string out = "x";
+  append_fields(HeaderMap{}, out);
+  EXPECT_EQ(out, "x");
+  HeaderMap trailers;
+  trailers.add("grpc-status", "0");
+  append_last_chunk(trailers, out);
+  EXPECT_EQ(out, "x0\r\ngrpc-status: 0\r\n\r\n");
+}
+
 TEST(RequestHead, PathAndQuery) {
   RequestHead r;
   r.target = "/a/b?x=1&y=2";
