@@ -107,9 +107,12 @@ bool is_valid_traceparent(std::string_view v) {
 }
 
 std::string assign_request_ids(HeaderMap& headers, bool peer_trusted, TraceContext& trace) {
+  // add() where the name is known to be absent: set() would look for it again.
   std::string id;
-  if (auto given = headers.get("x-request-id");
-      given && peer_trusted && looks_like_request_id(*given)) {
+  if (auto given = headers.get("x-request-id"); !given) {
+    id = random_hex(32);
+    headers.add("x-request-id", id);
+  } else if (peer_trusted && looks_like_request_id(*given)) {
     id = *given;
   } else {
     id = random_hex(32);
@@ -125,7 +128,12 @@ std::string assign_request_ids(HeaderMap& headers, bool peer_trusted, TraceConte
   } else {
     // A new trace, not sampled (the stream samples it when tracing is on).
     trace.trace_id = new_trace_id();
-    headers.set("traceparent", format_traceparent(trace.trace_id, new_span_id(), false));
+    std::string value = format_traceparent(trace.trace_id, new_span_id(), false);
+    if (traceparent) {
+      headers.set("traceparent", value);
+    } else {
+      headers.add("traceparent", value);
+    }
     headers.remove("tracestate");  // belongs to the trace that was dropped
   }
   return id;
