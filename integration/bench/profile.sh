@@ -19,7 +19,9 @@
 #
 # Environment: SECONDS_PROFILED (length of the profiled wrk run, default 10), TOP (rows to
 # print, default 25), CONNECTIONS (default 50), KEEP_WORK=1 keeps the raw profile, SLUICE_EXTRA
-# (top-level YAML added to sluice's config, e.g. 'tracing: { otlp_endpoint: …, sample_rate: 0 }').
+# (top-level YAML added to sluice's config, e.g. 'tracing: { otlp_endpoint: …, sample_rate: 0 }'),
+# PROTOCOL=h2 (callgrind only: HTTP/2 over TLS, h2load -c 10 -m 20 -n REQUESTS (default 20000)
+# against a TLS listener, as h2.sh runs it, instead of wrk over HTTP/1.1).
 # Hardware counters (perf stat -e instructions) are often unavailable in VMs; callgrind counts
 # instructions without them, and perf's cpu-clock is a software event.
 set -euo pipefail
@@ -28,7 +30,7 @@ mode=${1:-callgrind}
 case $mode in
   callgrind | perf | syscalls | strace) ;;
   -h | --help)
-    sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
@@ -43,6 +45,16 @@ cd "$REPO"
 PROFILED=${SECONDS_PROFILED:-10}
 TOP=${TOP:-25}
 CONNECTIONS=${CONNECTIONS:-50}
+PROTOCOL=${PROTOCOL:-http1}
+H2_REQUESTS=${H2_REQUESTS:-20000}
+case $PROTOCOL in
+  http1) listener_mode=http ;;
+  h2)
+    [[ $mode == callgrind && ${2:-sluice} == sluice ]] || die "PROTOCOL=h2 is for callgrind of sluice"
+    listener_mode=tls
+    ;;
+  *) die "PROTOCOL must be http1 or h2, not '$PROTOCOL'" ;;
+esac
 for bin in "$SLUICE_BIN" "$BACKEND_BIN"; do
   [[ -x $bin ]] || die "missing $bin (run integration/bench/run.sh first)"
 done
@@ -80,7 +92,7 @@ if [[ $mode == callgrind ]]; then
   wrapper=(valgrind --tool=callgrind --instr-atstart=no "--callgrind-out-file=$WORK/callgrind.out")
   READY_TIMEOUT=60
   case $target in
-    sluice) SLUICE_WRAPPER=("${wrapper[@]}") && with_retries start_sluice_once ;;
+    sluice) SLUICE_WRAPPER=("${wrapper[@]}") && with_retries start_peer sluice "$listener_mode" ;;
     nginx)
       # One process serving requests (the worker's event loop), so one pid to instrument.
       NGINX_WRAPPER=("${wrapper[@]}") NGINX_GLOBALS='daemon off; master_process off;'
@@ -90,17 +102,30 @@ if [[ $mode == callgrind ]]; then
     *) die "callgrind target must be sluice, nginx or haproxy, not '$target'" ;;
   esac || die "$target did not start under valgrind"
   pid=$(target_pids "$target" | awk '{ print $1 }')
-  url="http://$BENCH_HOST:$(target_port "$target")/"
-  wrk_run "$url" 3 "$WORK/warmup.txt" || die "warm-up failed: $(cat "$WORK/warmup.txt")"
-  timeout 30 callgrind_control -i on "$pid" >/dev/null || die "callgrind_control -i on failed"
-  wrk_run "$url" "$PROFILED" "$WORK/wrk.txt" || die "wrk failed: $(cat "$WORK/wrk.txt")"
-  timeout 30 callgrind_control -i off "$pid" >/dev/null || die "callgrind_control -i off failed"
-  report_wrk "$WORK/wrk.txt" "$target under valgrind: slow by design"
+  if [[ $PROTOCOL == h2 ]]; then
+    # h2load counts exactly: -n requests, all answered before it exits.
+    url="https://$BENCH_HOST:$(target_port "$target")/"
+    h2_run() { timeout 300 h2load -c 10 -m 20 -n "$1" "$url" >"$2" 2>&1; }
+    h2_run 2000 "$WORK/warmup.txt" || die "warm-up failed: $(cat "$WORK/warmup.txt")"
+    timeout 30 callgrind_control -i on "$pid" >/dev/null || die "callgrind_control -i on failed"
+    h2_run "$H2_REQUESTS" "$WORK/h2load.txt" || die "h2load failed: $(cat "$WORK/h2load.txt")"
+    timeout 30 callgrind_control -i off "$pid" >/dev/null || die "callgrind_control -i off failed"
+    requests=$(awk '/^requests:/ { print $8; exit }' "$WORK/h2load.txt")
+    [[ $requests == "$H2_REQUESTS" ]] || die "h2load: $requests of $H2_REQUESTS succeeded"
+    log "h2load: $requests requests ($target under valgrind: slow by design)"
+  else
+    url="http://$BENCH_HOST:$(target_port "$target")/"
+    wrk_run "$url" 3 "$WORK/warmup.txt" || die "warm-up failed: $(cat "$WORK/warmup.txt")"
+    timeout 30 callgrind_control -i on "$pid" >/dev/null || die "callgrind_control -i on failed"
+    wrk_run "$url" "$PROFILED" "$WORK/wrk.txt" || die "wrk failed: $(cat "$WORK/wrk.txt")"
+    timeout 30 callgrind_control -i off "$pid" >/dev/null || die "callgrind_control -i off failed"
+    report_wrk "$WORK/wrk.txt" "$target under valgrind: slow by design"
+    # wrk's count is the requests served while instrumentation was on (the warm-up finished
+    # before); requests in flight at either edge are noise of 50 in thousands.
+    requests=$(wrk_requests "$WORK/wrk.txt")
+  fi
   stop_pid "$pid" "$target"
   [[ -s $WORK/callgrind.out ]] || die "no callgrind output; stderr: $(tail -n 20 "$WORK/$target.err")"
-  # wrk's count is the requests served while instrumentation was on (the warm-up finished
-  # before); requests in flight at either edge are noise of 50 in thousands.
-  requests=$(wrk_requests "$WORK/wrk.txt")
   callgrind_annotate --inclusive=no "$WORK/callgrind.out" >"$WORK/self.txt" 2>/dev/null
   callgrind_annotate --inclusive=yes "$WORK/callgrind.out" >"$WORK/inclusive.txt" 2>/dev/null
   total=$(awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }' "$WORK/self.txt")
