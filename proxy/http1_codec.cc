@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <cstdint>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -430,10 +431,10 @@ void RequestDecoder::set_error(ErrorKind kind, std::string detail) {
 // Beast reports some errors late or never: it waits for CRLFCRLF before looking at a head that
 // arrived in pieces (so a bare LF, or an HTTP/0.9 request line, would hang until the header
 // timeout), and a request line longer than the header limit is 431 to it. This looks at each
-// byte of the head once, before Beast does.
+// line of the head as it arrives, before Beast does.
 bool RequestDecoder::scan_head(std::string_view data, size_t from) {
   size_t i = std::max(std::min(scan_pos_, data.size()), from);
-  for (; i < data.size() && !scan_done_; ++i) {
+  for (; i < data.size() && !request_line_seen_; ++i) {
     char c = data[i];
     if (c == '\r') {
       if (i + 1 == data.size()) break;  // decided when the next byte is here
@@ -450,21 +451,16 @@ bool RequestDecoder::scan_head(std::string_view data, size_t from) {
         set_error(ErrorKind::bad_request, "bare LF in request head");
         return false;
       }
-      if (!request_line_seen_) {
-        request_line_seen_ = true;
-        if (line_len_ > i) {  // the caller did not pass the unconsumed bytes again
-          set_error(ErrorKind::internal, "request line consumed before it was scanned");
-          return false;
-        }
-        if (!check_request_line(data.substr(i - line_len_, line_len_ - 1))) return false;
-      } else if (line_len_ == 1) {
-        scan_done_ = true;  // the empty line
+      request_line_seen_ = true;
+      if (line_len_ > i) {  // the caller did not pass the unconsumed bytes again
+        set_error(ErrorKind::internal, "request line consumed before it was scanned");
+        return false;
       }
+      if (!check_request_line(data.substr(i - line_len_, line_len_ - 1))) return false;
       line_len_ = 0;
       continue;
     }
     ++line_len_;
-    if (request_line_seen_) continue;
     if (part_ == LinePart::method) {
       if (c == ' ') part_ = LinePart::target;
     } else if (part_ == LinePart::target) {
@@ -476,7 +472,46 @@ bool RequestDecoder::scan_head(std::string_view data, size_t from) {
       }
     }
   }
+  if (request_line_seen_ && !scan_done_ && !scan_field_lines(data, i)) return false;
   scan_pos_ = i;
+  return true;
+}
+
+// The field lines only need their ends checked, so this jumps from LF to LF with memchr instead
+// of looking at every byte (a browser's head is most of a kilobyte). A CR anywhere but right
+// before a LF is bare.
+bool RequestDecoder::scan_field_lines(std::string_view data, size_t& i) {
+  const char* d = data.data();
+  const size_t n = data.size();
+  while (i < n && !scan_done_) {
+    const auto* lf = static_cast<const char*>(std::memchr(d + i, '\n', n - i));
+    if (!lf) {
+      // An unfinished line: a CR before its last byte is followed by something else than LF;
+      // one at the very end is decided when the next byte is here.
+      const size_t last = n - 1;
+      if (std::memchr(d + i, '\r', last - i)) {
+        set_error(ErrorKind::bad_request, "bare CR in request head");
+        return false;
+      }
+      const size_t upto = d[last] == '\r' ? last : n;
+      line_len_ += upto - i;
+      i = upto;
+      return true;
+    }
+    const size_t end = static_cast<size_t>(lf - d);
+    // Consumed bytes end with a whole line, so a LF at the start is bare too.
+    if (end == 0 || d[end - 1] != '\r') {
+      set_error(ErrorKind::bad_request, "bare LF in request head");
+      return false;
+    }
+    if (end - 1 > i && std::memchr(d + i, '\r', end - 1 - i)) {
+      set_error(ErrorKind::bad_request, "bare CR in request head");
+      return false;
+    }
+    if (line_len_ + (end - i) == 1) scan_done_ = true;  // the empty line: its CR alone
+    line_len_ = 0;
+    i = end + 1;
+  }
   return true;
 }
 

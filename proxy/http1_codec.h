@@ -71,6 +71,7 @@ class RequestDecoder {
   friend class RequestParser;
   void set_error(ErrorKind kind, std::string detail);
   bool scan_head(std::string_view data, size_t from);
+  bool scan_field_lines(std::string_view data, size_t& i);
   bool check_request_line(std::string_view line);
   bool check_chunk_boundary(std::string_view rest);
 
@@ -81,7 +82,7 @@ class RequestDecoder {
   bool expect_continue_ = false;
   bool started_ = false;  // some byte of this request was looked at
 
-  // scan_head() state: it looks at each byte of the head once, ahead of Beast.
+  // scan_head() state: it checks the head as it arrives, ahead of Beast.
   enum class LinePart { method, target, version };
   size_t scan_pos_ = 0;  // bytes at the start of the unconsumed data already scanned
   size_t line_len_ = 0;  // bytes of the current head line seen so far

@@ -307,6 +307,39 @@ TEST_P(Malformed, RejectedByteByByte) {
 INSTANTIATE_TEST_SUITE_P(Http1, Malformed, ::testing::ValuesIn(bad_requests()),
                          [](const auto& info) { return std::string(info.param.name); });
 
+// Beast looks at a head only once its empty line is there; a bad line end in an unfinished head
+// must not wait for the header timeout.
+TEST(RequestDecoder, BareLineEndInAnUnfinishedHeadIsRejectedAtOnce) {
+  for (const std::string& head : std::vector<std::string>{
+           "GET / HTTP/1.1\r\nX-A: a\nb", "GET / HTTP/1.1\r\nX-A: a\rb",
+           "GET / HTTP/1.1\r\nHost: x\r\nX-A: " + std::string(2000, 'v') + "\r\r",
+           "GET / HTTP/1.1\r\nHost: x\n"}) {
+    Recorder rec;
+    RequestDecoder d(rec, {});
+    EXPECT_EQ(d.feed(head), 0u);
+    ASSERT_TRUE(d.error()) << head;
+    EXPECT_EQ(to_string(d.error()->kind), "bad_request") << head;
+    EXPECT_EQ(rec.heads, 0);
+  }
+}
+
+TEST(RequestDecoder, CrAtTheEndOfWhatArrivedWaitsForTheNextByte) {
+  Recorder rec;
+  RequestDecoder d(rec, {});
+  std::string pending;
+  // Each piece ends with a CR whose LF is in the next one; what feed() consumed is not passed
+  // again, as the connection does.
+  for (std::string_view piece : {"GET / HTTP/1.1\r", "\nX-A: a\r", "\nHost: x\r", "\n\r", "\n"}) {
+    ASSERT_FALSE(d.message_done());
+    pending += piece;
+    pending.erase(0, d.feed(pending));
+    ASSERT_FALSE(d.error()) << d.error()->detail;
+  }
+  EXPECT_TRUE(pending.empty());
+  EXPECT_EQ(rec.heads, 1);
+  EXPECT_TRUE(d.message_done());
+}
+
 TEST(RequestDecoder, ErrorIsStickyUntilReset) {
   Recorder rec;
   RequestDecoder d(rec, {});
