@@ -236,7 +236,7 @@ class RequestParser : public http::basic_parser<true> {
     ec = http::error::bad_version;  // unreachable for a request parser
   }
 
-  void on_field_impl(http::field, bstring name_b, bstring value_b, error_code& ec) override {
+  void on_field_impl(http::field known, bstring name_b, bstring value_b, error_code& ec) override {
     std::string_view name = sv(name_b);
     std::string_view value = sv(value_b);
     const char* what = in_trailers_ ? "trailer" : "header";
@@ -247,20 +247,21 @@ class RequestParser : public http::basic_parser<true> {
     if (field_bytes_ > limits_.max_header_bytes) {
       return fail(ec, ErrorKind::header_too_large, std::string(what) + " section too large");
     }
+    // A value that is not folded holds no control character but HTAB: Beast ends a value at the
+    // first one, and anything there but CRLF is its bad_value.
     if (folded(value)) return fail(ec, ErrorKind::bad_request, "obsolete line folding");
-    if (!no_controls(value)) {
-      return fail(ec, ErrorKind::bad_request, std::string("control character in ") + what);
-    }
     // Trailers are checked but never forwarded: the head went upstream long ago, and fields
     // like Host or Content-Length would mean something else there. (Beast itself rejects
     // Content-Length and Transfer-Encoding in trailers.)
     if (in_trailers_) return;
 
-    if (iequals(name, "host")) {
+    // Beast has looked the name up already (case-insensitively): `known` is field::unknown for
+    // any other name.
+    if (known == http::field::host) {
       if (++host_count_ > 1) return fail(ec, ErrorKind::bad_request, "repeated Host");
       if (!valid_host(value)) return fail(ec, ErrorKind::bad_request, "invalid Host");
       head_.authority = value;
-    } else if (iequals(name, "content-length")) {
+    } else if (known == http::field::content_length) {
       // Beast accepts "5, 5" and repeated equal values; a proxy must not (smuggling).
       if (++content_length_count_ > 1) {
         return fail(ec, ErrorKind::bad_request, "repeated Content-Length");
@@ -268,13 +269,13 @@ class RequestParser : public http::basic_parser<true> {
       if (value.empty() || value.find_first_not_of("0123456789") != std::string_view::npos) {
         return fail(ec, ErrorKind::bad_request, "invalid Content-Length");
       }
-    } else if (iequals(name, "transfer-encoding")) {
+    } else if (known == http::field::transfer_encoding) {
       // Judged in on_header_impl, once every line and Content-Length are known.
       if (!transfer_encoding_.empty()) transfer_encoding_ += ',';
       transfer_encoding_ += value;
       ++transfer_encoding_count_;
       return;  // hop-by-hop; framing is re-done for the upstream
-    } else if (iequals(name, "connection")) {
+    } else if (known == http::field::connection) {
       size_t pos = 0;
       while (pos <= value.size()) {
         size_t comma = value.find(',', pos);
@@ -283,7 +284,7 @@ class RequestParser : public http::basic_parser<true> {
         if (!tok.empty()) connection_tokens_.emplace_back(tok);
         pos = comma + 1;
       }
-    } else if (iequals(name, "expect")) {
+    } else if (known == http::field::expect) {
       if (iequals(trim(value), "100-continue")) {
         decoder_.expect_continue_ = true;
         return;  // answered by the proxy, not forwarded
