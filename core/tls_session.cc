@@ -113,14 +113,20 @@ void TlsSession::put_input(std::string_view ciphertext) {
 TlsSession::Result TlsSession::fail(std::string_view what, int ssl_error) {
   unsigned long e = ERR_get_error();
   ERR_clear_error();
-  error_ = std::string(what);
+  reason_.clear();
   if (e != 0) {
     const char* reason = ERR_reason_error_string(e);
-    error_ += ": ";
-    error_ += reason ? reason : "unknown";
+    reason_ = reason ? reason : "unknown";
+    // "certificate verify failed" alone does not say which check: the chain, the name, dates.
+    const long verify = SSL_get_verify_result(ssl_);
+    if (ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED && verify != X509_V_OK) {
+      reason_ += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
+    }
   } else if (ssl_error == SSL_ERROR_SYSCALL) {
-    error_ += ": unexpected end of stream";
+    reason_ = "unexpected end of stream";
   }
+  error_ = std::string(what);
+  if (!reason_.empty()) error_ += ": " + reason_;
   return Result::error;
 }
 

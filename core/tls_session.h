@@ -71,6 +71,9 @@ class TlsSession {
   // `Hash=<sha256 of DER, hex>;Subject="<RFC 2253 subject>"`, or "" when none was sent.
   std::string client_certificate() const;
   const std::string& error() const { return error_; }
+  // Why it failed, without what failed: error() is "TLS handshake failed: <reason>". A failed
+  // certificate check names the check ("certificate verify failed (hostname mismatch)").
+  const std::string& error_reason() const { return reason_; }
 
  private:
   Result fail(std::string_view what, int ssl_error);
@@ -86,6 +89,7 @@ class TlsSession {
   bool handshake_done_ = false;
   bool more_ = false;
   std::string error_;
+  std::string reason_;
 };
 
 }  // namespace sluice

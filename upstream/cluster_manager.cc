@@ -6,10 +6,8 @@
 
 #include <boost/asio/post.hpp>
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-
 #include "core/stats.h"
+#include "upstream/connector.h"
 
 namespace sluice::upstream {
 
@@ -23,32 +21,6 @@ ClusterManager::ClusterManager(asio::io_context& ioc, WorkerStats& stats, uint32
 ClusterManager::~ClusterManager() { close_idle(); }
 
 namespace {
-
-// The client context for a cluster's HTTPS endpoints: TLS 1.2+, ALPN http/1.1 or h2, and unless
-// `verify: false` the chain checked against ca_file (else the system store).
-std::shared_ptr<SSL_CTX> client_context(const config::ClusterTls& tls, bool h2) {
-  std::shared_ptr<SSL_CTX> ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
-  if (!ctx) return nullptr;
-  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
-  SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
-  static const unsigned char kHttp1[] = "\x08http/1.1";
-  static const unsigned char kH2[] = "\x02h2";
-  if (h2) {
-    SSL_CTX_set_alpn_protos(ctx.get(), kH2, sizeof(kH2) - 1);
-  } else {
-    SSL_CTX_set_alpn_protos(ctx.get(), kHttp1, sizeof(kHttp1) - 1);
-  }
-  if (tls.verify) {
-    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
-    if (tls.ca_file.empty()) {
-      SSL_CTX_set_default_verify_paths(ctx.get());
-    } else {
-      SSL_CTX_load_verify_locations(ctx.get(), tls.ca_file.c_str(), nullptr);
-    }
-  }
-  ERR_clear_error();
-  return ctx;
-}
 
 // Changes when the file is replaced or rewritten (CA rotation), so a reload picks it up.
 std::string file_stamp(const std::string& path) {
@@ -73,7 +45,7 @@ void ClusterManager::update(const config::Config& config,
           old->second.h2 == h2 && old->second.ca_stamp == entry.ca_stamp) {
         entry.ctx = old->second.ctx;
       } else {
-        entry.ctx = client_context(*c.tls, h2);
+        entry.ctx = make_client_tls_context(*c.tls, h2);
       }
       tls_contexts.emplace(c.name, std::move(entry));
     }
@@ -119,11 +91,8 @@ HostPoolPtr ClusterManager::pool_for(const ClusterState& cluster, const HostPtr&
   pool->set_protocol(c.protocol == config::Cluster::Protocol::h2, c.max_concurrent_streams);
   auto tls = tls_contexts_.find(c.name);
   if (c.tls && tls != tls_contexts_.end()) {
-    // SNI and the verified name: `sni`, else the endpoint's host name when it has one.
-    const std::string& name = !c.tls->sni.empty() ? c.tls->sni : host->hostname();
-    const std::string verify_name =
-        name.empty() ? host->name().substr(0, host->name().rfind(':')) : name;
-    pool->set_tls(tls->second.ctx, name, c.tls->verify ? verify_name : std::string());
+    TlsNames names = tls_names(*c.tls, *host);
+    pool->set_tls(tls->second.ctx, std::move(names.sni), std::move(names.verify_name));
   } else {
     pool->set_tls(nullptr, "", "");
   }

@@ -3,12 +3,63 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 namespace sluice::upstream {
 
 namespace asio = boost::asio;
 using boost::system::error_code;
 
 namespace {
+
+// One handshake in progress: rounds of feeding what arrived, sending what OpenSSL produced and
+// reading more. Shared by its handlers.
+struct Handshake : std::enable_shared_from_this<Handshake> {
+  Handshake(asio::ip::tcp::socket& socket, TlsSession& tls, HandshakeDone done)
+      : socket(socket), tls(tls), done(std::move(done)), buffer(16 * 1024, '\0') {}
+
+  void step() {
+    size_t produced = 0;
+    if (tls.read(buffer.data(), buffer.size(), &produced) == TlsSession::Result::error) {
+      done(tls.error_reason().empty() ? tls.error() : tls.error_reason());
+      return;
+    }
+    auto out = std::make_shared<std::string>();
+    tls.take_output(*out);
+    auto self = shared_from_this();
+    auto next = [self](const error_code& ec) {
+      if (ec) {
+        self->done(ec.message());
+        return;
+      }
+      if (self->tls.handshake_done()) {
+        self->done("");
+        return;
+      }
+      self->socket.async_read_some(
+          asio::buffer(self->buffer), [self](const error_code& ec, size_t n) {
+            if (ec) {
+              self->done(ec == asio::error::eof ? "connection closed" : ec.message());
+              return;
+            }
+            self->tls.put_input({self->buffer.data(), n});
+            self->step();
+          });
+    };
+    if (out->empty()) {
+      next({});
+      return;
+    }
+    asio::async_write(socket, asio::buffer(*out),
+                      [out, next](const error_code& ec, size_t) { next(ec); });
+  }
+
+  asio::ip::tcp::socket& socket;
+  TlsSession& tls;
+  HandshakeDone done;
+  std::string buffer;
+};
 
 struct Attempt : std::enable_shared_from_this<Attempt> {
   Attempt(asio::io_context& ioc, std::string name, ConnectDone done)
@@ -30,46 +81,6 @@ struct Attempt : std::enable_shared_from_this<Attempt> {
     done(std::move(socket), std::move(tls), nullptr);
   }
 
-  // One round of the TLS handshake: feed what arrived, send what OpenSSL produced, read more.
-  void handshake_step() {
-    size_t produced = 0;
-    if (tls->read(buffer.data(), buffer.size(), &produced) == TlsSession::Result::error) {
-      fail("TLS handshake with " + name + " failed: " + tls->error());
-      return;
-    }
-    auto out = std::make_shared<std::string>();
-    tls->take_output(*out);
-    auto self = shared_from_this();
-    auto next = [self](const error_code& ec) {
-      if (self->finished) return;
-      if (ec) {
-        self->fail("TLS handshake with " + self->name + " failed: " + ec.message());
-        return;
-      }
-      if (self->tls->handshake_done()) {
-        self->handshake_done();
-        return;
-      }
-      self->socket.async_read_some(asio::buffer(self->buffer), [self](const error_code& ec,
-                                                                      size_t n) {
-        if (self->finished) return;
-        if (ec) {
-          self->fail("TLS handshake with " + self->name +
-                     " failed: " + (ec == asio::error::eof ? "connection closed" : ec.message()));
-          return;
-        }
-        self->tls->put_input({self->buffer.data(), n});
-        self->handshake_step();
-      });
-    };
-    if (out->empty()) {
-      next({});
-      return;
-    }
-    asio::async_write(socket, asio::buffer(*out),
-                      [out, next](const error_code& ec, size_t) { next(ec); });
-  }
-
   void handshake_done() {
     if (require_h2 && tls->alpn() != "h2") {
       fail("TLS handshake with " + name + ": the server did not select ALPN h2");
@@ -83,13 +94,16 @@ struct Attempt : std::enable_shared_from_this<Attempt> {
   std::string name;
   ConnectDone done;
   std::unique_ptr<TlsSession> tls;
-  std::string buffer;
   bool require_h2 = false;
   bool connected = false;  // TCP is up (the handshake may be running)
   bool finished = false;
 };
 
 }  // namespace
+
+void tls_handshake(asio::ip::tcp::socket& socket, TlsSession& tls, HandshakeDone done) {
+  std::make_shared<Handshake>(socket, tls, std::move(done))->step();
+}
 
 void connect_upstream(asio::io_context& ioc, const asio::ip::tcp::endpoint& endpoint,
                       std::chrono::milliseconds timeout, const ConnectOptions& options,
@@ -118,9 +132,49 @@ void connect_upstream(asio::io_context& ioc, const asio::ip::tcp::endpoint& endp
       attempt->succeed();
       return;
     }
-    attempt->buffer.resize(16 * 1024);
-    attempt->handshake_step();
+    // The attempt owns the socket and the session the handshake works on.
+    tls_handshake(attempt->socket, *attempt->tls, [attempt](const std::string& error) {
+      if (attempt->finished) return;
+      if (!error.empty()) {
+        attempt->fail("TLS handshake with " + attempt->name + " failed: " + error);
+        return;
+      }
+      attempt->handshake_done();
+    });
   });
+}
+
+std::shared_ptr<ssl_ctx_st> make_client_tls_context(const config::ClusterTls& tls, bool h2) {
+  std::shared_ptr<SSL_CTX> ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
+  if (!ctx) return nullptr;
+  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
+  static const unsigned char kHttp1[] = "\x08http/1.1";
+  static const unsigned char kH2[] = "\x02h2";
+  if (h2) {
+    SSL_CTX_set_alpn_protos(ctx.get(), kH2, sizeof(kH2) - 1);
+  } else {
+    SSL_CTX_set_alpn_protos(ctx.get(), kHttp1, sizeof(kHttp1) - 1);
+  }
+  if (tls.verify) {
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+    if (tls.ca_file.empty()) {
+      SSL_CTX_set_default_verify_paths(ctx.get());
+    } else {
+      SSL_CTX_load_verify_locations(ctx.get(), tls.ca_file.c_str(), nullptr);
+    }
+  }
+  ERR_clear_error();
+  return ctx;
+}
+
+TlsNames tls_names(const config::ClusterTls& tls, const Host& host) {
+  TlsNames out;
+  out.sni = !tls.sni.empty() ? tls.sni : host.hostname();
+  if (tls.verify) {
+    out.verify_name = out.sni.empty() ? host.name().substr(0, host.name().rfind(':')) : out.sni;
+  }
+  return out;
 }
 
 }  // namespace sluice::upstream
