@@ -111,7 +111,9 @@ void TlsSession::put_input(std::string_view ciphertext) {
 }
 
 TlsSession::Result TlsSession::fail(std::string_view what, int ssl_error) {
-  unsigned long e = ERR_get_error();
+  // The last error is the TLS layer's own reason; earlier ones are what led to it (an EVP
+  // failure under a certificate check reads "EVP lib").
+  unsigned long e = ERR_peek_last_error();
   ERR_clear_error();
   reason_.clear();
   if (e != 0) {
@@ -133,6 +135,10 @@ TlsSession::Result TlsSession::fail(std::string_view what, int ssl_error) {
 TlsSession::Result TlsSession::read(char* out, size_t capacity, size_t* produced) {
   *produced = 0;
   if (!handshake_done_) {
+    // SSL_get_error() is right, and the reason reported is this handshake's, only with an
+    // empty error queue: a thread that does other OpenSSL work (the control thread loads
+    // configs and runs health probes) may have left an error behind.
+    ERR_clear_error();
     int rc = SSL_do_handshake(ssl_);
     if (rc != 1) {
       int err = SSL_get_error(ssl_, rc);
