@@ -795,15 +795,6 @@ void Loader::load_cluster(const YAML::Node& node) {
       }
     }
   }
-  // Probes speak plain HTTP/1.1: against TLS or HTTP/2-only endpoints they would always fail.
-  if (const Field* f = m.get("health_check"); f && c.health_check &&
-                                              c.health_check->type == HealthCheck::Type::http &&
-                                              (c.tls || c.protocol == Cluster::Protocol::h2)) {
-    diag_.error(f->key.Mark(),
-                std::string("health_check: type http probes with plain HTTP/1.1, which this "
-                            "cluster's endpoints do not speak (") +
-                    (c.tls ? "tls" : "protocol: h2") + "); use type: tcp");
-  }
   config_.clusters.push_back(std::move(c));
 }
 

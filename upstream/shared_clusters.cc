@@ -5,6 +5,7 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 
+#include "upstream/connector.h"
 #include "upstream/dns/resolver.h"
 #include "upstream/health/health_checker.h"
 
@@ -42,8 +43,11 @@ SharedCluster::Membership SharedCluster::membership() const {
 }
 
 void SharedCluster::apply(const config::Cluster& settings) {
+  // Probes speak the cluster's protocol over its TLS: new ones are new checks too.
   const bool checks_changed = !checker_ || !settings_.health_check || !settings.health_check ||
-                              !(*settings_.health_check == *settings.health_check);
+                              !(*settings_.health_check == *settings.health_check) ||
+                              settings_.tls != settings.tls ||
+                              settings_.protocol != settings.protocol;
   const bool endpoints_changed = settings_.endpoints != settings.endpoints;
   const bool lb_changed = settings_.lb != settings.lb;
   settings_ = settings;
@@ -76,9 +80,13 @@ void SharedCluster::apply(const config::Cluster& settings) {
             if (!self) return;
             self->owner_.log_("cluster '" + self->name_ + "': host " + t.host->name() + " is " +
                               (t.healthy ? "healthy" : "unhealthy") + " (" + t.reason + ")");
-          });
+          },
+          probe_transport());
       checker_->start();
     }
+  } else if (checker_ && settings_.tls) {
+    // The same checks: a context made again, so that a replaced CA file is read.
+    checker_->set_tls_context(probe_transport().tls_context);
     if (membership_.hosts) membership_.hosts->refresh_available();
   }
   if (has_names) {
@@ -86,6 +94,16 @@ void SharedCluster::apply(const config::Cluster& settings) {
   } else {
     dns_timer_.reset();
   }
+}
+
+health::ProbeTransport SharedCluster::probe_transport() const {
+  health::ProbeTransport t;
+  t.h2 = settings_.protocol == config::Cluster::Protocol::h2;
+  if (settings_.tls) {
+    t.tls = settings_.tls;
+    t.tls_context = make_client_tls_context(*settings_.tls, t.h2);
+  }
+  return t;
 }
 
 void SharedCluster::rebuild_hosts() {

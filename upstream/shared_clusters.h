@@ -20,6 +20,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "config/config.h"
+#include "upstream/health/health_checker.h"
 #include "upstream/host.h"
 #include "upstream/load_balancer.h"
 
@@ -27,9 +28,6 @@ namespace sluice::upstream {
 
 namespace dns {
 class Resolver;
-}
-namespace health {
-class HealthChecker;
 }
 
 class SharedClusters;
@@ -72,6 +70,8 @@ class SharedCluster : public std::enable_shared_from_this<SharedCluster> {
   };
   void apply(const config::Cluster& settings);
   void rebuild_hosts();
+  // What the health checker's http probes connect with: the cluster's TLS and protocol.
+  health::ProbeTransport probe_transport() const;
   void start_dns();
   void resolve_names();
   void eject(const HostPtr& host);

@@ -14,6 +14,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 
 constexpr const char* kBadDuration = " (expected an integer and a unit: 250ms, 5s, 1m, 1h)";
 constexpr const char* kBadSize =
@@ -435,7 +436,8 @@ TEST(Errors, HealthCheck) {
           "t.yaml:26:5: health_check: expected a map, got null"));
 }
 
-TEST(Errors, HttpHealthCheckOnATlsOrH2Cluster) {
+// Probes speak the cluster's protocol over its TLS, so every check type fits every cluster.
+TEST(Errors, HttpHealthCheckOnATlsOrH2ClusterIsAccepted) {
   EXPECT_THAT(errors_of("clusters:\n"
                         "  - name: a\n"
                         "    endpoints: [127.0.0.1:1]\n"
@@ -447,12 +449,14 @@ TEST(Errors, HttpHealthCheckOnATlsOrH2Cluster) {
                         "    health_check: {}\n"
                         "  - name: c\n"
                         "    endpoints: [127.0.0.1:1]\n"
+                        "    tls: { verify: false }\n"
+                        "    protocol: h2\n"
+                        "    health_check: { type: http }\n"
+                        "  - name: d\n"
+                        "    endpoints: [127.0.0.1:1]\n"
                         "    tls: {}\n"
                         "    health_check: { type: tcp }\n"),
-              ElementsAre("t.yaml:5:5: health_check: type http probes with plain HTTP/1.1, which "
-                          "this cluster's endpoints do not speak (tls); use type: tcp",
-                          "t.yaml:9:5: health_check: type http probes with plain HTTP/1.1, which "
-                          "this cluster's endpoints do not speak (protocol: h2); use type: tcp"));
+              IsEmpty());
 }
 
 TEST(Errors, OutlierDetectionAndCircuitBreakers) {

@@ -9,25 +9,21 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/error.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/read.hpp>
+
+#include "core/tls_session.h"
+#include "upstream/connector.h"
+#include "upstream/health/probe_codec.h"
 
 namespace sluice::upstream::health {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
 
 namespace {
 
-// A health endpoint's response head is small; a bigger one is a bad response, not a reason to
-// grow a buffer.
-constexpr size_t kMaxResponseHead = 16 * 1024;
+// A read of the response: a TLS record at most.
+constexpr size_t kReadSize = 16 * 1024 + 256;
 
 std::string duration_text(std::chrono::milliseconds d) {
   if (d.count() >= 1000 && d.count() % 1000 == 0) return std::to_string(d.count() / 1000) + "s";
@@ -65,8 +61,8 @@ std::optional<tcp::endpoint> parse_host_endpoint(std::string_view name) {
   return tcp::endpoint(address, static_cast<uint16_t>(port));
 }
 
-// One probe: its own connection, deadline and parser. Shared by its handlers so that a
-// cancelled probe's buffers live until Asio has delivered every completion.
+// One probe: its own connection, deadline, TLS session and codec. Shared by its handlers so
+// that a cancelled probe's buffers live until Asio has delivered every completion.
 struct HealthChecker::Probe {
   Probe(asio::io_context& ioc, uint64_t epoch) : socket(ioc), deadline(ioc), epoch(epoch) {}
   // After this, each pending handler sees `done` and does nothing.
@@ -79,8 +75,10 @@ struct HealthChecker::Probe {
 
   tcp::socket socket;
   asio::steady_timer deadline;
-  beast::flat_buffer buffer{kMaxResponseHead};
-  std::optional<http::response_parser<http::empty_body>> parser;
+  std::unique_ptr<TlsSession> tls;  // the cluster has TLS
+  std::unique_ptr<ProbeCodec> codec;
+  std::string buffer;             // what the last read got (decrypted in place)
+  std::string out;                // being written
   const char* stage = "connect";  // what a timeout interrupted
   const uint64_t epoch;           // the host state's epoch when the probe began
   bool done = false;
@@ -93,7 +91,8 @@ struct HealthChecker::HostState {
 
   HostPtr host;
   std::optional<tcp::endpoint> endpoint;
-  std::string request;  // http: the whole request, built once
+  std::string authority;  // http: the Host header (HTTP/1.1) or :authority (h2)
+  TlsNames tls_names;     // the cluster has TLS
   asio::steady_timer timer;
   std::shared_ptr<Probe> probe;  // in flight
   uint64_t epoch = 0;
@@ -106,11 +105,12 @@ struct HealthChecker::HostState {
 
 HealthChecker::HealthChecker(asio::io_context& ioc, std::string cluster,
                              config::HealthCheck settings, HostSetPtr hosts,
-                             OnTransition on_transition)
+                             OnTransition on_transition, ProbeTransport transport)
     : ioc_(ioc),
       cluster_(std::move(cluster)),
       settings_(std::move(settings)),
       on_transition_(std::move(on_transition)),
+      transport_(std::move(transport)),
       rng_(std::random_device{}()) {
   update_hosts(std::move(hosts));
 }
@@ -153,6 +153,10 @@ void HealthChecker::update_hosts(HostSetPtr hosts) {
   hosts_->refresh_available();
 }
 
+void HealthChecker::set_tls_context(std::shared_ptr<ssl_ctx_st> context) {
+  transport_.tls_context = std::move(context);
+}
+
 std::vector<HealthChecker::HostStatus> HealthChecker::status() const {
   std::vector<HostStatus> out;
   out.reserve(states_.size());
@@ -167,15 +171,13 @@ HealthChecker::HostStatePtr HealthChecker::make_state(const HostPtr& host) const
   s->endpoint = parse_host_endpoint(host->name());
   if (settings_.type == config::HealthCheck::Type::http) {
     // The endpoint as configured: its name (with the port) when it came from DNS.
-    std::string host_header = settings_.host;
-    if (host_header.empty()) {
-      host_header = host->hostname().empty()
-                        ? host->name()
-                        : host->hostname() + host->name().substr(host->name().rfind(':'));
+    s->authority = settings_.host;
+    if (s->authority.empty()) {
+      s->authority = host->hostname().empty()
+                         ? host->name()
+                         : host->hostname() + host->name().substr(host->name().rfind(':'));
     }
-    s->request = "GET " + (settings_.path.empty() ? std::string("/") : settings_.path) +
-                 " HTTP/1.1\r\nHost: " + host_header +
-                 "\r\nUser-Agent: sluice-health-check\r\nConnection: close\r\n\r\n";
+    if (transport_.tls) s->tls_names = tls_names(*transport_.tls, *host);
   }
   return s;
 }
@@ -226,47 +228,130 @@ void HealthChecker::probe(const HostStatePtr& s) {
     if (!self) return;
     if (ec) {
       self->finish(s, p, false, "connect: " + ec.message());
-    } else if (self->settings_.type == config::HealthCheck::Type::tcp) {
-      self->finish(s, p, true, "connected");
-    } else {
-      self->send_request(s, p);
+      return;
     }
+    if (self->settings_.type == config::HealthCheck::Type::tcp) {
+      self->finish(s, p, true, "connected");
+      return;
+    }
+    error_code ignored;
+    p->socket.set_option(tcp::no_delay(true), ignored);
+    if (!self->transport_.tls_context) {
+      self->start_exchange(s, p);
+      return;
+    }
+    // The cluster's TLS, as its connection pools do it (connector.h).
+    p->stage = "tls handshake";
+    p->tls = std::make_unique<TlsSession>(self->transport_.tls_context.get(), s->tls_names.sni,
+                                          s->tls_names.verify_name);
+    tls_handshake(p->socket, *p->tls, [weak, s, p](const std::string& error) {
+      if (p->done) return;
+      auto self = weak.lock();
+      if (!self) return;
+      if (!error.empty()) {
+        self->finish(s, p, false, "tls: " + error);
+      } else if (self->transport_.h2 && p->tls->alpn() != "h2") {
+        self->finish(s, p, false, "tls: the server did not select ALPN h2");
+      } else {
+        self->start_exchange(s, p);
+      }
+    });
   });
 }
 
-void HealthChecker::send_request(const HostStatePtr& s, const std::shared_ptr<Probe>& p) {
+void HealthChecker::start_exchange(const HostStatePtr& s, const std::shared_ptr<Probe>& p) {
+  const std::string path = settings_.path.empty() ? std::string("/") : settings_.path;
+  if (transport_.h2) {
+    p->codec = make_h2_probe(path, s->authority, p->tls != nullptr);
+  } else {
+    p->codec = make_http1_probe("GET " + path + " HTTP/1.1\r\nHost: " + s->authority +
+                                "\r\nUser-Agent: sluice-health-check\r\nConnection: close\r\n\r\n");
+  }
   p->stage = "request";
-  asio::async_write(
-      p->socket, asio::buffer(s->request),
-      [weak = weak_from_this(), s, p](const error_code& ec, size_t) {
-        if (p->done) return;
-        auto self = weak.lock();
-        if (!self) return;
-        if (ec) {
-          self->finish(s, p, false, "send: " + ec.message());
-          return;
-        }
-        p->stage = "response";
-        p->parser.emplace();
-        http::async_read_header(
-            p->socket, p->buffer, *p->parser, [weak, s, p](const error_code& ec, size_t) {
-              if (p->done) return;
-              auto self = weak.lock();
-              if (!self) return;
-              if (ec == http::error::end_of_stream) {
-                self->finish(s, p, false, "closed without a response");
-              } else if (ec && ec.category() ==
-                                   http::make_error_code(http::error::end_of_stream).category()) {
-                self->finish(s, p, false, "bad response: " + ec.message());
-              } else if (ec) {
-                self->finish(s, p, false, "receive: " + ec.message());
-              } else {
-                const unsigned status = p->parser->get().result_int();
-                self->finish(s, p, status_expected(self->settings_, status),
-                             "status " + std::to_string(status));
-              }
-            });
-      });
+  send_then_read(s, p);
+}
+
+// Writes what the codec has to send (the request, then HTTP/2's acknowledgements), then reads.
+void HealthChecker::send_then_read(const HostStatePtr& s, const std::shared_ptr<Probe>& p) {
+  std::string plain;
+  p->codec->take_output(plain);
+  p->out.clear();
+  if (p->tls && !plain.empty()) {
+    if (p->tls->write(plain) == TlsSession::Result::error) {
+      finish(s, p, false, "tls: " + p->tls->error());
+      return;
+    }
+    p->tls->take_output(p->out);
+  } else {
+    p->out = std::move(plain);
+  }
+  if (p->out.empty()) {
+    read_response(s, p);
+    return;
+  }
+  asio::async_write(p->socket, asio::buffer(p->out),
+                    [weak = weak_from_this(), s, p](const error_code& ec, size_t) {
+                      if (p->done) return;
+                      auto self = weak.lock();
+                      if (!self) return;
+                      if (ec) {
+                        self->finish(s, p, false, "send: " + ec.message());
+                        return;
+                      }
+                      self->read_response(s, p);
+                    });
+}
+
+void HealthChecker::read_response(const HostStatePtr& s, const std::shared_ptr<Probe>& p) {
+  p->stage = "response";
+  p->buffer.resize(kReadSize);
+  p->socket.async_read_some(asio::buffer(p->buffer),
+                            [weak = weak_from_this(), s, p](const error_code& ec, size_t n) {
+                              if (p->done) return;
+                              auto self = weak.lock();
+                              if (!self) return;
+                              if (ec == asio::error::eof) {
+                                self->finish(s, p, false, p->codec->end_of_stream().error);
+                              } else if (ec) {
+                                self->finish(s, p, false, "receive: " + ec.message());
+                              } else {
+                                self->received(s, p, n);
+                              }
+                            });
+}
+
+void HealthChecker::received(const HostStatePtr& s, const std::shared_ptr<Probe>& p, size_t n) {
+  ProbeCodec::Result r;
+  if (!p->tls) {
+    r = p->codec->receive({p->buffer.data(), n});
+  } else {
+    // Decrypt what arrived, again while a full buffer says more waits inside OpenSSL.
+    for (bool first = true; first || p->tls->more(); first = false) {
+      if (!first) n = 0;
+      const auto tr = p->tls->decrypt_in_place(p->buffer.data(), &n, p->buffer.size());
+      if (tr == TlsSession::Result::error) {
+        r = {ProbeCodec::Result::State::failed, 0, "tls: " + p->tls->error()};
+        break;
+      }
+      if (n > 0) r = p->codec->receive({p->buffer.data(), n});
+      if (r.state != ProbeCodec::Result::State::more) break;
+      if (tr == TlsSession::Result::closed) {
+        r = p->codec->end_of_stream();
+        break;
+      }
+    }
+  }
+  switch (r.state) {
+    case ProbeCodec::Result::State::done:
+      finish(s, p, status_expected(settings_, r.status), "status " + std::to_string(r.status));
+      break;
+    case ProbeCodec::Result::State::failed:
+      finish(s, p, false, std::move(r.error));
+      break;
+    case ProbeCodec::Result::State::more:
+      send_then_read(s, p);
+      break;
+  }
 }
 
 void HealthChecker::finish(const HostStatePtr& s, const std::shared_ptr<Probe>& p, bool pass,

@@ -18,15 +18,28 @@
 #include "config/config.h"
 #include "upstream/host.h"
 
+struct ssl_ctx_st;
+
 namespace sluice::upstream::health {
 
 // The endpoint of a resolved host's name ("1.2.3.4:80", "[::1]:80"); nullopt for anything
 // else (a hostname, no port, a port out of range).
 std::optional<boost::asio::ip::tcp::endpoint> parse_host_endpoint(std::string_view name);
 
+// How http probes reach a cluster's hosts: its `tls` and `protocol`. A tcp check only connects,
+// whatever the transport.
+struct ProbeTransport {
+  std::optional<config::ClusterTls> tls;  // SNI and the verified name of each host
+  // Made from `tls` (make_client_tls_context); its ALPN offer decides what is spoken: h2 when
+  // it offers h2 alone (`h2`), else HTTP/1.1.
+  std::shared_ptr<ssl_ctx_st> tls_context;
+  bool h2 = false;
+};
+
 // Probes every host of one cluster's host set: each host every `interval` (± jitter) after its
 // previous probe ended, one probe in flight per host, each with a fresh connection and a
-// deadline of `timeout` for connect + request + response head.
+// deadline of `timeout` for connect + TLS handshake + request + response head. Type http
+// speaks the cluster's protocol over its TLS settings (ProbeTransport), as its requests do.
 //
 // Threading: every member function, and every callback, runs on the thread that runs `ioc`
 // (the control thread). Create it with std::make_shared (handlers hold weak_from_this()).
@@ -48,12 +61,14 @@ class HealthChecker : public std::enable_shared_from_this<HealthChecker> {
     HostPtr host;
     uint64_t consecutive_successes = 0;
     uint64_t consecutive_failures = 0;
-    uint64_t probes = 0;      // probes finished since this checker started probing the host
-    std::string last_result;  // "status 200", "connected", "connect: Connection refused", ...
+    uint64_t probes = 0;  // probes finished since this checker started probing the host
+    // "status 200", "connected", "connect: Connection refused",
+    // "tls: certificate verify failed (unable to get local issuer certificate)", ...
+    std::string last_result;
   };
 
   HealthChecker(boost::asio::io_context& ioc, std::string cluster, config::HealthCheck settings,
-                HostSetPtr hosts, OnTransition on_transition);
+                HostSetPtr hosts, OnTransition on_transition, ProbeTransport transport = {});
   ~HealthChecker();
   HealthChecker(const HealthChecker&) = delete;
   HealthChecker& operator=(const HealthChecker&) = delete;
@@ -70,9 +85,13 @@ class HealthChecker : public std::enable_shared_from_this<HealthChecker> {
   // interval; vanished ones stop being probed (a probe in flight is cancelled). A HostPtr
   // listed twice is probed once.
   void update_hosts(HostSetPtr hosts);
+  // The same TLS settings with a context made again (a reload re-reads the CA file): probes
+  // that start from now on use it.
+  void set_tls_context(std::shared_ptr<ssl_ctx_st> context);
 
   const std::string& cluster() const { return cluster_; }
   const config::HealthCheck& settings() const { return settings_; }
+  const ProbeTransport& transport() const { return transport_; }
   const HostSetPtr& hosts() const { return hosts_; }
   bool running() const { return running_; }
   // In the host set's order.
@@ -89,7 +108,10 @@ class HealthChecker : public std::enable_shared_from_this<HealthChecker> {
   static void deactivate(HostState& s);
   void schedule(const HostStatePtr& s, Clock::duration delay);
   void probe(const HostStatePtr& s);
-  void send_request(const HostStatePtr& s, const std::shared_ptr<Probe>& p);
+  void start_exchange(const HostStatePtr& s, const std::shared_ptr<Probe>& p);
+  void send_then_read(const HostStatePtr& s, const std::shared_ptr<Probe>& p);
+  void read_response(const HostStatePtr& s, const std::shared_ptr<Probe>& p);
+  void received(const HostStatePtr& s, const std::shared_ptr<Probe>& p, size_t n);
   void finish(const HostStatePtr& s, const std::shared_ptr<Probe>& p, bool pass,
               std::string result);
   void record(HostState& s, bool pass, std::string result);
@@ -101,6 +123,7 @@ class HealthChecker : public std::enable_shared_from_this<HealthChecker> {
   const config::HealthCheck settings_;
   HostSetPtr hosts_;
   OnTransition on_transition_;
+  ProbeTransport transport_;
   std::vector<HostStatePtr> states_;  // one per distinct host of hosts_, in its order
   std::minstd_rand rng_;
   bool running_ = false;
