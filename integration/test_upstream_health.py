@@ -2,7 +2,10 @@
 a host out of rotation after unhealthy_threshold failed probes and bring it back after
 healthy_threshold passes, a flapping host never flips, panic mode and its 0% opposite (503 at
 once), the GET /clusters document, and DNS refresh of a hostname endpoint against a real dnsmasq
-(a new address is followed, the last good one kept while the server is gone).
+(a new address is followed, the last good one kept while the server is gone). http checks of
+an HTTPS cluster probe over TLS with the cluster's CA, SNI and `verify`, and those of a
+`protocol: h2` cluster over HTTP/2; the HTTPS hosts are sluices with a TLS listener in front of
+test backends, so /health/set still goes straight to the backend.
 
 The test backend's GET /health answers the status set with GET /health/set/N and counts the
 probes (/stats "health_requests"). Probes run every 150-300 ms; every wait is a bounded wait_for
@@ -17,7 +20,9 @@ import struct
 
 import pytest
 
-from helpers import HOST, Process, free_port, http_get, metric_value, wait_for
+from h2_backend import H2Backend
+from helpers import HOST, Process, basic_config, free_port, http_get, metric_value, wait_for
+from pki import Pki
 
 WAIT = 15.0  # bound of every wait below; the happy path takes well under a second
 
@@ -506,3 +511,103 @@ def test_dns_refresh_follows_the_name_and_keeps_the_last_addresses(start_backend
     doc = clusters_doc(s)["api"]
     assert [h["address"] for h in doc["hosts"]] == [f"127.0.0.3:{port}"]
     assert doc["dns_failures_total"] >= 1
+
+
+# --------------------------------------------------------------------------- over TLS and HTTP/2
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> Pki:
+    p = Pki(tmp_path_factory.mktemp("pki"))
+    p.backend = p.leaf("backend", ["backend.example.com"])
+    p.stranger = Pki(p.dir, ca_stem="stranger-ca")
+    return p
+
+
+def https_host(start_sluice, backend, pki):
+    """An HTTPS host (ALPN h2 or http/1.1) whose every path is `backend`'s."""
+    c = basic_config(backend, access_log={"path": "off"})
+    c["listeners"][0]["tls"] = {"certificates": [pki.backend]}
+    return start_sluice(c, name=f"https-{backend.backend_name}")
+
+
+def tls_handshakes(host):
+    return metric_value(host.metrics(), "sluice_tls_handshakes_total", listener="main",
+                        result="success") or 0
+
+
+@pytest.mark.parametrize("protocol", ["http1", "h2"])
+def test_http_health_check_over_tls_takes_out_a_host_answering_503(start_backend, start_sluice,
+                                                                   pki, protocol):
+    a = start_backend("a")
+    b = start_backend("b")
+    ha = https_host(start_sluice, a, pki)
+    hb = https_host(start_sluice, b, pki)
+    tls = {"sni": "backend.example.com", "ca_file": str(pki.ca_file)}
+    s = start_sluice(config(cluster("pool", f"{HOST}:{ha.port}", f"{HOST}:{hb.port}", tls=tls,
+                                    protocol=protocol, health_check=health_check())))
+    a_addr = f"{HOST}:{ha.port}"
+    # Healthy HTTPS hosts stay in rotation, and are probed through TLS.
+    wait_for(lambda: a.stats()["health_requests"] >= 3 and b.stats()["health_requests"] >= 3,
+             WAIT, what="probes of both backends through their HTTPS fronts")
+    assert host_of(s, "pool", a_addr)["healthy"] is True
+    assert set(answered_by(s, 6)) == {"a", "b"}
+    assert tls_handshakes(ha) >= 3
+
+    set_health(a, 503)
+    wait_for(lambda: is_healthy(s, "pool", a_addr, False), WAIT, what="a unhealthy in /clusters")
+    wait_log(s, rf"cluster 'pool': host {re.escape(a_addr)} is unhealthy \(status 503\)",
+             "the unhealthy transition in stderr")
+    assert healthy_gauge(s, "pool", a_addr) == 0
+    assert answered_by(s, 20) == ["b"] * 20
+
+    set_health(a, 200)
+    wait_for(lambda: is_healthy(s, "pool", a_addr, True), WAIT, what="a healthy again")
+    assert "a" in answered_by(s, 10)
+
+
+def test_http_health_check_names_the_tls_failure_and_verify_false_accepts(start_backend,
+                                                                         start_sluice, pki):
+    """One HTTPS host in two clusters: one trusts another CA, the other does not verify."""
+    a = start_backend("a")
+    ha = https_host(start_sluice, a, pki)
+    addr = f"{HOST}:{ha.port}"
+    routes = [{"name": "strict", "match": {"path": {"prefix": "/strict"}}, "cluster": "strict"},
+              {"name": "all", "match": {"path": {"prefix": "/"}}, "cluster": "lenient"}]
+    s = start_sluice(config(
+        cluster("strict", addr, tls={"sni": "backend.example.com",
+                                     "ca_file": str(pki.stranger.ca_file)},
+                health_check=health_check()),
+        cluster("lenient", addr, tls={"verify": False}, health_check=health_check()),
+        routes=routes))
+    wait_for(lambda: is_healthy(s, "strict", addr, False), WAIT, what="strict's host unhealthy")
+    # The check that failed is named: here "certificate signature failure", as both test CAs
+    # have the same name.
+    wait_log(s, rf"cluster 'strict': host {re.escape(addr)} is unhealthy \(tls: certificate "
+                r"verify failed \([a-z ]+\)\)",
+             "the TLS reason in the unhealthy transition")
+    # Only the lenient cluster's probes reach the backend; they pass and keep the host in.
+    before = a.stats()["health_requests"]
+    wait_for(lambda: a.stats()["health_requests"] >= before + 3, WAIT, what="lenient probes")
+    assert host_of(s, "lenient", addr)["healthy"] is True
+    assert "cluster 'lenient'" not in s.stderr_text()
+    assert who(s, "/") == "a"
+    assert s.get("/strict", timeout=5).status == 503
+
+
+def test_http_health_check_over_h2c(start_sluice):
+    """protocol: h2 without TLS: the probe is an HTTP/2 GET with prior knowledge."""
+    b = H2Backend()
+    try:
+        s = start_sluice(config(cluster("pool", b.address, protocol="h2",
+                                        health_check=health_check(host="svc.internal"))))
+        wait_for(lambda: sum(r["path"] == "/health" for r in list(b.requests)) >= 3, WAIT,
+                 what="three HTTP/2 probes")
+        probe = next(r for r in list(b.requests) if r["path"] == "/health")
+        assert (probe["method"], probe["scheme"], probe["authority"]) == ("GET", "http",
+                                                                          "svc.internal")
+        assert ["user-agent", "sluice-health-check"] in probe["headers"]
+        assert host_of(s, "pool", b.address)["healthy"] is True
+        assert "is unhealthy" not in s.stderr_text()
+    finally:
+        b.stop()
