@@ -22,7 +22,7 @@ using boost::system::error_code;
 
 namespace {
 
-// A read of the response: a TLS record at most.
+// One read of the response: room for a whole TLS record (16 KiB of plaintext and overhead).
 constexpr size_t kReadSize = 16 * 1024 + 256;
 
 std::string duration_text(std::chrono::milliseconds d) {
