@@ -6,6 +6,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "core/http.h"
+
 namespace sluice::upstream {
 
 namespace asio = boost::asio;
@@ -172,7 +174,8 @@ TlsNames tls_names(const config::ClusterTls& tls, const Host& host) {
   TlsNames out;
   out.sni = !tls.sni.empty() ? tls.sni : host.hostname();
   if (tls.verify) {
-    out.verify_name = out.sni.empty() ? host.name().substr(0, host.name().rfind(':')) : out.sni;
+    // An IPv6 address is checked without its brackets ("[::1]:443" is ::1).
+    out.verify_name = out.sni.empty() ? std::string(split_authority(host.name()).host) : out.sni;
   }
   return out;
 }
