@@ -69,6 +69,11 @@ std::string clusters_json_array(const AdminContext& ctx) {
         if (!h.hostname().empty()) out += ", \"hostname\": " + json_string(h.hostname());
         out += ", \"weight\": " + std::to_string(h.weight());
         out += ", \"healthy\": " + std::string(yes(h.healthy()));
+        // Only while the cluster is checked: a reload that drops the check leaves the last
+        // result behind in the host.
+        if (settings && settings->health_check) {
+          out += ", \"last_check\": " + json_string(h.last_check());
+        }
         out += ", \"ejected\": " + std::string(yes(h.ejected()));
         out += ", \"disabled\": " + std::string(yes(h.disabled()));
         out += ", \"available\": " + std::string(yes(h.available()));

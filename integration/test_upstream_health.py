@@ -358,6 +358,10 @@ def test_clusters_document_lists_every_cluster_and_host(start_backend, start_slu
         assert h["active_requests"] == 0
         assert isinstance(h["failures_total"], int)
     assert (hosts[a.address]["weight"], hosts[b.address]["weight"]) == (3, 1)
+    # The last probe's result, for checked clusters only.
+    assert all("last_check" not in h for h in solo["hosts"])
+    wait_for(lambda: all(h["last_check"] == "status 200" for h in clusters_doc(s)["web"]["hosts"]),
+             WAIT, what="each web host's last check to read 'status 200'")
     # The 503 counts as a failure of the one host that answered it.
     assert sorted(h["failures_total"] for h in hosts.values()) == [0, 1]
     assert solo["hosts"][0]["weight"] == 1
@@ -590,6 +594,10 @@ def test_http_health_check_names_the_tls_failure_and_verify_false_accepts(start_
     before = a.stats()["health_requests"]
     wait_for(lambda: a.stats()["health_requests"] >= before + 3, WAIT, what="lenient probes")
     assert host_of(s, "lenient", addr)["healthy"] is True
+    assert host_of(s, "lenient", addr)["last_check"] == "status 200"
+    # The admin API names the failed check as the log does.
+    assert re.fullmatch(r"tls: certificate verify failed \([a-z ]+\)",
+                        host_of(s, "strict", addr)["last_check"]), host_of(s, "strict", addr)
     assert "cluster 'lenient'" not in s.stderr_text()
     assert who(s, "/") == "a"
     assert s.get("/strict", timeout=5).status == 503

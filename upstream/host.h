@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,18 @@ class Host {
   }
   uint64_t failures_total() const { return failures_total_.load(std::memory_order_relaxed); }
 
+  // The active health check's last probe, as it logs them ("status 200", "timeout after 1s",
+  // "tls: certificate verify failed (...)"), for the admin API; empty before the first probe.
+  // Written by the control thread once per probe, read by the admin thread.
+  void set_last_check(std::string result) {
+    std::lock_guard lock(check_mutex_);
+    last_check_ = std::move(result);
+  }
+  std::string last_check() const {
+    std::lock_guard lock(check_mutex_);
+    return last_check_;
+  }
+
   // Outlier detection's memory (control thread only): how many recent ejections the host has,
   // so each lasts longer than the last, and when it last came back (every base_ejection_time
   // in rotation since then forgives one).
@@ -83,6 +96,8 @@ class Host {
 
   const std::string name_;
   const std::string hostname_;
+  mutable std::mutex check_mutex_;
+  std::string last_check_;
   std::atomic<uint32_t> weight_;
   std::atomic<uint8_t> flags_{0};
   // Written per request by workers: on their own cache line, away from the read-mostly fields.

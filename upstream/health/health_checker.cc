@@ -383,6 +383,7 @@ void HealthChecker::record(HostState& s, bool pass, std::string result) {
     }
   }
   s.last_result = result;
+  s.host->set_last_check(result);
   if (!changed) return;
   hosts_->refresh_available();
   if (on_transition_) on_transition_(Transition{s.host, pass, std::move(result)});

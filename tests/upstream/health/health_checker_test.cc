@@ -178,6 +178,7 @@ TEST(HealthChecker, FailingStatusMakesHostUnhealthyAfterThresholdAndPassesRecove
   EXPECT_EQ(failed.consecutive_failures, 3u);
   EXPECT_EQ(failed.probes, 3u);
   EXPECT_EQ(failed.last_result, "status 503");
+  EXPECT_EQ(bad_host->last_check(), "status 503");  // what the admin API shows
 
   ASSERT_TRUE(run_until(
       ioc, [&] { return seen.size() >= 2; }, kLimit));
