@@ -168,12 +168,6 @@ bool is_connection_specific(std::string_view name) {
          iequals(name, "upgrade");
 }
 
-void remove_hop_by_hop(HeaderMap& headers) {
-  auto& f = headers.fields();
-  f.erase(std::remove_if(f.begin(), f.end(), [](const Header& h) { return is_hop_by_hop(h.name); }),
-          f.end());
-}
-
 std::string_view status_class(unsigned status) {
   static constexpr std::string_view kClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
   if (status < 100 || status > 599) return "5xx";

@@ -93,7 +93,6 @@ inline bool status_has_no_body(unsigned status) {
 // Header fields that describe one connection and must not be forwarded (RFC 9110 §7.6.1).
 // Fields named in a Connection header are hop-by-hop too; callers remove those themselves.
 bool is_hop_by_hop(std::string_view name);
-void remove_hop_by_hop(HeaderMap& headers);
 // Fields HTTP/2 forbids as connection-specific (RFC 9113 §8.2.2); TE, allowed there only as
 // "trailers", is the caller's to check.
 bool is_connection_specific(std::string_view name);

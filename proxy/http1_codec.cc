@@ -12,6 +12,8 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/url/parse.hpp>
 
+#include "core/beast_fields.h"
+
 namespace sluice::http1 {
 
 namespace http = boost::beast::http;
@@ -284,12 +286,17 @@ class RequestParser : public http::basic_parser<true> {
         if (!tok.empty()) connection_tokens_.emplace_back(tok);
         pos = comma + 1;
       }
+    } else if (known == http::field::upgrade) {
+      // Read by requested_upgrade() once the head is complete.
+      if (!upgrade_.empty()) upgrade_ += ',';
+      upgrade_ += value;
     } else if (known == http::field::expect) {
       if (iequals(trim(value), "100-continue")) {
         decoder_.expect_continue_ = true;
         return;  // answered by the proxy, not forwarded
       }
     }
+    if (is_hop_by_hop(known)) return;  // never forwarded
     head_.headers.add(name, value);
   }
 
@@ -321,7 +328,6 @@ class RequestParser : public http::basic_parser<true> {
         head_.headers.remove(t);
       }
     }
-    remove_hop_by_hop(head_.headers);
     if (end_stream) decoder_.expect_continue_ = false;
     decoder_.callbacks_.on_request_head(head_, end_stream);
   }
@@ -335,20 +341,17 @@ class RequestParser : public http::basic_parser<true> {
     for (const auto& t : connection_tokens_) named = named || iequals(t, "upgrade");
     if (!named) return {};
     std::string protocols;
-    for (const auto& h : head_.headers) {
-      if (!iequals(h.name, "upgrade")) continue;
-      std::string_view v = h.value;
-      size_t pos = 0;
-      while (pos <= v.size()) {
-        size_t comma = v.find(',', pos);
-        if (comma == std::string_view::npos) comma = v.size();
-        auto tok = trim(v.substr(pos, comma - pos));
-        pos = comma + 1;
-        if (tok.empty() || iequals(tok, "h2c")) continue;
-        if (!protocols.empty()) protocols += ',';
-        for (char c : tok)
-          protocols += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      }
+    std::string_view v = upgrade_;
+    size_t pos = 0;
+    while (pos <= v.size()) {
+      size_t comma = v.find(',', pos);
+      if (comma == std::string_view::npos) comma = v.size();
+      auto tok = trim(v.substr(pos, comma - pos));
+      pos = comma + 1;
+      if (tok.empty() || iequals(tok, "h2c")) continue;
+      if (!protocols.empty()) protocols += ',';
+      for (char c : tok)
+        protocols += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     }
     return protocols;
   }
@@ -390,6 +393,7 @@ class RequestParser : public http::basic_parser<true> {
   unsigned transfer_encoding_count_ = 0;
   std::string transfer_encoding_;  // every Transfer-Encoding line, comma-joined
   std::vector<std::string> connection_tokens_;
+  std::string upgrade_;  // every Upgrade line, comma-joined
   std::string absolute_authority_;
   uint32_t field_count_ = 0;
   uint64_t field_bytes_ = 0;

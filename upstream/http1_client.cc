@@ -10,6 +10,7 @@
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
 
+#include "core/beast_fields.h"
 #include "upstream/pool/host_pool.h"
 
 namespace sluice::upstream {
@@ -51,15 +52,15 @@ class ResponseParser : public http::basic_parser<false> {
     head.reason.assign(reason.data(), reason.size());
     head.version = static_cast<unsigned>(version);
   }
-  void on_field_impl(http::field, boost::beast::string_view name, boost::beast::string_view value,
-                     error_code&) override {
+  void on_field_impl(http::field known, boost::beast::string_view name,
+                     boost::beast::string_view value, error_code&) override {
     std::string_view n(name.data(), name.size());
     std::string_view v(value.data(), value.size());
     if (is_header_done()) {
-      if (!is_hop_by_hop(n) && !iequals(n, "content-length")) trailers.add(n, v);
+      if (!is_hop_by_hop(known) && known != http::field::content_length) trailers.add(n, v);
       return;
     }
-    if (iequals(n, "connection")) {
+    if (known == http::field::connection) {
       // Fields named in Connection are hop-by-hop too.
       size_t pos = 0;
       while (pos < v.size()) {
@@ -72,7 +73,7 @@ class ResponseParser : public http::basic_parser<false> {
         pos = comma + 1;
       }
     }
-    if (is_hop_by_hop(n)) return;
+    if (is_hop_by_hop(known)) return;
     head.headers.add(n, v);
   }
   void on_header_impl(error_code&) override {

@@ -370,6 +370,9 @@ TEST_F(Http1ClientTest, HopByHopResponseHeadersRemoved) {
       "Proxy-Connection: keep-alive\r\n"
       "X-Other: o\r\n"
       "Trailer: Expires\r\n"
+      "TE: trailers\r\n"
+      "uPGRADE: h2c\r\n"
+      "KEEP-ALIVE: max=5\r\n"
       "Content-Length: 0\r\n\r\n");
   ASSERT_TRUE(run_until(ioc_, [&] { return h.finished(); }));
   ASSERT_TRUE(h.head);
