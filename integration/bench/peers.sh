@@ -16,8 +16,9 @@
 # Environment: DURATION (seconds per measured run, default 10), WARMUP (seconds per target,
 # default 3), ROUNDS (interleaved rounds, default 2), CONNECTIONS (wrk's, default 50),
 # H2_CLIENTS and H2_STREAMS (h2load's -c and -m, default 10 and 20), WORKERS (every proxy's
-# workers, processes or threads, default 1; the backend keeps 1), KEEP_WORK=1 keeps configs
-# and logs, SLUICE_BIN overrides the binary.
+# workers, processes or threads, default 1; the backend keeps 1), HEADERS=browser (every
+# request carries a browser's fields, about 800 bytes of head, instead of a bare GET; see
+# lib.sh), KEEP_WORK=1 keeps configs and logs, SLUICE_BIN overrides the binary.
 #
 # Each round runs every target once (both protocols, in a fixed order), so slow drift on a
 # shared machine hits all alike. Reported: the best over the rounds of requests/s (highest) and
@@ -79,7 +80,10 @@ measure() {
   local url="${PEER_SCHEME[$1]}://$BENCH_HOST:${PEER_PORT[$1]}/"
   case $1 in
     h1-*) wrk_run "$url" "$2" "$3" ;;
-    h2-*) timeout $(($2 + 30)) h2load -D "$2" -c "$H2_CLIENTS" -m "$H2_STREAMS" "$url" >"$3" 2>&1 ;;
+    h2-*)
+      timeout $(($2 + 30)) h2load -D "$2" -c "$H2_CLIENTS" -m "$H2_STREAMS" "${HEADER_ARGS[@]}" \
+        "$url" >"$3" 2>&1
+      ;;
   esac
 }
 

@@ -21,7 +21,8 @@
 # print, default 25), CONNECTIONS (default 50), KEEP_WORK=1 keeps the raw profile, SLUICE_EXTRA
 # (top-level YAML added to sluice's config, e.g. 'tracing: { otlp_endpoint: …, sample_rate: 0 }'),
 # PROTOCOL=h2 (callgrind only: HTTP/2 over TLS, h2load -c 10 -m 20 -n REQUESTS (default 20000)
-# against a TLS listener, as h2.sh runs it, instead of wrk over HTTP/1.1).
+# against a TLS listener, as h2.sh runs it, instead of wrk over HTTP/1.1), HEADERS=browser
+# (requests carry a browser's fields; see lib.sh).
 # Hardware counters (perf stat -e instructions) are often unavailable in VMs; callgrind counts
 # instructions without them, and perf's cpu-clock is a software event.
 set -euo pipefail
@@ -30,7 +31,7 @@ mode=${1:-callgrind}
 case $mode in
   callgrind | perf | syscalls | strace) ;;
   -h | --help)
-    sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
@@ -105,7 +106,7 @@ if [[ $mode == callgrind ]]; then
   if [[ $PROTOCOL == h2 ]]; then
     # h2load counts exactly: -n requests, all answered before it exits.
     url="https://$BENCH_HOST:$(target_port "$target")/"
-    h2_run() { timeout 300 h2load -c 10 -m 20 -n "$1" "$url" >"$2" 2>&1; }
+    h2_run() { timeout 300 h2load -c 10 -m 20 -n "$1" "${HEADER_ARGS[@]}" "$url" >"$2" 2>&1; }
     h2_run 2000 "$WORK/warmup.txt" || die "warm-up failed: $(cat "$WORK/warmup.txt")"
     timeout 30 callgrind_control -i on "$pid" >/dev/null || die "callgrind_control -i on failed"
     h2_run "$H2_REQUESTS" "$WORK/h2load.txt" || die "h2load failed: $(cat "$WORK/h2load.txt")"
