@@ -16,12 +16,6 @@ IpAddress unmap_v4(const IpAddress& addr) {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 // address::to_string() goes through inet_ntop and sprintf (about 1,800 instructions); this
 // runs for every forwarded request, so IPv4 is formatted here. IPv6 keeps Asio's formatting
 // (zero compression, scope ids).
@@ -55,7 +49,7 @@ std::optional<IpAddress> parse_literal(std::string_view s) {
 }  // namespace
 
 std::optional<IpAddress> parse_forwarded_ip(std::string_view s) {
-  s = trim(s);
+  s = trim_ows(s);
   if (s.empty()) return std::nullopt;
   if (s.front() == '[') {
     const size_t close = s.find(']');
@@ -84,7 +78,7 @@ std::string format_endpoint(const IpAddress& addr, uint16_t port) {
 }
 
 bool TrustedProxies::add(std::string_view cidr, std::string* error) {
-  const std::string text(trim(cidr));
+  const std::string text(trim_ows(cidr));
   const size_t slash = text.find('/');
   boost::system::error_code ec;
   IpAddress addr = ip::make_address(text.substr(0, slash), ec);
@@ -165,7 +159,7 @@ IpAddress resolve_client_ip(const IpAddress& peer, const HeaderMap& headers,
       const size_t comma = list.rfind(',');
       const std::string_view entry =
           comma == std::string_view::npos ? list : list.substr(comma + 1);
-      if (!trim(entry).empty()) {
+      if (!trim_ows(entry).empty()) {
         const std::optional<IpAddress> hop = parse_forwarded_ip(entry);
         if (!hop) return client;
         client = *hop;

@@ -162,6 +162,12 @@ bool is_hop_by_hop(std::string_view name) {
   return false;
 }
 
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
 bool is_connection_specific(std::string_view name) {
   return iequals(name, "connection") || iequals(name, "keep-alive") ||
          iequals(name, "proxy-connection") || iequals(name, "transfer-encoding") ||

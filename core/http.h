@@ -93,6 +93,20 @@ inline bool status_has_no_body(unsigned status) {
 // Header fields that describe one connection and must not be forwarded (RFC 9110 §7.6.1).
 // Fields named in a Connection header are hop-by-hop too; callers remove those themselves.
 bool is_hop_by_hop(std::string_view name);
+// `s` without optional whitespace (SP, HTAB) at either end.
+std::string_view trim_ows(std::string_view s);
+// Calls fn(element) for each element of a comma-separated field value (RFC 9110 §5.6.1),
+// trimmed, in order; empty elements ("a, ,b", a trailing comma) are skipped.
+template <typename Fn>
+void for_each_list_element(std::string_view value, Fn&& fn) {
+  while (!value.empty()) {
+    const size_t comma = value.find(',');
+    const std::string_view element = trim_ows(value.substr(0, comma));
+    if (!element.empty()) fn(element);
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+}
 // Fields HTTP/2 forbids as connection-specific (RFC 9113 §8.2.2); TE, allowed there only as
 // "trailers", is the caller's to check.
 bool is_connection_specific(std::string_view name);

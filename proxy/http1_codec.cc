@@ -50,12 +50,6 @@ bool no_controls(std::string_view v) {
   return true;
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 // Host = uri-host [ ":" port ] (RFC 9110 §7.2); empty is allowed when the target has no
 // authority (RFC 9112 §3.2), which is the only kind a non-CONNECT origin-form request has.
 // Boost.URL's grammar costs about 1,700 instructions for a Host and 850 for a target; nearly
@@ -126,11 +120,11 @@ std::optional<Rejection> check_transfer_codings(std::string_view list) {
   bool unknown = false;
   for (;;) {
     size_t comma = list.find(',');
-    std::string_view element = trim(list.substr(0, comma));
+    std::string_view element = trim_ows(list.substr(0, comma));
     if (!element.empty()) {
       ++elements;
       size_t semi = element.find(';');
-      std::string_view name = trim(element.substr(0, semi));
+      std::string_view name = trim_ows(element.substr(0, semi));
       if (!is_token(name)) return Rejection{ErrorKind::bad_request, "invalid Transfer-Encoding"};
       bool is_chunked = iequals(name, "chunked");
       if (is_chunked && semi != std::string_view::npos) {
@@ -278,20 +272,13 @@ class RequestParser : public http::basic_parser<true> {
       ++transfer_encoding_count_;
       return;  // hop-by-hop; framing is re-done for the upstream
     } else if (known == http::field::connection) {
-      size_t pos = 0;
-      while (pos <= value.size()) {
-        size_t comma = value.find(',', pos);
-        if (comma == std::string_view::npos) comma = value.size();
-        auto tok = trim(value.substr(pos, comma - pos));
-        if (!tok.empty()) connection_tokens_.emplace_back(tok);
-        pos = comma + 1;
-      }
+      for_each_list_element(value, [&](std::string_view t) { connection_tokens_.emplace_back(t); });
     } else if (known == http::field::upgrade) {
       // Read by requested_upgrade() once the head is complete.
       if (!upgrade_.empty()) upgrade_ += ',';
       upgrade_ += value;
     } else if (known == http::field::expect) {
-      if (iequals(trim(value), "100-continue")) {
+      if (iequals(trim_ows(value), "100-continue")) {
         decoder_.expect_continue_ = true;
         return;  // answered by the proxy, not forwarded
       }
@@ -341,18 +328,12 @@ class RequestParser : public http::basic_parser<true> {
     for (const auto& t : connection_tokens_) named = named || iequals(t, "upgrade");
     if (!named) return {};
     std::string protocols;
-    std::string_view v = upgrade_;
-    size_t pos = 0;
-    while (pos <= v.size()) {
-      size_t comma = v.find(',', pos);
-      if (comma == std::string_view::npos) comma = v.size();
-      auto tok = trim(v.substr(pos, comma - pos));
-      pos = comma + 1;
-      if (tok.empty() || iequals(tok, "h2c")) continue;
+    for_each_list_element(upgrade_, [&](std::string_view tok) {
+      if (iequals(tok, "h2c")) return;
       if (!protocols.empty()) protocols += ',';
       for (char c : tok)
         protocols += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    }
+    });
     return protocols;
   }
 

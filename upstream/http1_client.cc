@@ -62,16 +62,7 @@ class ResponseParser : public http::basic_parser<false> {
     }
     if (known == http::field::connection) {
       // Fields named in Connection are hop-by-hop too.
-      size_t pos = 0;
-      while (pos < v.size()) {
-        size_t comma = v.find(',', pos);
-        if (comma == std::string_view::npos) comma = v.size();
-        std::string_view tok = v.substr(pos, comma - pos);
-        while (!tok.empty() && (tok.front() == ' ' || tok.front() == '\t')) tok.remove_prefix(1);
-        while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\t')) tok.remove_suffix(1);
-        if (!tok.empty()) connection_tokens.emplace_back(tok);
-        pos = comma + 1;
-      }
+      for_each_list_element(v, [&](std::string_view t) { connection_tokens.emplace_back(t); });
     }
     if (is_hop_by_hop(known)) return;
     head.headers.add(n, v);

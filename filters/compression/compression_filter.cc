@@ -2,31 +2,12 @@
 
 #include <algorithm>
 
+#include "core/http.h"
 #include "core/stats.h"
 #include "filters/router/route_table.h"
 
 namespace sluice::compression {
 namespace {
-
-bool is_ows(char c) { return c == ' ' || c == '\t'; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-// Calls fn(element) for each comma-separated, trimmed, non-empty element of `value`.
-template <typename Fn>
-void for_each_element(std::string_view value, Fn&& fn) {
-  while (!value.empty()) {
-    const size_t comma = value.find(',');
-    const std::string_view element = trim(value.substr(0, comma));
-    if (!element.empty()) fn(element);
-    if (comma == std::string_view::npos) break;
-    value.remove_prefix(comma + 1);
-  }
-}
 
 bool is_token_char(char c) {
   const auto u = static_cast<unsigned char>(c);
@@ -37,8 +18,8 @@ bool is_token_char(char c) {
 // Whether an element of the list `value` is `token` (case-insensitive; parameters ignored).
 bool element_is(std::string_view value, std::string_view token) {
   bool found = false;
-  for_each_element(value, [&](std::string_view e) {
-    found = found || iequals(trim(e.substr(0, e.find_first_of("=;"))), token);
+  for_each_list_element(value, [&](std::string_view e) {
+    found = found || iequals(trim_ows(e.substr(0, e.find_first_of("=;"))), token);
   });
   return found;
 }
@@ -62,19 +43,19 @@ std::optional<int> parse_qvalue(std::string_view s) {
 
 void AcceptEncoding::add(std::string_view value) {
   present_ = true;
-  for_each_element(value, [&](std::string_view element) {
+  for_each_list_element(value, [&](std::string_view element) {
     const size_t semi = element.find(';');
-    const std::string_view coding = trim(element.substr(0, semi));
+    const std::string_view coding = trim_ows(element.substr(0, semi));
     if (coding.empty() || !std::all_of(coding.begin(), coding.end(), is_token_char)) return;
     int q = 1000;
     if (semi != std::string_view::npos) {
       std::string_view params = element.substr(semi + 1);
       while (!params.empty()) {
         const size_t next = params.find(';');
-        const std::string_view param = trim(params.substr(0, next));
+        const std::string_view param = trim_ows(params.substr(0, next));
         const size_t eq = param.find('=');
-        if (eq != std::string_view::npos && iequals(trim(param.substr(0, eq)), "q")) {
-          q = parse_qvalue(trim(param.substr(eq + 1))).value_or(0);
+        if (eq != std::string_view::npos && iequals(trim_ows(param.substr(0, eq)), "q")) {
+          q = parse_qvalue(trim_ows(param.substr(eq + 1))).value_or(0);
         }
         if (next == std::string_view::npos) break;
         params.remove_prefix(next + 1);
@@ -132,7 +113,7 @@ bool compressible(const Settings& settings, const ResponseHead& head, bool end_s
         break;
       case 16:  // content-encoding
         if (iequals(h.name, "content-encoding")) {
-          const std::string_view v = trim(h.value);
+          const std::string_view v = trim_ows(h.value);
           if (!v.empty() && !iequals(v, "identity")) return false;
         }
         break;
@@ -143,7 +124,7 @@ bool compressible(const Settings& settings, const ResponseHead& head, bool end_s
   if (!type || !settings.type_matches(*type)) return false;
   if (length) {
     uint64_t n = 0;
-    const std::string_view v = trim(*length);
+    const std::string_view v = trim_ows(*length);
     for (char c : v) {
       if (c < '0' || c > '9' || n > (uint64_t{1} << 60)) return false;  // let others judge it
       n = n * 10 + static_cast<uint64_t>(c - '0');
@@ -162,7 +143,7 @@ void add_vary(HeaderMap& headers) {
   }
   if (!first) {
     headers.add("vary", "Accept-Encoding");
-  } else if (trim(first->value).empty()) {
+  } else if (trim_ows(first->value).empty()) {
     first->value = "Accept-Encoding";
   } else {
     first->value += ", Accept-Encoding";

@@ -254,6 +254,19 @@ TEST(HopByHop, BeastFieldAgreesWithTheName) {
   EXPECT_FALSE(is_hop_by_hop(field::unknown));
 }
 
+TEST(ListElements, TrimmedInOrderWithoutEmptyOnes) {
+  std::vector<std::string> got;
+  for_each_list_element(" gzip ,\tbr;q=0.5,, ,deflate,",
+                        [&](std::string_view e) { got.emplace_back(e); });
+  EXPECT_THAT(got, ElementsAre("gzip", "br;q=0.5", "deflate"));
+  got.clear();
+  for_each_list_element("", [&](std::string_view e) { got.emplace_back(e); });
+  for_each_list_element(" , ", [&](std::string_view e) { got.emplace_back(e); });
+  EXPECT_TRUE(got.empty());
+  EXPECT_EQ(trim_ows("\t a b \t"), "a b");
+  EXPECT_EQ(trim_ows(" \t "), "");
+}
+
 TEST(AuthorityHost, StripsPort) {
   EXPECT_EQ(authority_host("example.com"), "example.com");
   EXPECT_EQ(authority_host("example.com:8080"), "example.com");
