@@ -603,6 +603,31 @@ def test_http_health_check_names_the_tls_failure_and_verify_false_accepts(start_
     assert s.get("/strict", timeout=5).status == 503
 
 
+def test_a_ca_file_replaced_in_place_is_trusted_by_probes_after_a_reload(start_backend,
+                                                                          start_sluice, pki,
+                                                                          tmp_path):
+    """The cluster's tls settings are unchanged (same ca_file path); its contents change. A
+    reload must build the probes' TLS context again, as it does the requests'."""
+    a = start_backend("a")
+    ha = https_host(start_sluice, a, pki)
+    addr = f"{HOST}:{ha.port}"
+    ca = tmp_path / "upstream-ca.pem"
+    ca.write_bytes(pki.stranger.ca_file.read_bytes())
+    cfg = config(cluster("pool", addr, tls={"sni": "backend.example.com", "ca_file": str(ca)},
+                         health_check=health_check(), panic_threshold="0%"))
+    s = start_sluice(cfg)
+    wait_for(lambda: is_healthy(s, "pool", addr, False), WAIT, what="the host unhealthy")
+    assert host_of(s, "pool", addr)["last_check"].startswith("tls: certificate verify failed")
+    assert s.get("/", timeout=5).status == 503
+
+    ca.write_bytes(pki.ca_file.read_bytes())
+    s.signal(signal.SIGHUP)
+    wait_for(lambda: "config reloaded" in s.stderr_text(), WAIT, what="the reload")
+    wait_for(lambda: is_healthy(s, "pool", addr, True), WAIT, what="the host healthy again")
+    assert host_of(s, "pool", addr)["last_check"] == "status 200"
+    assert who(s, "/") == "a"
+
+
 def test_http_health_check_over_h2c(start_sluice):
     """protocol: h2 without TLS: the probe is an HTTP/2 GET with prior knowledge."""
     b = H2Backend()
