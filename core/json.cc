@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include "core/hex.h"
+
 namespace sluice {
 namespace {
 
@@ -31,7 +33,6 @@ size_t utf8_sequence_length(std::string_view s) {
 }  // namespace
 
 void append_json_string(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
   while (!s.empty()) {
     const size_t n = utf8_sequence_length(s);
@@ -72,8 +73,8 @@ void append_json_string(std::string& out, std::string_view s) {
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           out += "\\u00";
-          out += kHex[(c >> 4) & 0xF];
-          out += kHex[c & 0xF];
+          out += kLowerHexDigits[(c >> 4) & 0xF];
+          out += kLowerHexDigits[c & 0xF];
         } else {
           out += c;
         }

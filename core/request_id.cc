@@ -7,6 +7,8 @@
 #include <cstring>
 #include <ctime>
 
+#include "core/hex.h"
+
 namespace sluice {
 
 namespace {
@@ -55,14 +57,12 @@ bool looks_like_request_id(std::string_view id) {
   return true;
 }
 
-constexpr char kDigits[] = "0123456789abcdef";
-
 // The two hex digits of every byte value: a request's 80 random digits take 40 lookups.
 constexpr std::array<char, 512> kHexPairs = [] {
   std::array<char, 512> t{};
   for (size_t i = 0; i < 256; ++i) {
-    t[2 * i] = kDigits[i >> 4];
-    t[2 * i + 1] = kDigits[i & 0xf];
+    t[2 * i] = kLowerHexDigits[i >> 4];
+    t[2 * i + 1] = kLowerHexDigits[i & 0xf];
   }
   return t;
 }();
@@ -85,7 +85,7 @@ void fill_random_hex(char* out, size_t n) {
       std::memcpy(out, &kHexPairs[2 * (bits & 0xff)], 2);
   }
   if (n == 0) return;
-  for (uint64_t bits = gen.next(); n > 0; --n, bits >>= 4) *out++ = kDigits[bits & 0xf];
+  for (uint64_t bits = gen.next(); n > 0; --n, bits >>= 4) *out++ = kLowerHexDigits[bits & 0xf];
 }
 
 std::string random_hex(size_t n) {

@@ -11,6 +11,8 @@
 #include <climits>
 #include <cstring>
 
+#include "core/hex.h"
+
 namespace sluice {
 
 // The session's transport, one BIO for both directions: reads come from the session's input
@@ -236,12 +238,8 @@ std::string TlsSession::client_certificate() const {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned md_len = 0;
   if (X509_digest(cert, EVP_sha256(), md, &md_len) != 1) return "";
-  static constexpr char kHex[] = "0123456789abcdef";
   std::string out = "Hash=";
-  for (unsigned i = 0; i < md_len; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 15];
-  }
+  append_hex(out, md, md_len);
   BIO* mem = BIO_new(BIO_s_mem());
   X509_NAME_print_ex(mem, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
   char* data = nullptr;

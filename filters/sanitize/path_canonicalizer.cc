@@ -4,6 +4,8 @@
 #include <cstring>
 #include <utility>
 
+#include "core/hex.h"
+
 // A hand-written single pass rather than Boost.URL's normalize(): that needs a parsed url
 // object first, cannot decode %2F before dot segments are resolved, knows nothing of
 // `..;params` and refuses nothing. This loop validates, decodes, encodes, merges and resolves
@@ -66,8 +68,6 @@ constexpr std::array<int8_t, 256> kEscapeKind = [] {
   t['#'] = static_cast<int8_t>(EncodedChar::hash);
   return t;
 }();
-
-constexpr char kUpperHex[] = "0123456789ABCDEF";
 
 // 1 for `.`, 2 for `..`, 0 for any other segment. Path parameters after the dots (`..;x`,
 // `..%3B`) do not make it another segment: servlet containers strip them, then resolve `..`.
@@ -180,8 +180,8 @@ PathResult canonicalize_path(std::string_view path, const PathOptions& options) 
   };
   const auto put_escape = [&w](unsigned char byte) {
     w[0] = '%';
-    w[1] = kUpperHex[byte >> 4];
-    w[2] = kUpperHex[byte & 0xF];
+    w[1] = kUpperHexDigits[byte >> 4];
+    w[2] = kUpperHexDigits[byte & 0xF];
     w += 3;
   };
 

@@ -12,6 +12,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
+#include "core/hex.h"
+
 namespace sluice::upstream::redis {
 
 namespace asio = boost::asio;
@@ -105,12 +107,8 @@ Reply copy_reply(const redisReply& r) {
 std::string sha1_hex(std::string_view body) {
   unsigned char digest[SHA_DIGEST_LENGTH];
   SHA1(reinterpret_cast<const unsigned char*>(body.data()), body.size(), digest);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex(2 * SHA_DIGEST_LENGTH, '\0');
-  for (size_t i = 0; i < SHA_DIGEST_LENGTH; ++i) {
-    hex[2 * i] = kHex[digest[i] >> 4];
-    hex[2 * i + 1] = kHex[digest[i] & 0xf];
-  }
+  std::string hex;
+  append_hex(hex, digest, SHA_DIGEST_LENGTH);
   return hex;
 }
 
