@@ -2,6 +2,8 @@
 // CA, `verify`, SNI and the verified name), speak HTTP/1.1 inside TLS, and a failed handshake
 // or certificate check is a failing probe that says so. The server is Asio's SSL stream, not
 // sluice's TLS code.
+#include <unistd.h>
+
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -43,7 +45,10 @@ class Pki {
     leaf_key_ = EVP_EC_gen("P-256");
     leaf_ = make_cert(leaf_key_, "backend.test", ca_, ca_key_, "CA:FALSE",
                       "DNS:backend.test,IP:127.0.0.1");
-    ca_file_ = ::testing::TempDir() + "health-" + stem + "-ca.pem";
+    // ctest runs each test in a process of its own, in parallel: a fixed name let one
+    // process's CA replace (or remove) another's.
+    ca_file_ =
+        ::testing::TempDir() + "health-" + stem + "-ca-" + std::to_string(::getpid()) + ".pem";
     FILE* f = std::fopen(ca_file_.c_str(), "w");
     PEM_write_X509(f, ca_);
     std::fclose(f);
