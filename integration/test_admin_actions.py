@@ -64,6 +64,15 @@ def admin_log_lines(s):
     return [line for line in s.stderr_text().splitlines() if "admin: POST " in line]
 
 
+def wait_admin_log(s, *patterns):
+    """The admin log lines once each pattern matches one: a line reaches stderr through the
+    log thread and the test's pipe reader, after the reply may have."""
+    def found():
+        lines = admin_log_lines(s)
+        return lines if all(any(re.search(p, x) for x in lines) for p in patterns) else None
+    return wait_for(found, 5, what=f"admin log lines matching {patterns}")
+
+
 # ----------------------------------------------------------------------------- auth
 
 
@@ -220,6 +229,9 @@ def test_reload_good_then_bad_then_good(tmp_path, start_sluice):
     assert s.get("/r").text == "one\n"
     assert metric(s, "sluice_config_reloads_total", result="success") == 2
     assert metric(s, "sluice_config_reloads_total", result="failure") == 1
+    wait_admin_log(s, r"POST /reload from 127\.0\.0\.1:\d+: 422 failed")
+    wait_for(lambda: sum("200 reloaded" in x for x in admin_log_lines(s)) >= 2, 5,
+             what="both reloads in the admin log")
     lines = admin_log_lines(s)
     assert sum(bool(re.search(r"POST /reload from 127\.0\.0\.1:\d+: 200 reloaded", x))
                for x in lines) == 2, lines
@@ -304,7 +316,7 @@ def test_drain_and_cancel(tmp_path, start_sluice):
         assert r.status == 200 and r.header("connection") != "close"
     finally:
         conn.close()
-    lines = admin_log_lines(s)
+    lines = wait_admin_log(s, r"POST /drain from ", r"POST /drain\?cancel from ")
     assert any(re.search(r"POST /drain from 127\.0\.0\.1:\d+: 200 draining$", x)
                for x in lines), lines
     assert any(re.search(r"POST /drain\?cancel from 127\.0\.0\.1:\d+: 200 not draining$", x)
@@ -457,7 +469,8 @@ def test_disable_and_enable_a_host_under_load(tmp_path, start_backend, start_slu
     assert during and set(during) == {"b"}, set(during)
     assert "a" in after
     assert hosts_of(s)[a.address]["disabled"] is False
-    lines = admin_log_lines(s)
+    lines = wait_admin_log(s, r"/disable from .*: 200 disabled$", r"already disabled$",
+                           r"/enable from .*: 200 enabled$")
     assert any(re.search(r"POST /clusters/be/hosts/127\.0\.0\.1:\d+/disable from "
                          r"127\.0\.0\.1:\d+: 200 disabled$", x) for x in lines), lines
     assert any(re.search(r"/disable from 127\.0\.0\.1:\d+: 200 already disabled$", x)
@@ -528,4 +541,4 @@ def test_an_address_that_keeps_guessing_the_token_is_refused_for_a_while(tmp_pat
     assert r.status == 429
     assert 0 < int(r.header("retry-after")) <= 60
     assert admin(s, "GET", "/ready", token=None).status == 200  # probes are never refused
-    assert any("429 refused: too many wrong tokens" in line for line in admin_log_lines(s))
+    wait_admin_log(s, r"429 refused: too many wrong tokens")
