@@ -229,6 +229,30 @@ def test_health_is_kept_across_a_reload_that_keeps_the_address(start_backend, st
     assert len(re.findall(rf"host {re.escape(a.address)} is unhealthy", s.stderr_text())) == 1
 
 
+def test_a_reload_that_removes_the_check_counts_every_host_available_again(start_backend,
+                                                                           start_sluice):
+    """Without a check every host is healthy again, and the count panic mode reads must say so:
+    2 of 3 hosts were unhealthy, which is panic at the default 50%."""
+    a = start_backend("a")
+    b = start_backend("b")
+    c = start_backend("c")
+    cfg = config(cluster("pool", a, b, c, health_check=health_check()))
+    s = start_sluice(cfg)
+    set_health(a, 503)
+    set_health(b, 503)
+    for backend in (a, b):
+        wait_for(lambda: is_healthy(s, "pool", backend.address, False), WAIT,
+                 what=f"{backend.backend_name} unhealthy")
+    del cfg["clusters"][0]["health_check"]
+    s.write_config(cfg)
+    s.signal(signal.SIGHUP)
+    wait_for(lambda: "config reloaded" in s.stderr_text(), WAIT, what="the reload")
+    assert all(h["healthy"] and h["available"] for h in clusters_doc(s)["pool"]["hosts"])
+    panic_before = clusters_doc(s)["pool"]["panic_total"]
+    assert set(answered_by(s, 9)) == {"a", "b", "c"}
+    assert clusters_doc(s)["pool"]["panic_total"] == panic_before
+
+
 # --------------------------------------------------------------------------- panic mode
 
 

@@ -84,10 +84,10 @@ void SharedCluster::apply(const config::Cluster& settings) {
           probe_transport());
       checker_->start();
     }
+    if (membership_.hosts) membership_.hosts->refresh_available();
   } else if (checker_ && settings_.tls) {
     // The same checks: a context made again, so that a replaced CA file is read.
     checker_->set_tls_context(probe_transport().tls_context);
-    if (membership_.hosts) membership_.hosts->refresh_available();
   }
   if (has_names) {
     start_dns();
