@@ -11,6 +11,7 @@
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/write.hpp>
 
+#include "tests/upstream/health/health_test_util.h"
 #include "tests/upstream/loopback_server.h"
 
 namespace sluice::upstream::health {
@@ -19,8 +20,11 @@ namespace {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using std::chrono::milliseconds;
+using test::fast_check;
+using test::make_set;
 using test::run_for;
 using test::run_until;
+using test::status_of;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
@@ -111,30 +115,6 @@ class HealthServer {
 std::string refused_name(asio::io_context& ioc) {
   tcp::acceptor a(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   return "127.0.0.1:" + std::to_string(a.local_endpoint().port());
-}
-
-HostSetPtr make_set(std::vector<HostPtr> hosts) {
-  auto set = std::make_shared<HostSet>();
-  set->hosts = std::move(hosts);
-  set->refresh_available();
-  return set;
-}
-
-config::HealthCheck fast_check(unsigned healthy_threshold, unsigned unhealthy_threshold) {
-  config::HealthCheck c;
-  c.interval = milliseconds(50);
-  c.timeout = milliseconds(1000);
-  c.healthy_threshold = healthy_threshold;
-  c.unhealthy_threshold = unhealthy_threshold;
-  return c;
-}
-
-HealthChecker::HostStatus status_of(const HealthChecker& checker, const HostPtr& host) {
-  for (auto& s : checker.status()) {
-    if (s.host == host) return s;
-  }
-  ADD_FAILURE() << "no status for " << host->name();
-  return {};
 }
 
 // A transition as seen by the test, with the server's request count when it was reported.

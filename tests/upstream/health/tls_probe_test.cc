@@ -20,6 +20,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "tests/upstream/health/health_test_util.h"
 #include "tests/upstream/loopback_server.h"
 #include "upstream/connector.h"
 #include "upstream/health/health_checker.h"
@@ -31,7 +32,10 @@ namespace asio = boost::asio;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using std::chrono::milliseconds;
+using test::fast_check;
+using test::make_set;
 using test::run_until;
+using test::status_of;
 using ::testing::HasSubstr;
 
 constexpr milliseconds kLimit{15000};
@@ -184,36 +188,12 @@ class TlsHealthServer {
   std::vector<std::shared_ptr<Conn>> conns_;
 };
 
-HostSetPtr make_set(std::vector<HostPtr> hosts) {
-  auto set = std::make_shared<HostSet>();
-  set->hosts = std::move(hosts);
-  set->refresh_available();
-  return set;
-}
-
-config::HealthCheck fast_check(unsigned healthy_threshold, unsigned unhealthy_threshold) {
-  config::HealthCheck c;
-  c.interval = milliseconds(50);
-  c.timeout = milliseconds(2000);
-  c.healthy_threshold = healthy_threshold;
-  c.unhealthy_threshold = unhealthy_threshold;
-  return c;
-}
-
 // The transport SharedCluster gives the checker of a cluster with these `tls` settings.
 ProbeTransport tls_transport(const config::ClusterTls& tls) {
   ProbeTransport t;
   t.tls = tls;
   t.tls_context = make_client_tls_context(tls, false);
   return t;
-}
-
-HealthChecker::HostStatus status_of(const HealthChecker& checker, const HostPtr& host) {
-  for (auto& s : checker.status()) {
-    if (s.host == host) return s;
-  }
-  ADD_FAILURE() << "no status for " << host->name();
-  return {};
 }
 
 class TlsProbe : public ::testing::Test {
@@ -227,7 +207,7 @@ class TlsProbe : public ::testing::Test {
   std::shared_ptr<HealthChecker> start(const config::ClusterTls& tls, unsigned healthy = 2,
                                        unsigned unhealthy = 2) {
     auto checker = std::make_shared<HealthChecker>(
-        ioc_, "c", fast_check(healthy, unhealthy), make_set({host_}),
+        ioc_, "c", fast_check(healthy, unhealthy, milliseconds(2000)), make_set({host_}),
         [this](const HealthChecker::Transition& t) { seen_.push_back(t); }, tls_transport(tls));
     checker->start();
     return checker;
