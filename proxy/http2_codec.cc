@@ -10,6 +10,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "core/nghttp2_nv.h"
 #include "core/stats.h"
 #include "proxy/listener.h"
 
@@ -36,12 +37,6 @@ std::string websocket_key() {
 
 // Reused to submit header blocks; nghttp2 copies what it points to.
 thread_local std::vector<nghttp2_nv> t_nva;
-
-nghttp2_nv make_nv(const std::string& name, const std::string& value) {
-  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
-                    value.size(), NGHTTP2_NV_FLAG_NONE};
-}
 
 }  // namespace
 

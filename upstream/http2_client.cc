@@ -9,6 +9,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
+#include "core/nghttp2_nv.h"
 #include "upstream/pool/host_pool.h"
 
 namespace sluice::upstream {
@@ -45,9 +46,7 @@ struct NvList {
   nghttp2_nv* build() {
     nva.clear();
     for (size_t i = 0; i + 1 < storage.size(); i += 2) {
-      nva.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(storage[i].data()),
-                               reinterpret_cast<uint8_t*>(storage[i + 1].data()), storage[i].size(),
-                               storage[i + 1].size(), NGHTTP2_NV_FLAG_NONE});
+      nva.push_back(make_nv(storage[i], storage[i + 1]));
     }
     return nva.data();
   }

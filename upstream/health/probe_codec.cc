@@ -10,6 +10,8 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "core/nghttp2_nv.h"
+
 namespace sluice::upstream::health {
 
 namespace http = boost::beast::http;
@@ -70,14 +72,9 @@ class H2Probe final : public ProbeCodec {
     nghttp2_session_callbacks_del(cbs);
     nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, nullptr, 0);
     const std::string scheme = tls ? "https" : "http";
-    auto nv = [](std::string_view name, std::string_view value) {
-      return nghttp2_nv{const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(name.data())),
-                        const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(value.data())),
-                        name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
-    };
-    const nghttp2_nv head[] = {nv(":method", "GET"), nv(":scheme", scheme),
-                               nv(":authority", authority), nv(":path", path),
-                               nv("user-agent", "sluice-health-check")};
+    const nghttp2_nv head[] = {make_nv(":method", "GET"), make_nv(":scheme", scheme),
+                               make_nv(":authority", authority), make_nv(":path", path),
+                               make_nv("user-agent", "sluice-health-check")};
     stream_id_ = nghttp2_submit_request(session_, nullptr, head, std::size(head), nullptr, this);
   }
   ~H2Probe() override { nghttp2_session_del(session_); }
