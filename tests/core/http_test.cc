@@ -103,6 +103,19 @@ TEST(HeaderMap, RemoveAnyTakesEveryFieldOfEveryNameAndKeepsTheRest) {
   EXPECT_THAT(fields(h), ElementsAre(P{"A", "1"}, P{"B", "2"}, P{"C", "3"}));
 }
 
+TEST(HeaderMap, RemoveAnyTellsNamesOfOneLengthApartAndHandlesLongNames) {
+  const std::string long_name(70, 'l');
+  HeaderMap h;
+  h.add("accept-language", "en");  // as long as x-forwarded-for
+  h.add("X-FORWARDED-FOR", "x");
+  h.add(long_name, "1");
+  h.add(std::string(71, 'l'), "2");
+  h.add("", "3");
+  h.remove_any({"x-forwarded-for", long_name});
+  EXPECT_THAT(fields(h),
+              ElementsAre(P{"accept-language", "en"}, P{std::string(71, 'l'), "2"}, P{"", "3"}));
+}
+
 TEST(HeaderMap, SetOnMissingNameAdds) {
   HeaderMap h;
   h.add("A", "1");
