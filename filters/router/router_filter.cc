@@ -130,16 +130,21 @@ FilterStatus RouterFilter::on_request_headers(RequestHead& head, bool end_stream
   return FilterStatus::Stop;
 }
 
-void RouterFilter::build_upstream_head(const CompiledRoute& route, const RequestHead& head) {
+void RouterFilter::build_upstream_head(const CompiledRoute& route, RequestHead& head) {
   upstream_head_.method = head.method;
   upstream_head_.target =
       route.route->rewrite_prefix ? RouteTable::rewrite_target(route, head) : head.target;
   upstream_head_.authority = head.authority;
   auto& h = upstream_head_.headers;
-  // Room for the forwarding fields, so adding them does not reallocate the copy (twice, moving
-  // every field, with an exact-size copy).
-  h.fields().reserve(head.headers.size() + kForwardingFields);
-  h = head.headers;
+  // The request's fields are moved, not copied: copying and freeing a browser's 15 fields cost
+  // more than 2,000 instructions a request. No filter runs after the router, and the stream
+  // reads them again only when it ends (access log, span), after on_destroy() has returned
+  // them, with the forwarding fields as sent.
+  h = std::move(head.headers);
+  head.headers.clear();
+  fields_lent_by_ = &head;
+  // Room for the forwarding fields, so adding them does not reallocate (moving every field).
+  h.fields().reserve(h.size() + kForwardingFields);
   const StreamInfo& info = callbacks().info();
   set_forwarding_headers(h, info.peer_ip, info.peer_trusted, info.client_ip, head.scheme,
                          head.authority);
@@ -635,8 +640,16 @@ void RouterFilter::end_try_span(std::string_view error_type) {
   try_span_.end(trace, upstream_head_, cluster_ && cluster_->config->tls.has_value(), error_type);
 }
 
+void RouterFilter::return_request_fields() {
+  if (!fields_lent_by_) return;
+  fields_lent_by_->headers = std::move(upstream_head_.headers);
+  upstream_head_.headers.clear();
+  fields_lent_by_ = nullptr;
+}
+
 void RouterFilter::on_destroy() {
   end_try_span("cancelled");
+  return_request_fields();
   if (timer_) timer_->cancel();
   if (try_timer_) try_timer_->cancel();
   release_connection();

@@ -54,7 +54,9 @@ class RouterFilter : public Filter, public upstream::ResponseHandler {
                                   std::string_view requested);
   void respond(const config::Respond& respond);
   void redirect(const config::Redirect& redirect, const RequestHead& head);
-  void build_upstream_head(const CompiledRoute& route, const RequestHead& head);
+  // Takes the request's fields (see return_request_fields()).
+  void build_upstream_head(const CompiledRoute& route, RequestHead& head);
+  void return_request_fields();
   void connect();
   // A reused connection that fails before the response can be replaced by a fresh one.
   bool can_resend_on_stale() const;
@@ -100,6 +102,8 @@ class RouterFilter : public Filter, public upstream::ResponseHandler {
   const config::RetryPolicy* retry_policy_ = nullptr;
   std::optional<uint64_t> hash_;
   RequestHead upstream_head_;
+  // The stream's request while upstream_head_ holds its fields.
+  RequestHead* fields_lent_by_ = nullptr;
   upstream::BodyFraming framing_ = upstream::BodyFraming::none;
   std::string pending_body_;  // body that arrived before the upstream connection
   bool pending_end_ = false;
