@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <ctime>
+#include <optional>
 
 #include "core/hex.h"
 
@@ -107,25 +108,38 @@ bool is_valid_traceparent(std::string_view v) {
 }
 
 std::string assign_request_ids(HeaderMap& headers, bool peer_trusted, TraceContext& trace) {
-  // add() where the name is known to be absent: set() would look for it again.
-  std::string id;
-  if (auto given = headers.get("x-request-id"); !given) {
-    id = random_hex(32);
-    headers.add("x-request-id", id);
-  } else if (peer_trusted && looks_like_request_id(*given)) {
-    id = *given;
-  } else {
-    id = random_hex(32);
-    headers.set("x-request-id", id);
+  // One pass finds the three fields read here (a lookup each was a pass each over the head).
+  std::optional<std::string_view> given_id, traceparent;
+  bool has_tracestate = false;
+  for (const Header& f : headers) {
+    if (!given_id && iequals(f.name, "x-request-id")) {
+      given_id = f.value;
+    } else if (!traceparent && iequals(f.name, "traceparent")) {
+      traceparent = f.value;
+    } else if (iequals(f.name, "tracestate")) {
+      has_tracestate = true;
+    }
   }
-  auto traceparent = headers.get("traceparent");
-  if (traceparent && is_valid_traceparent(*traceparent)) {
+  // Everything is read before the fields change: the views above point into them.
+  const bool keep_id = given_id && peer_trusted && looks_like_request_id(*given_id);
+  std::string id = keep_id ? std::string(*given_id) : random_hex(32);
+  const bool keep_trace = traceparent && is_valid_traceparent(*traceparent);
+  if (keep_trace) {
     std::memcpy(trace.trace_id.data(), traceparent->data() + 3, trace.trace_id.size());
     std::memcpy(trace.parent_id.data(), traceparent->data() + 36, trace.parent_id.size());
     trace.has_parent = true;
     const char flags_low = (*traceparent)[54];  // the sampled flag is the lowest bit
     trace.parent_sampled = ((flags_low >= 'a' ? flags_low - 'a' + 10 : flags_low - '0') & 1) != 0;
-  } else {
+  }
+  // add() where the name is known to be absent: set() would look for it again.
+  if (!keep_id) {
+    if (given_id) {
+      headers.set("x-request-id", id);
+    } else {
+      headers.add("x-request-id", id);
+    }
+  }
+  if (!keep_trace) {
     // A new trace, not sampled (the stream samples it when tracing is on).
     trace.trace_id = new_trace_id();
     std::string value = format_traceparent(trace.trace_id, new_span_id(), false);
@@ -134,7 +148,7 @@ std::string assign_request_ids(HeaderMap& headers, bool peer_trusted, TraceConte
     } else {
       headers.add("traceparent", value);
     }
-    headers.remove("tracestate");  // belongs to the trace that was dropped
+    if (has_tracestate) headers.remove("tracestate");  // belongs to the trace that was dropped
   }
   return id;
 }

@@ -97,6 +97,34 @@ TEST(RequestId, AssignStartsATraceOnlyWhenThereIsNoValidOne) {
   EXPECT_FALSE(fresh.has_parent);
 }
 
+TEST(RequestId, AssignReadsEveryFieldOfOneHeadBeforeChangingAny) {
+  // A replaced id moves the fields after it: the traceparent must have been read already.
+  const std::string valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+  HeaderMap h;
+  h.add("X-Request-ID", "from-client");
+  h.add("accept", "*/*");
+  h.add("TraceParent", valid);
+  h.add("x-request-id", "second");
+  TraceContext trace;
+  const std::string id = assign_request_ids(h, false, trace);
+  EXPECT_EQ(h.count("x-request-id"), 1u);
+  EXPECT_EQ(h.get("x-request-id"), id);
+  EXPECT_EQ(h.get("traceparent"), valid);
+  EXPECT_EQ(to_view(trace.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_TRUE(trace.has_parent);
+  EXPECT_FALSE(trace.parent_sampled);
+
+  HeaderMap invalid;
+  invalid.add("tracestate", "a=1");
+  invalid.add("traceparent", "00-not-a-trace");
+  TraceContext fresh;
+  assign_request_ids(invalid, false, fresh);
+  EXPECT_EQ(invalid.count("traceparent"), 1u);
+  EXPECT_TRUE(is_valid_traceparent(*invalid.get("traceparent")));
+  EXPECT_FALSE(invalid.get("tracestate"));
+  EXPECT_FALSE(fresh.has_parent);
+}
+
 TEST(RequestId, TheSampledFlagIsTheLowestBitOfTheFlags) {
   for (auto [flags, sampled] : {std::pair{"00", false},
                                 {"01", true},
