@@ -529,17 +529,30 @@ target_port() {
   if [[ $1 == backend ]]; then echo "$BACKEND_PORT"; else echo "${PEER_PORT[$1]}"; fi
 }
 
-# User + system CPU time of the given pids (all threads), in clock ticks.
-cpu_ticks() {
-  local pid total=0 f
+# User and system CPU time of the given pids (all threads), in clock ticks: "USER SYSTEM".
+cpu_times() {
+  local pid user=0 system=0 f
   for pid in "$@"; do
     # Fields after the ")" that closes the command name: utime is the 12th, stime the 13th.
     f=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
     # shellcheck disable=SC2086  # split the fields on purpose
     set -- $f
-    total=$((total + ${12} + ${13}))
+    user=$((user + ${12})) system=$((system + ${13}))
   done
-  echo "$total"
+  echo "$user $system"
+}
+
+# User + system CPU time of the given pids (all threads), in clock ticks.
+cpu_ticks() {
+  local user system
+  read -r user system <<<"$(cpu_times "$@")"
+  echo $((user + system))
+}
+
+# CPU time the whole machine spent busy (all CPUs: user, nice, system, irq, softirq; not idle,
+# I/O wait or time stolen by the hypervisor), in clock ticks.
+machine_busy_ticks() {
+  awk '/^cpu / { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat
 }
 
 # HEADERS=browser: the load generators send the fields of a browser's GET for a script (about

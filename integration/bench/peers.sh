@@ -23,9 +23,12 @@
 # Each round runs every target once (both protocols, in a fixed order), so slow drift on a
 # shared machine hits all alike. Reported: the best over the rounds of requests/s (highest) and
 # latency (lowest), taken independently, since other work on the machine only ever makes a run
-# worse; and the median CPU time of the target's processes per request. Every round is printed.
+# worse; and the median CPU time of the target's processes per request, the kernel's part of
+# it, and the CPU time the rest of the machine spent per request. Every round is printed.
 # The table's ratios are sluice / target; a "best peer" row per protocol compares sluice with
-# the peer of the highest requests/s. Nothing is pinned to a CPU.
+# the peer of the highest requests/s. Last, per protocol, the CPU time per request sluice could
+# spend and still serve 1.2x the best peer on this machine (all CPUs busy, the rest of the
+# machine as it was in sluice's rounds). Nothing is pinned to a CPU.
 set -euo pipefail
 
 # shellcheck source=integration/bench/lib.sh
@@ -123,31 +126,38 @@ for t in "${TARGETS[@]}"; do
 done
 
 hz=$(getconf CLK_TCK)
-declare -A best_rps=() best_lat=() cpu_rounds=() problems=()
-# cpu us/req: CPU time (user + system, all threads) of the target's own processes per request.
-# backend conns: connections the backend accepted during the run (nginx's stub_status); a proxy
-# that keeps its upstream connections alive opens none once warm.
-printf '\n%-17s %-8s %5s %12s %9s %10s %10s %8s  %s\n' protocol target round "requests/s" \
-  "lat. ms" requests "cpu us/req" "backend" errors
-printf '%-17s %-8s %5s %12s %9s %10s %10s %8s\n' "" "" "" "" "" "" "" "conns"
+declare -A best_rps=() best_lat=() cpu_rounds=() kernel_rounds=() rest_rounds=() problems=()
+# cpu us/req: CPU time (user + system, all threads) of the target's own processes per request;
+# kernel: the system part of it. rest: CPU time the rest of the machine was busy per request
+# (the load generator, the backend, anything else). backend conns: connections the backend
+# accepted during the run (nginx's stub_status); a proxy that keeps its upstream connections
+# alive opens none once warm.
+printf '\n%-17s %-8s %5s %12s %9s %10s %10s %7s %7s %8s  %s\n' protocol target round "requests/s" \
+  "lat. ms" requests "cpu us/req" kernel rest "backend" errors
+printf '%-17s %-8s %5s %12s %9s %10s %10s %7s %7s %8s\n' "" "" "" "" "" "" "" "" "" "conns"
+per_request_us() { awk -v t="$1" -v hz="$hz" -v n="$2" 'BEGIN { printf "%.1f", n ? t / hz * 1e6 / n : 0 }'; }
 for ((r = 1; r <= ROUNDS; r++)); do
   for t in "${TARGETS[@]}"; do
     out=$WORK/round$r-$t.txt
     read -ra pids <<<"$(target_pids "$t")"
     conns_before=$(backend_accepted)
-    before=$(cpu_ticks "${pids[@]}")
+    read -r user_before system_before <<<"$(cpu_times "${pids[@]}")"
+    machine_before=$(machine_busy_ticks)
     measure "$t" "$DURATION" "$out" || die "the load generator failed against $t: $(cat "$out")"
-    after=$(cpu_ticks "${pids[@]}")
+    read -r user_after system_after <<<"$(cpu_times "${pids[@]}")"
+    machine_after=$(machine_busy_ticks)
     conns=$(($(backend_accepted) - conns_before - 1))
     parse "$t" "$out"
     rps=$RPS lat=$LAT n=$N prob=$PROBLEMS
     kill -0 "${PEER_PID[$t]}" 2>/dev/null || die "$t exited during the run: $(tail -n 20 "$WORK/$t.err")"
-    cpu_us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$n" \
-      'BEGIN { printf "%.1f", n ? t / hz * 1e6 / n : 0 }')
-    cpu_rounds[$t]+="$cpu_us "
+    target_ticks=$((user_after + system_after - user_before - system_before))
+    cpu_us=$(per_request_us "$target_ticks" "$n")
+    kernel_us=$(per_request_us $((system_after - system_before)) "$n")
+    rest_us=$(per_request_us $((machine_after - machine_before - target_ticks)) "$n")
+    cpu_rounds[$t]+="$cpu_us " kernel_rounds[$t]+="$kernel_us " rest_rounds[$t]+="$rest_us "
     [[ -n $prob ]] && problems[$t]+="round $r: $prob. "
-    printf '%-17s %-8s %5d %12.1f %9.3f %10d %10s %8d  %s\n' "${PROTOCOL_NAME[${t%%-*}]}" "${t#*-}" \
-      "$r" "$rps" "$lat" "$n" "$cpu_us" "$conns" "${prob:-none}"
+    printf '%-17s %-8s %5d %12.1f %9.3f %10d %10s %7s %7s %8d  %s\n' "${PROTOCOL_NAME[${t%%-*}]}" \
+      "${t#*-}" "$r" "$rps" "$lat" "$n" "$cpu_us" "$kernel_us" "$rest_us" "$conns" "${prob:-none}"
     if [[ -z ${best_rps[$t]:-} ]] || awk -v a="$rps" -v b="${best_rps[$t]}" 'BEGIN { exit !(a > b) }'; then
       best_rps[$t]=$rps
     fi
@@ -164,17 +174,32 @@ row() {
   local s=$1-sluice
   awk -v proto="$(printf '%s (%s)' "${PROTOCOL_NAME[$1]}" "${LATENCY_NAME[$1]}")" -v label="$2" \
     -v rps="${best_rps[$3]}" -v lat="${best_lat[$3]}" -v cpu="$(median "${cpu_rounds[$3]}")" \
+    -v kernel="$(median "${kernel_rounds[$3]}")" -v rest="$(median "${rest_rounds[$3]}")" \
     -v srps="${best_rps[$s]}" -v slat="${best_lat[$s]}" 'BEGIN {
-      printf "| %s | %s | %.0f | %.2f | %s | %.2f | %.2f |\n", proto, label, rps, lat, cpu, srps / rps, slat / lat }'
+      printf "| %s | %s | %.0f | %.2f | %s | %s | %s | %.2f | %.2f |\n", proto, label, rps, lat, cpu,
+        kernel, rest, srps / rps, slat / lat }'
 }
+
+# budget PROTOCOL PEER: the CPU time per request sluice may spend to serve 1.2x PEER's best
+# requests/s on this machine, if every CPU were busy and the rest of the machine (load
+# generator, backend) took what it took per request in sluice's rounds.
+cpus=$(getconf _NPROCESSORS_ONLN)
+budget() {
+  awk -v name="${PROTOCOL_NAME[$1]}" -v peer="$2" -v rps="${best_rps[$1-$2]}" -v cpus="$cpus" \
+    -v rest="$(median "${rest_rounds[$1-sluice]}")" -v kernel="$(median "${kernel_rounds[$1-sluice]}")" \
+    -v cpu="$(median "${cpu_rounds[$1-sluice]}")" 'BEGIN {
+      all = cpus * 1e6 / (1.2 * rps)
+      printf "%s: 1.2x %s is %.0f requests/s, %.1f us of CPU per request on %d CPUs; the rest of the machine took %.1f, leaving sluice %.1f (it took %.1f, %.1f of it in the kernel).", name, peer, 1.2 * rps, all, cpus, rest, all - rest, cpu, kernel }'
+}
+budgets=""
 
 printf '\nBest of %d rounds of %ss. HTTP/1.1: wrk -t1 -c%d, p99 latency. HTTP/2 over TLS:\n' \
   "$ROUNDS" "$DURATION" "$CONNECTIONS"
 printf 'h2load -c%d -m%d, mean latency. Backend: nginx, return 200. Ratios are sluice / target:\n' \
   "$H2_CLIENTS" "$H2_STREAMS"
 printf 'requests/s above 1, sluice is faster; latency below 1, sluice is quicker.\n'
-printf '\n| protocol (latency) | target | requests/s | latency ms | cpu us/req (median) | sluice/target req/s | sluice/target latency |\n'
-printf '|---|---|---:|---:|---:|---:|---:|\n'
+printf '\n| protocol (latency) | target | requests/s | latency ms | cpu us/req (median) | of it kernel | rest of machine us/req | sluice/target req/s | sluice/target latency |\n'
+printf '|---|---|---:|---:|---:|---:|---:|---:|---:|\n'
 for proto in "${PROTOCOLS[@]}"; do
   best=""
   for p in "${PEERS[@]}"; do
@@ -185,7 +210,9 @@ for proto in "${PROTOCOLS[@]}"; do
     fi
   done
   row "$proto" "**best peer: $best**" "$proto-$best"
+  budgets+="$(budget "$proto" "$best")"$'\n'
 done
+printf '\n%s' "$budgets"
 echo
 any=0
 for t in "${TARGETS[@]}"; do
