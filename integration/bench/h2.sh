@@ -54,10 +54,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
   for t in "${TARGETS[@]}"; do
     out=$WORK/round$r-$t.txt
     h2load_run "$(port_of "$t")" "$DURATION" "$out" || die "h2load failed against $t"
-    rps=$(sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$out")
-    mean=$(awk '/^time for request:/ { v = $5; u = v; sub(/[a-z]+$/, "", v); sub(/^[0-9.]+/, "", u);
-                 printf "%.3f", u == "us" ? v / 1000 : (u == "s" ? v * 1000 : v) }' "$out")
-    done_n=$(sed -n 's/^requests: .* \([0-9]*\) done.*/\1/p' "$out")
+    rps=$(h2load_rps "$out")
+    mean=$(h2load_mean_ms "$out")
+    done_n=$(h2load_done "$out")
     failed=$(sed -n 's/^requests: .* \([0-9]*\) failed.*/\1/p' "$out")
     [[ -n $rps && -n $mean ]] || die "cannot parse h2load output for $t:"$'\n'"$(cat "$out")"
     printf '%-8s %5d %12.1f %12s %10s  %s\n' "$t" "$r" "$rps" "$mean" "$done_n" "$failed"

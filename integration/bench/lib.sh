@@ -604,6 +604,15 @@ wrk_problems() {
     sed 's/^ *//' | paste -sd ';' -
 }
 
+# Parsers for h2load's output: requests/s, requests done, and the mean "time for request" in
+# milliseconds (the line reads min, max, mean, sd: the mean is the sixth field).
+h2load_rps() { sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$1"; }
+h2load_done() { sed -n 's/^requests: .* \([0-9]*\) done,.*/\1/p' "$1"; }
+h2load_mean_ms() {
+  awk '/^time for request:/ { v = $6; u = v; sub(/[a-z]+$/, "", v); sub(/^[0-9.]+/, "", u)
+       printf "%.3f\n", u == "us" ? v / 1000 : (u == "s" ? v * 1000 : v) }' "$1"
+}
+
 # compare_rounds BASE LABEL: ROUNDS interleaved rounds of DURATION seconds over every target in
 # TARGETS, each run by the caller's `run TARGET SECONDS OUTFILE` (after a WARMUP-second run),
 # with CPU time from the pid in PID[TARGET]. Prints a line per run, then a markdown table of

@@ -90,13 +90,6 @@ measure() {
   esac
 }
 
-# Parsers for h2load's output; the mean "time for request" in milliseconds.
-h2load_rps() { sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$1"; }
-h2load_done() { sed -n 's/^requests: .* \([0-9]*\) done,.*/\1/p' "$1"; }
-h2load_mean_ms() {
-  awk '/^time for request:/ { v = $5; u = v; sub(/[a-z]+$/, "", v); sub(/^[0-9.]+/, "", u)
-       printf "%.3f\n", u == "us" ? v / 1000 : (u == "s" ? v * 1000 : v) }' "$1"
-}
 # Requests that failed, errored or timed out, and answers other than 2xx, as one line.
 h2load_problems() {
   awk '/^requests:/ { for (i = 2; i < NF; i++) if ($(i + 1) ~ /^(failed|errored|timeout)/ && $i > 0) p = p $i " " $(i + 1) " " }
