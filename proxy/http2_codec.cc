@@ -347,8 +347,12 @@ class Http2Stream : public StreamEncoder {
 struct Http2Callbacks {
   static Http2Codec& codec(void* p) { return *static_cast<Http2Codec*>(p); }
   static Http2Stream* stream(Http2Codec& c, int32_t id) {
+    if (id == c.last_stream_id_) return c.last_stream_;
     auto it = c.streams_.find(id);
-    return it == c.streams_.end() ? nullptr : it->second.get();
+    if (it == c.streams_.end()) return nullptr;
+    c.last_stream_id_ = id;
+    c.last_stream_ = it->second.get();
+    return c.last_stream_;
   }
 
   // nghttp2 ignores HEADERS on a client stream id below the highest one it has seen unless it
@@ -421,6 +425,10 @@ struct Http2Callbacks {
     it->second->closed(error_code);
     c.closed_.push_back(std::move(it->second));
     c.streams_.erase(it);
+    if (id == c.last_stream_id_) {
+      c.last_stream_id_ = 0;
+      c.last_stream_ = nullptr;
+    }
     c.schedule_cleanup();
     return 0;
   }
