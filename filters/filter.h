@@ -67,6 +67,9 @@ class FilterCallbacks {
  public:
   virtual ~FilterCallbacks() = default;
   virtual boost::asio::any_io_executor executor() = 0;
+  // The request as received and changed by the filters so far. While the router is trying
+  // backends, the upstream request holds its fields (`headers` is empty); it gives them back,
+  // as sent upstream (with the forwarding fields), before any response phase runs.
   virtual RequestHead& request() = 0;
   virtual StreamInfo& info() = 0;
   virtual const config::Config& config() = 0;  // the snapshot this stream started with
