@@ -549,6 +549,13 @@ cpu_ticks() {
   echo $((user + system))
 }
 
+# per_request_us TICKS REQUESTS [DECIMALS]: TICKS clock ticks of CPU time per request, in
+# microseconds, with DECIMALS decimals (default 1); 0 when no request was made.
+per_request_us() {
+  awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="$2" -v d="${3:-1}" \
+    'BEGIN { printf "%." d "f", n ? t / hz * 1e6 / n : 0 }'
+}
+
 # CPU time the whole machine spent busy (all CPUs: user, nice, system, irq, softirq; not idle,
 # I/O wait or time stolen by the hypervisor), in clock ticks.
 machine_busy_ticks() {
@@ -620,8 +627,7 @@ h2load_mean_ms() {
 # machine disturbs CPU time less than requests/s), with their ratios to BASE's. LABEL heads
 # the table's first column.
 compare_rounds() {
-  local base=$1 label=$2 t r out before after n rps p99 cpu_us prob hz
-  hz=$(getconf CLK_TCK)
+  local base=$1 label=$2 t r out before after n rps p99 cpu_us prob
   log "warm-up: ${WARMUP}s per target"
   for t in "${TARGETS[@]}"; do run "$t" "$WARMUP" "$WORK/warmup-$t.txt" || die "wrk failed: $t"; done
   local -A best_rps=() best_p99=() problems=() cpu_rounds=()
@@ -636,8 +642,7 @@ compare_rounds() {
       rps=$(wrk_rps "$out")
       p99=$(wrk_p99_ms "$out")
       [[ -n $rps && -n $p99 && -n $n ]] || die "cannot parse wrk output for $t:"$'\n'"$(cat "$out")"
-      cpu_us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$n" \
-        'BEGIN { printf "%.2f", n ? t / hz * 1e6 / n : 0 }')
+      cpu_us=$(per_request_us $((after - before)) "$n" 2)
       cpu_rounds[$t]+="$cpu_us "
       prob=$(wrk_problems "$out")
       kill -0 "${PID[$t]}" 2>/dev/null || die "$t exited: $(tail -n 20 "$WORK/$t.err")"

@@ -118,7 +118,6 @@ for t in "${TARGETS[@]}"; do
     "$WORK/warmup-$t.txt")"
 done
 
-hz=$(getconf CLK_TCK)
 declare -A best_rps=() best_lat=() cpu_rounds=() kernel_rounds=() rest_rounds=() problems=()
 # cpu us/req: CPU time (user + system, all threads) of the target's own processes per request;
 # kernel: the system part of it. rest: CPU time the rest of the machine was busy per request
@@ -128,7 +127,6 @@ declare -A best_rps=() best_lat=() cpu_rounds=() kernel_rounds=() rest_rounds=()
 printf '\n%-17s %-8s %5s %12s %9s %10s %10s %7s %7s %8s  %s\n' protocol target round "requests/s" \
   "lat. ms" requests "cpu us/req" kernel rest "backend" errors
 printf '%-17s %-8s %5s %12s %9s %10s %10s %7s %7s %8s\n' "" "" "" "" "" "" "" "" "" "conns"
-per_request_us() { awk -v t="$1" -v hz="$hz" -v n="$2" 'BEGIN { printf "%.1f", n ? t / hz * 1e6 / n : 0 }'; }
 for ((r = 1; r <= ROUNDS; r++)); do
   for t in "${TARGETS[@]}"; do
     out=$WORK/round$r-$t.txt

@@ -121,7 +121,6 @@ run() { # run TARGET SECONDS OUT
     "http://$BENCH_HOST:${PORT[$1]}${TARGET_PATH[$1]}" >"$3" 2>&1
 }
 
-hz=$(getconf CLK_TCK)
 log "warm-up: ${WARMUP}s per target"
 for t in "${TARGETS[@]}"; do run "$t" "$WARMUP" "$WORK/warmup-$t.txt" || die "wrk failed: $t"; done
 declare -A best_rps=() cpu_rounds=() problems=() per_round=()
@@ -136,8 +135,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     rps=$(wrk_rps "$out")
     p99=$(wrk_p99_ms "$out")
     [[ -n $rps && -n $p99 && -n $n ]] || die "cannot parse wrk output for $t:"$'\n'"$(cat "$out")"
-    cpu_us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$n" \
-      'BEGIN { printf "%.2f", n ? t / hz * 1e6 / n : 0 }')
+    cpu_us=$(per_request_us $((after - before)) "$n" 2)
     cpu_rounds[$t]+="$cpu_us "
     per_round[rps,$t,$r]=$rps
     per_round[cpu,$t,$r]=$cpu_us

@@ -59,7 +59,6 @@ for t in "${TARGETS[@]}"; do
     die "wrk failed against $t: $(cat "$WORK/warmup-$t.txt")"
 done
 
-hz=$(getconf CLK_TCK)
 declare -A best_rps best_p99 problems
 sluice_died=0
 # cpu us/req: CPU time (user + system, all threads) of the target's own processes per request.
@@ -82,8 +81,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     p99=$(wrk_p99_ms "$out")
     n=$(wrk_requests "$out")
     [[ -n $rps && -n $p99 && -n $n ]] || die "cannot parse wrk output for $t:"$'\n'"$(cat "$out")"
-    cpu_us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$n" \
-      'BEGIN { printf "%.1f", n ? t / hz * 1e6 / n : 0 }')
+    cpu_us=$(per_request_us $((after - before)) "$n")
     prob=$(wrk_problems "$out")
     if [[ $t == sluice ]] && ! kill -0 "${PEER_PID[sluice]}" 2>/dev/null; then
       prob+="${prob:+; }sluice exited"
