@@ -27,8 +27,8 @@
 # it, and the CPU time the rest of the machine spent per request. Every round is printed.
 # The table's ratios are sluice / target; a "best peer" row per protocol compares sluice with
 # the peer of the highest requests/s. Last, per protocol, the CPU time per request sluice could
-# spend and still serve 1.2x the best peer on this machine (all CPUs busy, the rest of the
-# machine as it was in sluice's rounds). Nothing is pinned to a CPU.
+# spend and still serve 1.2x the fastest peer on this machine (all CPUs busy; see budget).
+# Nothing is pinned to a CPU.
 set -euo pipefail
 
 # shellcheck source=integration/bench/lib.sh
@@ -171,16 +171,27 @@ row() {
         kernel, rest, srps / rps, slat / lat }'
 }
 
-# budget PROTOCOL PEER: the CPU time per request sluice may spend to serve 1.2x PEER's best
-# requests/s on this machine, if every CPU were busy and the rest of the machine (load
-# generator, backend) took what it took per request in sluice's rounds.
-cpus=$(getconf _NPROCESSORS_ONLN)
+# budget PROTOCOL: what 1.2x the fastest peer would leave sluice. With every CPU busy, a
+# target's requests/s is the CPUs over the machine's CPU time per request: its own plus the
+# rest's. The fastest peer is the one with the least of that (medians, like the CPU columns:
+# the best requests/s of a round and the median CPU of the rounds do not mix).
 budget() {
-  awk -v name="${PROTOCOL_NAME[$1]}" -v peer="$2" -v rps="${best_rps[$1-$2]}" -v cpus="$cpus" \
+  local p fastest="" total best_total=""
+  for p in "${PEERS[@]}"; do
+    [[ $p == sluice ]] && continue
+    total=$(awk -v c="$(median "${cpu_rounds[$1-$p]}")" -v r="$(median "${rest_rounds[$1-$p]}")" \
+      'BEGIN { print c + r }')
+    if [[ -z $fastest ]] || awk -v a="$total" -v b="$best_total" 'BEGIN { exit !(a < b) }'; then
+      fastest=$p best_total=$total
+    fi
+  done
+  awk -v name="${PROTOCOL_NAME[$1]}" -v peer="$fastest" -v total="$best_total" \
+    -v peer_user="$(awk -v c="$(median "${cpu_rounds[$1-$fastest]}")" \
+      -v k="$(median "${kernel_rounds[$1-$fastest]}")" 'BEGIN { print c - k }')" \
     -v rest="$(median "${rest_rounds[$1-sluice]}")" -v kernel="$(median "${kernel_rounds[$1-sluice]}")" \
     -v cpu="$(median "${cpu_rounds[$1-sluice]}")" 'BEGIN {
-      all = cpus * 1e6 / (1.2 * rps)
-      printf "%s: 1.2x %s is %.0f requests/s, %.1f us of CPU per request on %d CPUs; the rest of the machine took %.1f, leaving sluice %.1f (it took %.1f, %.1f of it in the kernel).", name, peer, 1.2 * rps, all, cpus, rest, all - rest, cpu, kernel }'
+      budget = total / 1.2 - rest
+      printf "%s: with %s the machine spent %.1f us of CPU per request (itself and the rest, the least of the peers); 1.2x its requests/s allows %.1f. The rest took %.1f with sluice, leaving sluice %.1f: %.1f in user space after its %.1f in the kernel (it took %.1f; %s took %.1f in user space).", name, peer, total, total / 1.2, rest, budget, budget - kernel, kernel, cpu - kernel, peer, peer_user }'
 }
 budgets=""
 
@@ -201,7 +212,7 @@ for proto in "${PROTOCOLS[@]}"; do
     fi
   done
   row "$proto" "**best peer: $best**" "$proto-$best"
-  budgets+="$(budget "$proto" "$best")"$'\n'
+  budgets+="$(budget "$proto")"$'\n'
 done
 printf '\n%s' "$budgets"
 echo
