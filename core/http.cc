@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
+#include <cstring>
+#include <new>
+#include <utility>
 
 namespace sluice {
 
@@ -19,15 +22,122 @@ bool iequals_chars(const char* a, const char* b, size_t n) {
   return true;
 }
 
+// A block's bytes follow it in the same allocation.
+struct HeaderMap::Block {
+  Block* next;
+  size_t size;
+  char* bytes() { return reinterpret_cast<char*>(this + 1); }
+};
+
+namespace {
+// Holds a browser's request head or a typical response head (most are well under this).
+constexpr size_t kFirstBlockBytes = 1024 - 2 * sizeof(void*);
+}  // namespace
+
+HeaderMap::HeaderMap(const HeaderMap& other) {
+  fields_.reserve(other.fields_.size());
+  for (const Header& h : other.fields_) add(h.name, h.value);
+}
+
+HeaderMap& HeaderMap::operator=(const HeaderMap& other) {
+  if (this != &other) {
+    HeaderMap copy(other);
+    *this = std::move(copy);
+  }
+  return *this;
+}
+
+HeaderMap::HeaderMap(HeaderMap&& other) noexcept
+    : fields_(std::move(other.fields_)),
+      blocks_(std::exchange(other.blocks_, nullptr)),
+      free_(std::exchange(other.free_, nullptr)),
+      free_size_(std::exchange(other.free_size_, 0)) {
+  other.fields_.clear();
+}
+
+HeaderMap& HeaderMap::operator=(HeaderMap&& other) noexcept {
+  if (this != &other) {
+    free_blocks(blocks_);
+    fields_ = std::move(other.fields_);
+    other.fields_.clear();
+    blocks_ = std::exchange(other.blocks_, nullptr);
+    free_ = std::exchange(other.free_, nullptr);
+    free_size_ = std::exchange(other.free_size_, 0);
+  }
+  return *this;
+}
+
+HeaderMap::~HeaderMap() { free_blocks(blocks_); }
+
+void HeaderMap::free_blocks(Block* from) noexcept {
+  while (from) {
+    Block* next = from->next;
+    ::operator delete(from);
+    from = next;
+  }
+}
+
+char* HeaderMap::room(size_t bytes) {
+  if (bytes > free_size_) {
+    // Each block at least doubles the last, so a head of n bytes takes O(log n) blocks.
+    const size_t size = std::max(bytes, blocks_ ? 2 * blocks_->size : kFirstBlockBytes);
+    auto* block = new (::operator new(sizeof(Block) + size)) Block{blocks_, size};
+    blocks_ = block;
+    free_ = block->bytes();
+    free_size_ = size;
+  }
+  char* at = free_;
+  free_ += bytes;
+  free_size_ -= bytes;
+  return at;
+}
+
+std::string_view HeaderMap::keep(std::string_view s) {
+  if (s.empty()) return {"", 0};  // not a null pointer: nghttp2 and memcpy take it
+  char* at = room(s.size());
+  std::memcpy(at, s.data(), s.size());
+  return {at, s.size()};
+}
+
 void HeaderMap::add(std::string_view name, std::string_view value) {
   // One allocation for a typical head instead of five while the vector doubles.
   if (fields_.capacity() == 0) fields_.reserve(kTypicalFields);
-  fields_.push_back(Header{std::string(name), std::string(value)});
+  if (name.empty() || value.empty()) {
+    const std::string_view kept_name = keep(name);
+    fields_.push_back(Header{kept_name, keep(value)});
+    return;
+  }
+  // Name and value side by side, with one test for room.
+  char* at = room(name.size() + value.size());
+  std::memcpy(at, name.data(), name.size());
+  std::memcpy(at + name.size(), value.data(), value.size());
+  fields_.push_back(Header{{at, name.size()}, {at + name.size(), value.size()}});
 }
 
 void HeaderMap::set(std::string_view name, std::string_view value) {
   remove(name);
   add(name, value);
+}
+
+void HeaderMap::set_value(size_t index, std::string_view value) {
+  fields_.at(index).value = keep(value);
+}
+
+void HeaderMap::lowercase_names() {
+  for (Header& h : fields_) {
+    // The names are the map's own copies, in its blocks: writable.
+    char* c = const_cast<char*>(h.name.data());
+    for (size_t i = 0; i < h.name.size(); ++i) c[i] = ascii_lower(c[i]);
+  }
+}
+
+void HeaderMap::clear() {
+  fields_.clear();
+  if (!blocks_) return;
+  free_blocks(blocks_->next);
+  blocks_->next = nullptr;
+  free_ = blocks_->bytes();
+  free_size_ = blocks_->size;
 }
 
 size_t HeaderMap::remove(std::string_view name) {

@@ -1,6 +1,7 @@
 #pragma once
 // The codec-independent HTTP message model: request and response heads that HTTP/1.1 and
 // HTTP/2 codecs fill in and filters read and modify. Plain values, owned by their Stream.
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
@@ -18,22 +19,45 @@ inline bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && iequals_chars(a.data(), b.data(), a.size());
 }
 
+// A field of a HeaderMap. The views point into the map's own storage: they stay valid, even
+// across later changes to the map, until the map is cleared or destroyed.
 struct Header {
-  std::string name;
-  std::string value;
+  std::string_view name;
+  std::string_view value;
 };
 
 // Ordered multimap of headers; names compare case-insensitively. Small, so linear search
-// over a contiguous vector beats hashing.
+// over a contiguous vector beats hashing. The names and values are copied into blocks the map
+// owns (an arena): a head's fields cost one or two allocations instead of up to two each, and
+// are freed at once with the map.
 class HeaderMap {
  public:
+  HeaderMap() = default;
+  HeaderMap(const HeaderMap& other);
+  HeaderMap& operator=(const HeaderMap& other);
+  // The blocks move with the fields: views into them stay valid.
+  HeaderMap(HeaderMap&& other) noexcept;
+  HeaderMap& operator=(HeaderMap&& other) noexcept;
+  ~HeaderMap();
+
   void add(std::string_view name, std::string_view value);
   // Replaces every field named `name` by one with `value`.
   void set(std::string_view name, std::string_view value);
+  // Gives the field at `index` (in order) a new value.
+  void set_value(size_t index, std::string_view value);
   // Removes every field named `name`; returns how many were removed.
   size_t remove(std::string_view name);
   // Removes every field with any of these names, in one pass.
   void remove_any(std::initializer_list<std::string_view> names);
+  // Removes every field for which pred(const Header&) is true; returns how many were removed.
+  template <typename Pred>
+  size_t remove_if(Pred&& pred) {
+    const size_t before = fields_.size();
+    std::erase_if(fields_, pred);
+    return before - fields_.size();
+  }
+  // Lower-cases every field name in place (HTTP/2 sends only lower-case names).
+  void lowercase_names();
   // First value named `name`, if any.
   std::optional<std::string_view> get(std::string_view name) const;
   size_t count(std::string_view name) const;
@@ -41,13 +65,25 @@ class HeaderMap {
 
   size_t size() const { return fields_.size(); }
   bool empty() const { return fields_.empty(); }
-  void clear() { fields_.clear(); }
+  void reserve(size_t fields) { fields_.reserve(fields); }
+  // Removes every field; keeps the largest block for the fields that follow.
+  void clear();
+  const Header& operator[](size_t index) const { return fields_[index]; }
   auto begin() const { return fields_.begin(); }
   auto end() const { return fields_.end(); }
-  std::vector<Header>& fields() { return fields_; }
 
  private:
+  struct Block;
+  // `bytes` of free space in the map's blocks, taken.
+  char* room(size_t bytes);
+  // A copy of `s` in the map's blocks.
+  std::string_view keep(std::string_view s);
+  void free_blocks(Block* from) noexcept;
+
   std::vector<Header> fields_;
+  Block* blocks_ = nullptr;  // newest (and largest) first
+  char* free_ = nullptr;     // the unused end of blocks_
+  size_t free_size_ = 0;
 };
 
 struct RequestHead {

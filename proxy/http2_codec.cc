@@ -267,11 +267,9 @@ class Http2Stream : public StreamEncoder {
     return nva;
   }
   static void add_fields(HeaderMap& headers, std::vector<nghttp2_nv>& nva) {
-    for (auto& h : headers.fields()) {
+    headers.lowercase_names();
+    for (const Header& h : headers) {
       if (is_connection_specific(h.name)) continue;
-      for (char& c : h.name) {
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-      }
       nva.push_back(make_nv(h.name, h.value));
     }
   }

@@ -1,6 +1,8 @@
 #include "filters/compression/compression_filter.h"
 
 #include <algorithm>
+#include <optional>
+#include <string>
 
 #include "core/http.h"
 #include "core/stats.h"
@@ -135,18 +137,19 @@ bool compressible(const Settings& settings, const ResponseHead& head, bool end_s
 }
 
 void add_vary(HeaderMap& headers) {
-  Header* first = nullptr;
-  for (Header& h : headers.fields()) {
+  std::optional<size_t> first;
+  for (size_t i = 0; i < headers.size(); ++i) {
+    const Header& h = headers[i];
     if (h.name.size() != 4 || !iequals(h.name, "vary")) continue;
     if (element_is(h.value, "accept-encoding") || element_is(h.value, "*")) return;
-    if (!first) first = &h;
+    if (!first) first = i;
   }
   if (!first) {
     headers.add("vary", "Accept-Encoding");
-  } else if (trim_ows(first->value).empty()) {
-    first->value = "Accept-Encoding";
+  } else if (const std::string_view value = headers[*first].value; trim_ows(value).empty()) {
+    headers.set_value(*first, "Accept-Encoding");
   } else {
-    first->value += ", Accept-Encoding";
+    headers.set_value(*first, std::string(value) + ", Accept-Encoding");
   }
 }
 
@@ -155,10 +158,10 @@ void rewrite_head(ResponseHead& head, Algorithm algorithm) {
   h.set("content-encoding", algorithm_name(algorithm));
   h.remove("content-length");
   h.remove("accept-ranges");
-  for (Header& field : h.fields()) {
+  for (size_t i = 0; i < h.size(); ++i) {
     // The encoded bytes differ from the original's: only a weak validator still holds (nginx).
-    if (iequals(field.name, "etag") && !field.value.starts_with("W/")) {
-      field.value.insert(0, "W/");
+    if (iequals(h[i].name, "etag") && !h[i].value.starts_with("W/")) {
+      h.set_value(i, "W/" + std::string(h[i].value));
     }
   }
   add_vary(h);

@@ -144,7 +144,7 @@ void RouterFilter::build_upstream_head(const CompiledRoute& route, RequestHead& 
   head.headers.clear();
   fields_lent_by_ = &head;
   // Room for the forwarding fields, so adding them does not reallocate (moving every field).
-  h.fields().reserve(h.size() + kForwardingFields);
+  h.reserve(h.size() + kForwardingFields);
   const StreamInfo& info = callbacks().info();
   set_forwarding_headers(h, info.peer_ip, info.peer_trusted, info.client_ip, head.scheme,
                          head.authority);

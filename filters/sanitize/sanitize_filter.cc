@@ -77,14 +77,13 @@ class SanitizeFilter : public Filter {
       }
     }
     if (s.underscores_in_headers != Settings::Underscores::allow) {
-      auto& fields = head.headers.fields();
-      auto has_underscore = [](const Header& h) { return h.name.find('_') != std::string::npos; };
+      auto has_underscore = [](const Header& h) { return h.name.find('_') != h.name.npos; };
       if (s.underscores_in_headers == Settings::Underscores::reject) {
-        if (std::any_of(fields.begin(), fields.end(), has_underscore)) {
+        if (std::any_of(head.headers.begin(), head.headers.end(), has_underscore)) {
           return reject("underscore_header", "a header name with '_'");
         }
       } else {
-        fields.erase(std::remove_if(fields.begin(), fields.end(), has_underscore), fields.end());
+        head.headers.remove_if(has_underscore);
       }
     }
     if (!s.deny.empty()) {

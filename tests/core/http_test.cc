@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -83,7 +84,7 @@ TEST(HeaderMap, SetReplacesEveryFieldWithOne) {
   EXPECT_EQ(h.size(), 3u);
   // The other fields keep their relative order.
   std::vector<std::string> names;
-  for (const auto& f : h) names.push_back(f.name);
+  for (const auto& f : h) names.emplace_back(f.name);
   auto a = std::find(names.begin(), names.end(), "A");
   auto b = std::find(names.begin(), names.end(), "B");
   ASSERT_NE(a, names.end());
@@ -136,6 +137,70 @@ TEST(HeaderMap, RemoveReturnsCountAndKeepsOrderOfRest) {
   EXPECT_EQ(h.size(), 3u);
   h.clear();
   EXPECT_TRUE(h.empty());
+}
+
+// The fields live in the map's own blocks: what a caller read stays valid while the map
+// grows past its first block, and a single field larger than any block still fits.
+TEST(HeaderMap, ViewsStayValidAsTheMapGrows) {
+  HeaderMap h;
+  h.add("host", "example.com");
+  const std::string_view host = *h.get("host");
+  const std::string big(5000, 'v');
+  for (int i = 0; i < 200; ++i) h.add("x-field-" + std::to_string(i), "value " + std::to_string(i));
+  h.add("big", big);
+  EXPECT_EQ(host, "example.com");
+  EXPECT_EQ(h.size(), 202u);
+  EXPECT_THAT(h.get("x-field-199"), Optional(std::string_view("value 199")));
+  EXPECT_THAT(h.get("big"), Optional(std::string_view(big)));
+  // A value taken from the map itself can be set again: the old bytes stay put.
+  h.set("host", *h.get("x-field-7"));
+  EXPECT_THAT(h.get("host"), Optional(std::string_view("value 7")));
+}
+
+TEST(HeaderMap, CopyIsIndependentAndMoveKeepsViews) {
+  auto original = std::make_unique<HeaderMap>();
+  original->add("Accept", "text/html");
+  original->add("Cookie", std::string(2000, 'c'));
+  HeaderMap copy = *original;
+  copy.set("accept", "*/*");
+  EXPECT_THAT(original->get("accept"), Optional(std::string_view("text/html")));
+  const std::string_view cookie = *original->get("cookie");
+  HeaderMap moved = std::move(*original);
+  EXPECT_TRUE(original->empty());
+  original.reset();
+  EXPECT_EQ(cookie, std::string(2000, 'c'));
+  EXPECT_THAT(moved.get("accept"), Optional(std::string_view("text/html")));
+  EXPECT_THAT(copy.get("accept"), Optional(std::string_view("*/*")));
+  EXPECT_THAT(copy.get("cookie"), Optional(std::string_view(std::string(2000, 'c'))));
+  copy = moved;  // copy-assignment replaces, deep
+  moved.clear();
+  EXPECT_THAT(fields(copy),
+              ElementsAre(P{"Accept", "text/html"}, P{"Cookie", std::string(2000, 'c')}));
+}
+
+TEST(HeaderMap, ClearedMapIsReusable) {
+  HeaderMap h;
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 100; ++i) h.add("name-" + std::to_string(i), std::string(50, 'a' + round));
+    EXPECT_THAT(h.get("name-99"), Optional(std::string_view(std::string(50, 'a' + round))));
+    h.clear();
+    EXPECT_TRUE(h.empty());
+    EXPECT_FALSE(h.contains("name-0"));
+  }
+  h.add("after", "clear");
+  EXPECT_THAT(fields(h), ElementsAre(P{"after", "clear"}));
+}
+
+TEST(HeaderMap, SetValueLowercaseNamesAndRemoveIf) {
+  HeaderMap h;
+  h.add("ETag", "\"x\"");
+  h.add("X_Under", "1");
+  h.add("Vary", "");
+  h.set_value(0, "W/\"x\"");
+  h.set_value(2, "Accept-Encoding");
+  EXPECT_EQ(h.remove_if([](const Header& f) { return f.name.find('_') != f.name.npos; }), 1u);
+  h.lowercase_names();
+  EXPECT_THAT(fields(h), ElementsAre(P{"etag", "W/\"x\""}, P{"vary", "Accept-Encoding"}));
 }
 
 TEST(AppendFields, WritesEachFieldInOrderAfterWhatIsThere) {

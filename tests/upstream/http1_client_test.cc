@@ -377,7 +377,7 @@ TEST_F(Http1ClientTest, HopByHopResponseHeadersRemoved) {
   ASSERT_TRUE(run_until(ioc_, [&] { return h.finished(); }));
   ASSERT_TRUE(h.head);
   std::vector<std::string> names;
-  for (const auto& f : h.head->headers) names.push_back(f.name);
+  for (const auto& f : h.head->headers) names.emplace_back(f.name);
   EXPECT_THAT(names, ElementsAre("X-Kept", "Content-Length"));
   EXPECT_EQ(pool_->idle_count(), 1u);
 }
