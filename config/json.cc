@@ -395,6 +395,7 @@ std::string Config::to_json() const {
     w.field("max_batch_spans", uint64_t{tracing.max_batch_spans});
     w.field("batch_delay", tracing.batch_delay);
     w.field("export_timeout", tracing.export_timeout);
+    if (!tracing.ca_file.empty()) w.field("ca_file", tracing.ca_file);
     w.end_object();
   }
 

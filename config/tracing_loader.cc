@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 
+#include "config/certificate.h"
 #include "config/loader.h"
 #include "config/values.h"
 
@@ -12,7 +13,7 @@ namespace {
 
 constexpr std::string_view kTracingKeys[] = {"otlp_endpoint", "service_name",    "sample_rate",
                                              "headers",       "max_queue_spans", "max_batch_spans",
-                                             "batch_delay",   "export_timeout"};
+                                             "batch_delay",   "export_timeout",  "ca_file"};
 
 // Headers the exporter writes itself, which tracing.headers may not set.
 constexpr std::string_view kExporterHeaders[] = {"content-type", "content-length", "host",
@@ -45,17 +46,14 @@ void Loader::load_otlp_endpoint(const Field& f, Tracing& tracing) {
   };
   boost::system::result<boost::urls::url_view> url = boost::urls::parse_absolute_uri(*s);
   if (!url) return fail("is not a URL");
-  if (url->scheme() != "http") {
-    return fail(url->scheme() == "https"
-                    ? "uses https, which the exporter does not speak yet; send to a collector "
-                      "on this machine or network over http"
-                    : "has an unsupported scheme");
-  }
+  const bool tls = url->scheme() == "https";
+  if (url->scheme() != "http" && !tls) return fail("has an unsupported scheme");
   if (url->has_userinfo()) return fail("must not hold credentials; use 'headers'");
   if (url->has_fragment()) return fail("must not have a fragment");
   std::string host = url->host_address();
   if (host.empty() || !is_hostname(host)) return fail("has no valid host");
-  uint16_t port = 4318;  // OTLP/HTTP's registered port
+  // OTLP/HTTP's registered port; over https, the scheme's, as hosted collectors use it.
+  uint16_t port = tls ? 443 : 4318;
   if (url->has_port()) {
     if (url->port_number() == 0) return fail("has an invalid port");
     port = url->port_number();
@@ -67,6 +65,7 @@ void Loader::load_otlp_endpoint(const Field& f, Tracing& tracing) {
   tracing.endpoint_host = std::move(host);
   tracing.endpoint_port = port;
   tracing.endpoint_target = std::move(target);
+  tracing.endpoint_tls = tls;
 }
 
 void Loader::load_tracing(const Field& f) {
@@ -94,6 +93,16 @@ void Loader::load_tracing(const Field& f) {
   }
   if (const Field* d = m.get("export_timeout")) {
     if (auto v = read_duration(diag_, *d, /*allow_zero=*/false)) t.export_timeout = *v;
+  }
+  if (const Field* c = m.get("ca_file")) {
+    if (auto s = read_nonempty(diag_, *c)) {
+      t.ca_file = resolve_path(*s);
+      if (std::string error = check_ca_file(t.ca_file); !error.empty()) {
+        diag_.error(c->mark(), "ca_file: " + error);
+      } else if (!t.endpoint_tls && !t.otlp_endpoint.empty()) {
+        diag_.error(c->mark(), "ca_file: only used with an https otlp_endpoint");
+      }
+    }
   }
   if (t.max_batch_spans > t.max_queue_spans) {
     diag_.error(m.mark(), "tracing: max_batch_spans (" + std::to_string(t.max_batch_spans) +

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from helpers import basic_config, check_config, metric_value, wait_for
+from pki import Pki
 from otlp.receiver import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, OtlpReceiver, assert_tree
 
 TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
@@ -267,7 +268,9 @@ def test_export_headers_are_sent_and_config_hides_their_values(start_backend, st
 
 
 @pytest.mark.parametrize("tracing_yaml,message", [
-    ("{otlp_endpoint: 'https://collector:4318/v1/traces'}", "uses https"),
+    ("{otlp_endpoint: 'ftp://collector:4318/v1/traces'}", "unsupported scheme"),
+    ("{otlp_endpoint: 'https://collector/v1/traces', ca_file: /nonexistent/ca.pem}",
+     "ca_file: "),
     ("{otlp_endpoint: 'collector:4318'}", "unsupported scheme"),
     ("{otlp_endpoint: 'http://collector:4318', sample_rate: 2}", "expected a number from 0 to 1"),
     ("{otlp_endpoint: 'http://c:4318', sample_rat: 1}", "did you mean 'sample_rate'"),
@@ -282,6 +285,59 @@ def test_bad_tracing_config_is_an_error_with_its_position(tmp_path, tracing_yaml
     r = check_config(tmp_path, text)
     assert r.returncode == 1, r.stdout + r.stderr
     assert re.search(r"check\.yaml:2:\d+: .*" + re.escape(message), r.stderr), r.stderr
+
+
+@pytest.fixture(scope="module")
+def collector_pki(tmp_path_factory):
+    pki = Pki(tmp_path_factory.mktemp("otlp-pki"))
+    return pki, pki.leaf("collector", ["collector.test", "localhost"], ips=("127.0.0.1",))
+
+
+def test_an_https_collector_gets_the_spans_with_its_ca_file(start_backend, start_sluice,
+                                                            collector_pki, tmp_path):
+    pki, cert = collector_pki
+    with OtlpReceiver(tls=cert, host="localhost") as rx:
+        s = start(start_backend, start_sluice, rx, ca_file=str(pki.ca_file))
+        echoed(s)
+        assert_tree(rx.wait_for_spans(2))
+        rx.assert_no_errors()
+        assert s.admin_get("/config").json()["tracing"]["ca_file"] == str(pki.ca_file)
+        # The same CA file from an IP address: the certificate's IP entry is checked.
+        with OtlpReceiver(tls=cert) as by_ip:
+            s.write_config({**s.config, "tracing": tracing(by_ip, ca_file=str(pki.ca_file))})
+            s.signal(signal.SIGHUP)
+            wait_for(lambda: metric(s, "sluice_config_reloads_total", result="success") >= 1, 10)
+            echoed(s)
+            assert len(by_ip.wait_for_spans(2)) == 2
+            by_ip.assert_no_errors()
+    assert "https://localhost:" in rx.endpoint
+
+
+@pytest.mark.parametrize("case", ["untrusted", "wrong_name"])
+def test_an_https_collector_that_fails_the_certificate_check_gets_nothing(
+        start_backend, start_sluice, collector_pki, case):
+    pki, cert = collector_pki
+    b = start_backend()
+    if case == "untrusted":  # the system's CA store does not hold the test CA
+        extra, host = {}, "localhost"
+        reason = "unable to get local issuer certificate"
+    else:  # trusted, but the certificate is for other names than the one sluice dials
+        other = pki.leaf("other", ["other.test"])
+        cert, extra, host = other, {"ca_file": str(pki.ca_file)}, "localhost"
+        reason = "hostname mismatch"
+    with OtlpReceiver(tls=cert, host=host) as rx:
+        cfg = basic_config(b, workers=1, access_log={"path": "off"},
+                           tracing={"otlp_endpoint": rx.endpoint, "batch_delay": "50ms",
+                                    "export_timeout": "500ms", **extra})
+        s = start_sluice(cfg)
+        for _ in range(3):
+            assert s.get("/").status == 200
+        wait_for(lambda: metric(s, "sluice_tracing_spans_dropped_total",
+                                reason="export_failed") == 6, 10)
+        assert rx.requests == []
+        assert metric(s, "sluice_tracing_export_failures_total") >= 1
+        wait_for(lambda: reason in s.stderr_text(), 5)
+        assert "TLS handshake" in s.stderr_text()
 
 
 def test_a_reload_moves_or_stops_tracing(start_backend, start_sluice, receiver):

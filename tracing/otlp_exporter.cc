@@ -1,5 +1,7 @@
 #include "tracing/otlp_exporter.h"
 
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <pthread.h>
 
 #include <algorithm>
@@ -10,6 +12,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <charconv>
 #include <optional>
 #include <string>
@@ -27,8 +30,9 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
-// One keep-alive HTTP/1.1 connection to the collector, used by the export thread alone. Each
-// call runs the thread's own io_context until its operation has finished or timed out.
+// One keep-alive HTTP/1.1 connection to the collector (over TLS for an https endpoint), used
+// by the export thread alone. Each call runs the thread's own io_context until its operation
+// has finished or timed out.
 class OtlpExporter::Client {
  public:
   struct Result {
@@ -38,8 +42,11 @@ class OtlpExporter::Client {
   };
 
   Result post(const config::Tracing& s, const std::string& body, Clock::time_point deadline) {
-    if (stream_ && (host_ != s.endpoint_host || port_ != s.endpoint_port)) close();
-    if (!stream_) {
+    if (open() && (host_ != s.endpoint_host || port_ != s.endpoint_port ||
+                   tls_.has_value() != s.endpoint_tls || ca_file_ != s.ca_file)) {
+      close();
+    }
+    if (!open()) {
       if (std::string error = connect(s, deadline); !error.empty()) return {0, error, {}};
     }
     http::request<http::string_body> req{http::verb::post, s.endpoint_target, 11};
@@ -49,13 +56,17 @@ class OtlpExporter::Client {
     for (const auto& [name, value] : s.headers) req.set(name, value);
     req.body() = body;
     req.prepare_payload();
-    stream_->expires_at(deadline);
-    boost::system::error_code ec = run([&](auto done) { http::async_write(*stream_, req, done); });
+    tcp_stream().expires_at(deadline);
+    boost::system::error_code ec = with_stream([&](auto& stream) {
+      return run([&](auto done) { http::async_write(stream, req, done); });
+    });
     if (ec) return fail("sending: " + ec.message());
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
     parser.body_limit(64 * 1024);
-    ec = run([&](auto done) { http::async_read(*stream_, buffer, parser, done); });
+    ec = with_stream([&](auto& stream) {
+      return run([&](auto done) { http::async_read(stream, buffer, parser, done); });
+    });
     if (ec) return fail(ec == beast::error::timeout ? "timed out" : "reading: " + ec.message());
     const auto& res = parser.get();
     Result r;
@@ -77,15 +88,25 @@ class OtlpExporter::Client {
   }
 
   void close() {
-    if (stream_) {
+    if (open()) {
       boost::system::error_code ignored;
-      stream_->socket().shutdown(tcp::socket::shutdown_both, ignored);
-      stream_->close();
+      tcp_stream().socket().shutdown(tcp::socket::shutdown_both, ignored);
+      tcp_stream().close();
     }
-    stream_.reset();
+    tls_.reset();
+    plain_.reset();
   }
 
  private:
+  using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+  bool open() const { return plain_.has_value() || tls_.has_value(); }
+  beast::tcp_stream& tcp_stream() { return tls_ ? beast::get_lowest_layer(*tls_) : *plain_; }
+  template <typename Fn>
+  boost::system::error_code with_stream(Fn fn) {
+    return tls_ ? fn(*tls_) : fn(*plain_);
+  }
+
   static std::string host_header(const config::Tracing& s) {
     const bool v6 = s.endpoint_host.find(':') != std::string::npos;
     std::string host = v6 ? "[" + s.endpoint_host + "]" : s.endpoint_host;
@@ -120,17 +141,61 @@ class OtlpExporter::Client {
     ioc_.restart();
     ioc_.run();
     if (resolve_ec) return "resolving " + s.endpoint_host + ": " + resolve_ec.message();
-    stream_.emplace(ioc_);
-    stream_->expires_at(deadline);
-    boost::system::error_code ec = run([&](auto done) { stream_->async_connect(endpoints, done); });
-    if (ec) {
-      stream_.reset();
-      return "connecting: " + (ec == beast::error::timeout ? "timed out" : ec.message());
+    beast::tcp_stream stream(ioc_);
+    stream.expires_at(deadline);
+    boost::system::error_code ec = run([&](auto done) { stream.async_connect(endpoints, done); });
+    if (ec) return "connecting: " + (ec == beast::error::timeout ? "timed out" : ec.message());
+    stream.socket().set_option(tcp::no_delay(true));
+    if (s.endpoint_tls) {
+      if (std::string error = start_tls(s, std::move(stream)); !error.empty()) {
+        close();
+        return error;
+      }
+    } else {
+      plain_.emplace(std::move(stream));
     }
-    stream_->socket().set_option(tcp::no_delay(true));
     host_ = s.endpoint_host;
     port_ = s.endpoint_port;
+    ca_file_ = s.ca_file;
     return "";
+  }
+
+  // The handshake, checking the collector's certificate against `ca_file` (else the system's
+  // CA store) and the endpoint's host, as any HTTPS client does.
+  std::string start_tls(const config::Tracing& s, beast::tcp_stream&& stream) {
+    // Built for each connection (they are long-lived), so a CA file replaced on disk counts
+    // from the next one.
+    tls_context_.emplace(asio::ssl::context::tls_client);
+    SSL_CTX_set_min_proto_version(tls_context_->native_handle(), TLS1_2_VERSION);
+    tls_context_->set_verify_mode(asio::ssl::verify_peer);
+    boost::system::error_code load_ec;
+    if (s.ca_file.empty()) {
+      tls_context_->set_default_verify_paths(load_ec);
+    } else {
+      tls_context_->load_verify_file(s.ca_file, load_ec);
+    }
+    if (load_ec) return "loading CA certificates: " + load_ec.message();
+    tls_.emplace(std::move(stream), *tls_context_);
+    SSL* ssl = tls_->native_handle();
+    boost::system::error_code ip_ec;
+    asio::ip::make_address(s.endpoint_host, ip_ec);
+    if (ip_ec) {
+      // A name: sent as SNI and checked against the certificate's DNS names.
+      SSL_set_tlsext_host_name(ssl, s.endpoint_host.c_str());
+      SSL_set1_host(ssl, s.endpoint_host.c_str());
+    } else {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), s.endpoint_host.c_str());
+    }
+    boost::system::error_code ec =
+        run([&](auto done) { tls_->async_handshake(asio::ssl::stream_base::client, done); });
+    if (!ec) return "";
+    if (ec == beast::error::timeout) return "TLS handshake: timed out";
+    // As the upstream connector words it: "certificate verify failed (hostname mismatch)".
+    if (long verify = SSL_get_verify_result(ssl); verify != X509_V_OK) {
+      return std::string("TLS handshake: certificate verify failed (") +
+             X509_verify_cert_error_string(verify) + ")";
+    }
+    return "TLS handshake: " + ec.message();
   }
 
   Result fail(std::string error) {
@@ -139,9 +204,12 @@ class OtlpExporter::Client {
   }
 
   asio::io_context ioc_{1};
-  std::optional<beast::tcp_stream> stream_;
+  std::optional<asio::ssl::context> tls_context_;  // outlives tls_, declared before it
+  std::optional<beast::tcp_stream> plain_;
+  std::optional<TlsStream> tls_;
   std::string host_;
   uint16_t port_ = 0;
+  std::string ca_file_;
 };
 
 OtlpExporter::OtlpExporter() : client_(std::make_unique<Client>()) {}

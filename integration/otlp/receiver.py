@@ -23,6 +23,7 @@ import http.server
 import json
 import select
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -134,7 +135,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class OtlpReceiver:
     """A test OTLP/HTTP JSON collector. See the module docstring."""
 
-    def __init__(self):
+    def __init__(self, tls: Optional[dict] = None, host: str = "127.0.0.1"):
+        """tls: {"cert_file", "key_file"} (as Pki.leaf returns) serves https instead; `host` is
+        the name `endpoint` uses (a name the certificate holds, say)."""
         trace_service_pb2()  # compile the protos now: fail here, not in a handler thread
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -143,6 +146,13 @@ class OtlpReceiver:
         self._script: list[Reply] = []
         self._stopping = threading.Event()
         self._server = _Server(self)
+        self._scheme, self._host = "http", host
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(tls["cert_file"], tls["key_file"])
+            # A client that rejects the certificate fails in accept(): the server goes on.
+            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
+            self._scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.05},
                                         name="otlp-receiver", daemon=True)
@@ -157,7 +167,7 @@ class OtlpReceiver:
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}{PATH}"
+        return f"{self._scheme}://{self._host}:{self.port}{PATH}"
 
     def close(self) -> None:
         """Stops the server thread and closes every connection; idempotent."""
@@ -393,6 +403,8 @@ def _peer_closed(sock: socket.socket) -> bool:
         if not readable:
             return False
         return sock.recv(1, socket.MSG_PEEK) == b""
+    except ValueError:  # a TLS socket takes no flags: not known, so not closed
+        return False
     except OSError:
         return True
 
