@@ -313,6 +313,16 @@ def test_an_https_collector_gets_the_spans_with_its_ca_file(start_backend, start
     assert "https://localhost:" in rx.endpoint
 
 
+def test_ca_file_is_only_for_an_https_endpoint(collector_pki, tmp_path):
+    pki, _ = collector_pki
+    text = ("listeners: [{name: main, address: 127.0.0.1:0}]\n"
+            f"tracing: {{otlp_endpoint: 'http://c:4318', ca_file: '{pki.ca_file}'}}\n")
+    r = check_config(tmp_path, text)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert re.search(r"check\.yaml:2:\d+: ca_file: only used with an https otlp_endpoint",
+                     r.stderr), r.stderr
+
+
 @pytest.mark.parametrize("case", ["untrusted", "wrong_name"])
 def test_an_https_collector_that_fails_the_certificate_check_gets_nothing(
         start_backend, start_sluice, collector_pki, case):

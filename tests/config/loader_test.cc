@@ -194,6 +194,27 @@ TEST(Loader, UpgradesAndAccessLogFields) {
   EXPECT_TRUE(c.routes[1].upgrades.empty());
 }
 
+TEST(Loader, TracingEndpointPortDependsOnTheScheme) {
+  const auto endpoint = [](const std::string& url) {
+    const LoadResult r = load_string(
+        "listeners: [{ name: l, address: 127.0.0.1:8080 }]\n"
+        "tracing: { otlp_endpoint: '" +
+            url + "' }\n",
+        "t.yaml");
+    EXPECT_TRUE(r.config) << all_errors(r);
+    return r.config ? r.config->tracing : Tracing{};
+  };
+  const Tracing https = endpoint("https://otel.example.com");
+  EXPECT_TRUE(https.endpoint_tls);
+  EXPECT_EQ(https.endpoint_port, 443);
+  EXPECT_EQ(https.endpoint_target, "/v1/traces");
+  const Tracing http = endpoint("http://collector/v1/traces?x=1");
+  EXPECT_FALSE(http.endpoint_tls);
+  EXPECT_EQ(http.endpoint_port, 4318);
+  EXPECT_EQ(http.endpoint_target, "/v1/traces?x=1");
+  EXPECT_EQ(endpoint("https://[::1]:8443/t").endpoint_port, 8443);
+}
+
 TEST(Loader, MinimalConfigGetsDefaults) {
   const LoadResult r = load_string(
       "listeners: [{ name: l, address: 127.0.0.1:8080 }]\n"
