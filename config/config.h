@@ -258,6 +258,7 @@ struct Tracing {
   std::string endpoint_target;  // path and query
   bool endpoint_tls = false;    // https: the collector's certificate is checked against its host
   std::string ca_file;          // https: the CAs to trust; empty: the system's CA store
+  bool gzip = false;            // export bodies sent with Content-Encoding: gzip
   std::string service_name = "sluice";
   // Share of new traces recorded (0 to 1). A request that carries a sampled traceparent is
   // always recorded, one that carries an unsampled one never (parent-based, as OpenTelemetry's

@@ -396,6 +396,7 @@ std::string Config::to_json() const {
     w.field("batch_delay", tracing.batch_delay);
     w.field("export_timeout", tracing.export_timeout);
     if (!tracing.ca_file.empty()) w.field("ca_file", tracing.ca_file);
+    w.field("compression", tracing.gzip ? "gzip" : "none");
     w.end_object();
   }
 

@@ -11,13 +11,15 @@
 namespace sluice::config::detail {
 namespace {
 
-constexpr std::string_view kTracingKeys[] = {"otlp_endpoint", "service_name",    "sample_rate",
-                                             "headers",       "max_queue_spans", "max_batch_spans",
-                                             "batch_delay",   "export_timeout",  "ca_file"};
+constexpr std::string_view kTracingKeys[] = {
+    "otlp_endpoint",   "service_name", "sample_rate",    "headers", "max_queue_spans",
+    "max_batch_spans", "batch_delay",  "export_timeout", "ca_file", "compression"};
+constexpr std::string_view kCompressions[] = {"none", "gzip"};
 
 // Headers the exporter writes itself, which tracing.headers may not set.
-constexpr std::string_view kExporterHeaders[] = {"content-type", "content-length", "host",
-                                                 "transfer-encoding", "connection"};
+constexpr std::string_view kExporterHeaders[] = {"content-type", "content-length",
+                                                 "host",         "transfer-encoding",
+                                                 "connection",   "content-encoding"};
 
 // A number from 0 to 1 ("0.01", "1").
 std::optional<double> read_rate(Diagnostics& diag, const Field& f) {
@@ -103,6 +105,9 @@ void Loader::load_tracing(const Field& f) {
         diag_.error(c->mark(), "ca_file: only used with an https otlp_endpoint");
       }
     }
+  }
+  if (const Field* c = m.get("compression")) {
+    if (auto choice = read_choice(diag_, *c, kCompressions)) t.gzip = *choice == "gzip";
   }
   if (t.max_batch_spans > t.max_queue_spans) {
     diag_.error(m.mark(), "tracing: max_batch_spans (" + std::to_string(t.max_batch_spans) +

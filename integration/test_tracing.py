@@ -261,6 +261,7 @@ def test_export_headers_are_sent_and_config_hides_their_values(start_backend, st
     req = receiver.requests[0]
     assert req.headers["x-api-key"] == "secret-key-123"
     assert req.headers["content-type"] == "application/json"
+    assert "content-encoding" not in req.headers  # compression: none, the default
     shown = s.admin_get("/config")
     assert shown.status == 200
     assert "secret-key-123" not in shown.text
@@ -276,6 +277,8 @@ def test_export_headers_are_sent_and_config_hides_their_values(start_backend, st
     ("{otlp_endpoint: 'http://c:4318', sample_rat: 1}", "did you mean 'sample_rate'"),
     ("{service_name: x}", "missing required key 'otlp_endpoint'"),
     ("{otlp_endpoint: 'http://c:4318', headers: {Content-Type: x}}", "set by the exporter"),
+    ("{otlp_endpoint: 'http://c:4318', headers: {content-encoding: br}}", "set by the exporter"),
+    ("{otlp_endpoint: 'http://c:4318', compression: zstd}", "unknown value 'zstd'"),
     ("{otlp_endpoint: 'http://c:4318', max_batch_spans: 100, max_queue_spans: 10}",
      "must not exceed max_queue_spans"),
 ])
@@ -311,6 +314,19 @@ def test_an_https_collector_gets_the_spans_with_its_ca_file(start_backend, start
             assert len(by_ip.wait_for_spans(2)) == 2
             by_ip.assert_no_errors()
     assert "https://localhost:" in rx.endpoint
+
+
+def test_compression_gzip_sends_gzip_bodies(start_backend, start_sluice, receiver):
+    s = start(start_backend, start_sluice, receiver, compression="gzip", max_batch_spans=20,
+              batch_delay="300ms")
+    for _ in range(10):
+        echoed(s)
+    assert_tree(receiver.wait_for_spans(20))
+    receiver.assert_no_errors()
+    for req in receiver.requests:
+        assert req.headers["content-encoding"] == "gzip"
+        assert req.wire_length < len(req.body) / 3, (req.wire_length, len(req.body))
+    assert s.admin_get("/config").json()["tracing"]["compression"] == "gzip"
 
 
 def test_ca_file_is_only_for_an_https_endpoint(collector_pki, tmp_path):

@@ -3,6 +3,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <boost/asio/connect.hpp>
@@ -30,6 +31,30 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
+namespace {
+
+// `in` as one gzip member (RFC 1952), at zlib's default level; nothing if zlib fails (out of
+// memory), and the body then goes uncompressed.
+std::optional<std::string> gzip(const std::string& in) {
+  z_stream z{};
+  // 15 + 16: the largest window, with a gzip header and trailer instead of zlib's.
+  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    return std::nullopt;
+  }
+  std::string out(deflateBound(&z, in.size()) + 32, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  const int rc = deflate(&z, Z_FINISH);  // the bound guarantees room for all of it
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  if (rc != Z_STREAM_END) return std::nullopt;
+  return out;
+}
+
+}  // namespace
+
 // One keep-alive HTTP/1.1 connection to the collector (over TLS for an https endpoint), used
 // by the export thread alone. Each call runs the thread's own io_context until its operation
 // has finished or timed out.
@@ -41,7 +66,8 @@ class OtlpExporter::Client {
     std::optional<std::chrono::seconds> retry_after;
   };
 
-  Result post(const config::Tracing& s, const std::string& body, Clock::time_point deadline) {
+  Result post(const config::Tracing& s, const std::string& body, bool gzipped,
+              Clock::time_point deadline) {
     if (open() && (host_ != s.endpoint_host || port_ != s.endpoint_port ||
                    tls_.has_value() != s.endpoint_tls || ca_file_ != s.ca_file)) {
       close();
@@ -53,6 +79,7 @@ class OtlpExporter::Client {
     req.set(http::field::host, host_header(s));
     req.set(http::field::user_agent, std::string("sluice/") + kVersion);
     req.set(http::field::content_type, "application/json");
+    if (gzipped) req.set(http::field::content_encoding, "gzip");
     for (const auto& [name, value] : s.headers) req.set(name, value);
     req.body() = body;
     req.prepare_payload();
@@ -300,13 +327,20 @@ bool OtlpExporter::sleep_for(Clock::duration d) {
 
 bool OtlpExporter::send(const std::vector<SpanRecord>& batch, const config::Tracing& s,
                         bool final) {
-  const std::string body = encode_export_request(batch, s.service_name);
+  std::string body = encode_export_request(batch, s.service_name);
+  bool gzipped = false;
+  if (s.gzip) {
+    if (std::optional<std::string> compressed = gzip(body)) {
+      body = std::move(*compressed);
+      gzipped = true;
+    }
+  }
   const Clock::time_point start = Clock::now();
   Clock::time_point deadline = start + s.export_timeout;
   if (final) deadline = std::min(deadline, flush_deadline_);
   Clock::duration backoff = std::chrono::milliseconds(500);
   for (;;) {
-    Client::Result r = client_->post(s, body, deadline);
+    Client::Result r = client_->post(s, body, gzipped, deadline);
     if (r.status >= 200 && r.status <= 299) {
       exported_.fetch_add(batch.size(), std::memory_order_relaxed);
       return true;

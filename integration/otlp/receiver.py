@@ -67,6 +67,7 @@ class ExportRequest:
     message: Any = None            # the ExportTraceServiceRequest protobuf message
     spans: list[Span] = field(default_factory=list)
     client_closed: bool = False    # the client closed the connection during a scripted delay
+    wire_length: int = 0           # the body's length as sent (compressed, if it was)
 
     @property
     def accepted(self) -> bool:
@@ -350,6 +351,7 @@ class OtlpReceiver:
             h.close_connection = True
             return fail(400, f"body ended after {len(body)} of {n} bytes")
         req.body = body
+        req.wire_length = n
 
         if h.path != PATH:
             return fail(404, f"path {h.path!r}, want {PATH}")
