@@ -20,8 +20,9 @@
 # request carries a browser's fields, about 800 bytes of head, instead of a bare GET; see
 # lib.sh), KEEP_WORK=1 keeps configs and logs, SLUICE_BIN overrides the binary.
 #
-# Each round runs every target once (both protocols, in a fixed order), so slow drift on a
-# shared machine hits all alike. Reported: the best over the rounds of requests/s (highest) and
+# Each round runs every target once (both protocols), so slow drift on a shared machine hits
+# all alike; the peers' order turns by one each round (round 1 starts with sluice, round 2 with
+# nginx, ...), so that no target always runs first, when a rising load favours it. Reported: the best over the rounds of requests/s (highest) and
 # latency (lowest), taken independently, since other work on the machine only ever makes a run
 # worse; and the median CPU time of the target's processes per request, the kernel's part of
 # it, and the CPU time the rest of the machine spent per request. Every round is printed.
@@ -127,8 +128,16 @@ declare -A best_rps=() best_lat=() cpu_rounds=() kernel_rounds=() rest_rounds=()
 printf '\n%-17s %-8s %5s %12s %9s %10s %10s %7s %7s %8s  %s\n' protocol target round "requests/s" \
   "lat. ms" requests "cpu us/req" kernel rest "backend" errors
 printf '%-17s %-8s %5s %12s %9s %10s %10s %7s %7s %8s\n' "" "" "" "" "" "" "" "" "" "conns"
+# The targets of round $1, in its order: the peers turned by one per round, per protocol.
+round_targets() {
+  local r=$1 proto i n=${#PEERS[@]}
+  for proto in "${PROTOCOLS[@]}"; do
+    for ((i = 0; i < n; i++)); do printf '%s ' "$proto-${PEERS[$(((i + r - 1) % n))]}"; done
+  done
+}
 for ((r = 1; r <= ROUNDS; r++)); do
-  for t in "${TARGETS[@]}"; do
+  read -ra order <<<"$(round_targets "$r")"
+  for t in "${order[@]}"; do
     out=$WORK/round$r-$t.txt
     read -ra pids <<<"$(target_pids "$t")"
     conns_before=$(backend_accepted)
