@@ -91,12 +91,16 @@ TlsSession::TlsSession(SSL_CTX* ctx) : ssl_(SSL_new(ctx)) {
 TlsSession::TlsSession(SSL_CTX* ctx, const std::string& sni, const std::string& verify_name)
     : TlsSession(ctx) {
   SSL_set_connect_state(ssl_);
-  if (!sni.empty()) SSL_set_tlsext_host_name(ssl_, sni.c_str());
+  set_client_names(ssl_, sni, verify_name);
+}
+
+void set_client_names(SSL* ssl, const std::string& sni, const std::string& verify_name) {
+  if (!sni.empty()) SSL_set_tlsext_host_name(ssl, sni.c_str());
   if (!verify_name.empty()) {
     // An IP literal is matched against the certificate's IP SANs, a name against DNS SANs.
-    X509_VERIFY_PARAM* param = SSL_get0_param(ssl_);
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
     if (X509_VERIFY_PARAM_set1_ip_asc(param, verify_name.c_str()) != 1) {
-      SSL_set1_host(ssl_, verify_name.c_str());
+      SSL_set1_host(ssl, verify_name.c_str());
     }
     ERR_clear_error();
   }

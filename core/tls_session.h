@@ -92,4 +92,10 @@ class TlsSession {
   std::string reason_;
 };
 
+// A client connection's names: sends `sni` (if not empty) and, when `verify_name` (a DNS name or
+// an IP literal) is set, has the server's certificate checked against it: an IP literal against
+// the certificate's IP SANs, a name against its DNS SANs. Used by TlsSession and by clients
+// on other TLS stacks (the tracing exporter's Beast stream).
+void set_client_names(ssl_st* ssl, const std::string& sni, const std::string& verify_name);
+
 }  // namespace sluice

@@ -1,7 +1,7 @@
 #include "tracing/otlp_exporter.h"
 
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <zlib.h>
 
@@ -20,6 +20,7 @@
 
 #include "core/log_writer.h"
 #include "core/request_id.h"
+#include "core/tls_session.h"
 #include "core/version.h"
 #include "tracing/otlp_json.h"
 
@@ -204,15 +205,10 @@ class OtlpExporter::Client {
     if (load_ec) return "loading CA certificates: " + load_ec.message();
     tls_.emplace(std::move(stream), *tls_context_);
     SSL* ssl = tls_->native_handle();
-    boost::system::error_code ip_ec;
-    asio::ip::make_address(s.endpoint_host, ip_ec);
-    if (ip_ec) {
-      // A name: sent as SNI and checked against the certificate's DNS names.
-      SSL_set_tlsext_host_name(ssl, s.endpoint_host.c_str());
-      SSL_set1_host(ssl, s.endpoint_host.c_str());
-    } else {
-      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), s.endpoint_host.c_str());
-    }
+    // SNI carries names only (RFC 6066); the check takes a name or an address.
+    boost::system::error_code not_an_address;
+    asio::ip::make_address(s.endpoint_host, not_an_address);
+    set_client_names(ssl, not_an_address ? s.endpoint_host : std::string(), s.endpoint_host);
     boost::system::error_code ec =
         run([&](auto done) { tls_->async_handshake(asio::ssl::stream_base::client, done); });
     if (!ec) return "";
